@@ -1,0 +1,289 @@
+"""Configuration: small frozen dataclasses, named presets and a JSON round trip.
+
+Each field is declared once, with its help text in `metadata`; the CLI builds its options from these
+declarations, so an option is never written in three places.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, get_args, get_origin, get_type_hints
+
+from .errors import ConfigError
+
+
+def option(default: Any, help: str, choices: tuple | None = None) -> Any:
+    """A dataclass field carrying its CLI help text (and allowed values)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    kind: str = option("image", "content kind of the data", choices=("image",))
+    source: str = option("fashion-mnist-sample", "a folder of images, or a dataset name "
+                         "(fashion-mnist, fashion-mnist-sample)")
+    root: str | None = option(None, "where a named dataset lies (default: search $GENFORGE_DATA, "
+                              "Debian's /usr/share/datasets, the download cache)")
+    download: bool = option(True, "download a named dataset from its official source when it "
+                            "is not found locally")
+    resolution: int | None = option(None, "image side in pixels (default: from the data)")
+    channels: int | None = option(None, "1 (grey), 3 (RGB) or 4 (RGBA); default: keep the data's",
+                                  choices=(None, 1, 3, 4))
+    fit: str = option("crop", "how non-square images become square", choices=("crop", "pad"))
+    labels: str = option("auto", "class labels from sub-folder names: auto uses them when every "
+                         "image sits in one of two or more sub-folders",
+                         choices=("auto", "folders", "none"))
+    max_bad_fraction: float = option(0.1, "refuse to train when more than this share of files "
+                                     "cannot be read")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    model_channels: int = option(64, "U-Net base width")
+    channel_mult: tuple[int, ...] = option((1, 2, 2), "width multiplier per resolution level")
+    num_blocks: int = option(2, "residual blocks per level")
+    attn_resolutions: tuple[int, ...] = option((), "feature-map sides that get self-attention")
+    dropout: float = option(0.0, "dropout inside residual blocks")
+    patch_size: int = option(1, "fold p x p pixels into channels first (cheaper on CPU)")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    sigma_data: float = option(0.5, "data standard deviation assumed by EDM preconditioning")
+    sigma_min: float = option(0.002, "smallest noise level sampled")
+    sigma_max: float = option(80.0, "largest noise level sampled")
+    p_mean: float = option(-1.2, "mean of log-sigma during training (EDM P_mean)")
+    p_std: float = option(1.2, "std of log-sigma during training (EDM P_std)")
+    label_dropout: float = option(0.1, "share of labels dropped in training, for classifier-free guidance")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = option(64, "images per optimiser step (split over --grad-accum micro-batches)")
+    grad_accum: int = option(1, "micro-batches per optimiser step")
+    lr: float = option(1e-3, "peak learning rate (AdamW)")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    warmup_steps: int = option(200, "linear learning-rate warm-up")
+    grad_clip: float = option(1.0, "clip the gradient norm to this (0: off)")
+    ema_decay: float = option(0.999, "EMA decay of the weights that are exported")
+    precision: str = option("auto", "bf16 autocast (auto: bf16 when the hardware runs it fast)",
+                            choices=("auto", "fp32", "bf16"))
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    steps: int | None = option(None, "stop after this many optimiser steps")
+    minutes: float | None = option(None, "stop after this much training time (summed over resumes)")
+    checkpoint_every: int = option(500, "write the training state every N steps")
+    sample_every: int = option(500, "write a sample grid every N steps (and at step 0)")
+    log_every: int = option(25, "append stats to stats.jsonl every N steps")
+    preview_count: int = option(64, "samples in each preview grid")
+    seed: int = option(0, "seed for weights, data order and noise")
+    tensorboard: bool = option(False, "also log to TensorBoard (needs the tensorboard package)")
+    progress: bool = option(True, "show a progress bar")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    family: str = option("diffusion", "model family", choices=("diffusion",))
+    data: DataConfig = field(default_factory=DataConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def shaping_dict(self) -> dict:
+        """The options that shape the trained model: all but budgets, logging and device."""
+        d = self.to_dict()
+        for key in SESSION_ONLY:
+            d["train"].pop(key)
+        return d
+
+    def hash(self) -> str:
+        """Short hash of the options that shape the trained model."""
+        return hashlib.sha256(json.dumps(self.shaping_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def differences(self, other: "RunConfig") -> list[str]:
+        """'section.key: old -> new' for each model-shaping option that differs from other's."""
+        mine, theirs = self.shaping_dict(), other.shaping_dict()
+        if mine["family"] != theirs["family"]:
+            return [f"family: {mine['family']!r} -> {theirs['family']!r}"]
+        return [f"{section}.{key}: {value!r} -> {theirs[section][key]!r}"
+                for section in SECTIONS for key, value in mine[section].items()
+                if theirs[section][key] != value]
+
+
+# Options a rerun may change without starting a new model: budgets, cadence, logging, device.
+SESSION_ONLY = ("steps", "minutes", "checkpoint_every", "sample_every", "log_every",
+                "preview_count", "tensorboard", "progress", "device")
+
+
+SECTIONS = {"data": DataConfig, "network": NetworkConfig, "diffusion": DiffusionConfig,
+            "train": TrainConfig}
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # Sized for the 5-minute demo on 2 CPU cores: ~1.1M parameters, 2x2 patches (28x28 -> 14x14).
+    "cpu-small": {
+        "network": {"model_channels": 32, "channel_mult": (1, 2, 2), "num_blocks": 1,
+                    "attn_resolutions": (7,), "patch_size": 2},
+        "train": {"batch_size": 64, "lr": 2e-3, "warmup_steps": 100, "ema_decay": 0.998,
+                  "checkpoint_every": 250, "sample_every": 500},
+    },
+    # A laptop CPU given an hour or more.
+    "cpu": {
+        "network": {"model_channels": 64, "channel_mult": (1, 2, 2), "num_blocks": 2,
+                    "attn_resolutions": (7, 8)},
+        "train": {"batch_size": 64, "lr": 1e-3},
+    },
+    # One GPU: wider, deeper, bigger batches, bf16.
+    "gpu": {
+        "network": {"model_channels": 128, "channel_mult": (1, 2, 2, 2), "num_blocks": 2,
+                    "attn_resolutions": (16, 8), "dropout": 0.1},
+        "train": {"batch_size": 256, "lr": 4e-4, "ema_decay": 0.9999, "precision": "bf16",
+                  "checkpoint_every": 2000, "sample_every": 2000},
+    },
+}
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Turn a JSON or CLI value into the field's type, or raise ConfigError naming the field."""
+    origin, args = get_origin(hint), get_args(hint)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigError(f"{where}: a value is required")
+    if args and type(None) in args:  # Optional[X]
+        (inner,) = [a for a in args if a is not type(None)]
+        if isinstance(value, str) and value.lower() == "none":
+            return None
+        return _coerce(value, inner, where)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(v, args[0], where) for v in value)
+    try:
+        if hint is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            return bool(value)
+        if hint is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return hint(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}") from None
+
+
+def build_section(cls: type, values: dict[str, Any], section: str) -> Any:
+    """Build one frozen section from a dict, rejecting unknown keys and invalid values."""
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown option {section}.{sorted(unknown)[0]} "
+                          f"(known: {', '.join(sorted(known))})")
+    kwargs = {}
+    for name, value in values.items():
+        coerced = _coerce(value, hints[name], f"{section}.{name}")
+        choices = known[name].metadata.get("choices")
+        if choices is not None and coerced not in choices:
+            raise ConfigError(f"{section}.{name}: {coerced!r} is not one of "
+                              f"{', '.join(str(c) for c in choices)}")
+        kwargs[name] = coerced
+    return cls(**kwargs)
+
+
+def validate(config: RunConfig) -> RunConfig:
+    """Check cross-field rules once, at the edge."""
+    t, n, d = config.train, config.network, config.diffusion
+    checks = [
+        (t.batch_size >= 1, f"train.batch_size must be at least 1, got {t.batch_size}"),
+        (t.grad_accum >= 1, f"train.grad_accum must be at least 1, got {t.grad_accum}"),
+        (t.batch_size % t.grad_accum == 0,
+         f"train.batch_size ({t.batch_size}) must be a multiple of train.grad_accum ({t.grad_accum})"),
+        (t.lr > 0, f"train.lr must be positive, got {t.lr}"),
+        (0.0 <= t.ema_decay < 1.0, f"train.ema_decay must be in [0, 1), got {t.ema_decay}"),
+        (t.steps is None or t.steps >= 0, f"train.steps must be non-negative, got {t.steps}"),
+        (t.minutes is None or t.minutes > 0, f"train.minutes must be positive, got {t.minutes}"),
+        (min(t.checkpoint_every, t.sample_every, t.log_every) >= 1,
+         "train.checkpoint_every, sample_every and log_every must be at least 1"),
+        (n.model_channels >= 8 and n.model_channels % 8 == 0,
+         f"network.model_channels must be a multiple of 8, got {n.model_channels}"),
+        (len(n.channel_mult) >= 1 and min(n.channel_mult) >= 1,
+         f"network.channel_mult must list positive multipliers, got {n.channel_mult}"),
+        (n.num_blocks >= 1, f"network.num_blocks must be at least 1, got {n.num_blocks}"),
+        (0.0 <= n.dropout < 1.0, f"network.dropout must be in [0, 1), got {n.dropout}"),
+        (0.0 < d.sigma_min < d.sigma_max, "diffusion.sigma_min must be positive and below sigma_max"),
+        (0.0 <= d.label_dropout < 1.0,
+         f"diffusion.label_dropout must be in [0, 1), got {d.label_dropout}"),
+        (0.0 <= config.data.max_bad_fraction <= 1.0,
+         f"data.max_bad_fraction must be in [0, 1], got {config.data.max_bad_fraction}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    return config
+
+
+# Every option by its plain name (e.g. "batch_size" -> "train"); names are unique across sections,
+# which is what lets the CLI and the Python API take flat keyword options.
+FLAT_FIELDS: dict[str, str] = {f.name: section for section, cls in SECTIONS.items() for f in fields(cls)}
+assert len(FLAT_FIELDS) == sum(len(fields(cls)) for cls in SECTIONS.values()), "option names must be unique"
+
+
+def nest_options(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{"batch_size": 8, "source": "x"} -> {"train": {"batch_size": 8}, "data": {"source": "x"}}."""
+    nested: dict[str, dict[str, Any]] = {}
+    for name, value in options.items():
+        if name not in FLAT_FIELDS:
+            raise ConfigError(f"unknown option {name!r}")
+        nested.setdefault(FLAT_FIELDS[name], {})[name] = value
+    return nested
+
+
+def make_config(preset: str | None = None, overrides: dict[str, dict[str, Any]] | None = None,
+                family: str = "diffusion") -> RunConfig:
+    """A RunConfig from a named preset plus per-section overrides, validated."""
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    merged: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for source in (PRESETS.get(preset, {}) if preset else {}, overrides or {}):
+        for section, values in source.items():
+            if section not in SECTIONS:
+                raise ConfigError(f"unknown config section {section!r} (known: {', '.join(SECTIONS)})")
+            merged[section].update(values)
+    if family != "diffusion":
+        raise ConfigError(f"unknown family {family!r} (known: diffusion)")
+    sections = {name: build_section(cls, merged[name], name) for name, cls in SECTIONS.items()}
+    return validate(RunConfig(family=family, **sections))
+
+
+def config_from_dict(d: dict[str, Any]) -> RunConfig:
+    """Inverse of RunConfig.to_dict, with the same validation as user input."""
+    d = dict(d)
+    family = d.pop("family", "diffusion")
+    unknown = set(d) - set(SECTIONS)
+    if unknown:
+        raise ConfigError(f"unknown config section {sorted(unknown)[0]!r}")
+    return make_config(None, d, family=family)
+
+
+def with_overrides(config: RunConfig, **sections: dict[str, Any]) -> RunConfig:
+    """A copy of config with some fields of some sections changed."""
+    d = config.to_dict()
+    for section, values in sections.items():
+        d[section].update(values)
+    return config_from_dict(d)
+
+
+__all__ = ["FLAT_FIELDS", "nest_options", "DataConfig", "NetworkConfig", "DiffusionConfig", "TrainConfig", "RunConfig",
+           "PRESETS", "SECTIONS", "make_config", "config_from_dict", "with_overrides", "replace"]

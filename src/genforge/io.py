@@ -1,0 +1,91 @@
+"""Atomic file writing: a file is either the old version or the complete new one, never half."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+
+from .errors import CheckpointError
+
+
+def write_with(path: Path, write) -> Path:
+    """Call write(temp_path), then move the finished file into place atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())  # data on disk before the rename makes it visible
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    """Write bytes to path atomically."""
+    return write_with(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write text (UTF-8) to path atomically."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    """Write an object as indented JSON atomically."""
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path, what: str = "file") -> Any:
+    """Read JSON, raising CheckpointError naming the file when it is missing or malformed."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: {what} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: {what} is not valid JSON ({err})") from None
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> Path:
+    """safetensors file with JSON metadata under the key 'genforge', written atomically."""
+    tensors = {k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}
+    meta = {"genforge": json.dumps(metadata, sort_keys=True)}
+    return write_with(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def load_tensors(path: Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
+    """Inverse of save_tensors. Never unpickles; a damaged file gives a CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("genforge", "{}"))
+        return load_file(str(path), device=str(device)), meta
+    except Exception as err:  # safetensors raises several types for damaged files
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def replace_dir(staging: Path, target: Path) -> Path:
+    """Move a fully written staging folder into place, keeping the old one until the swap is done."""
+    target = Path(target)
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old.exists():
+        shutil.rmtree(old)
+    return target

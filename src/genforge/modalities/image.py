@@ -1,0 +1,325 @@
+"""Images: a folder of PNG/JPEG/WebP/BMP files, or Fashion-MNIST by name, as uint8 tensors [N, C, H, W].
+
+Folders are read in two passes: the first opens each file's header (format, size, mode) to choose the
+channel count and resolution, the second decodes every pixel and fits it. Only one decoded source
+image is held at a time, so memory follows the fitted output, not the source files. Pillow and numpy
+only (no torchvision).
+"""
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..config import DataConfig
+from ..errors import ConfigError, DataError
+from . import fashion_mnist
+from .base import Dataset, LoadReport
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+NAMED_SOURCES = ("fashion-mnist", "fashion-mnist-sample")
+MAX_DEFAULT_RESOLUTION = 128
+MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+_GREY_MODES = {"1", "L", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+_WIDE_GREY_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}  # 16-bit grey PNGs open as these
+
+
+def find_images(root: Path) -> list[Path]:
+    """Image files under root, recursively, sorted by path parts so the order is the same everywhere.
+
+    Hidden files and folders (names starting with '.') and macOS `__MACOSX` folders are skipped:
+    archives made on a Mac carry `._name.png` resource forks that are not images.
+    """
+    found = []
+    for folder, dirnames, filenames in os.walk(root):  # does not follow symlinked folders
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "__MACOSX"]
+        found += [Path(folder, f) for f in filenames
+                  if not f.startswith(".") and os.path.splitext(f)[1].lower() in EXTENSIONS]
+    return sorted(found, key=lambda p: p.relative_to(root).parts)
+
+
+@contextmanager
+def _refuse_bombs(path: Path) -> Iterator[None]:
+    """Turn Pillow's decompression-bomb warning and error into a DataError naming the file."""
+    with warnings.catch_warnings():
+        # Pillow only warns between MAX_IMAGE_PIXELS and twice that; we refuse both.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            yield
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise DataError(f"refusing {path}: {e} Remove or shrink the file, or raise "
+                            "PIL.Image.MAX_IMAGE_PIXELS if you trust it") from None
+
+
+def natural_channels(img: Image.Image) -> int:
+    """1 for grey, 4 when the image has any alpha (an alpha band or palette transparency), else 3."""
+    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+        return 4
+    return 1 if img.mode in _GREY_MODES else 3
+
+
+def to_channels(img: Image.Image, channels: int) -> Image.Image:
+    """Convert to L, RGB or RGBA; 16-bit grey is scaled to 8 bits (Pillow's own convert clips it)."""
+    if img.mode in _WIDE_GREY_MODES:
+        wide = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8))
+    elif "transparency" in img.info and img.mode != "RGBA":
+        img = img.convert("RGBA")  # resolves palette/tRNS transparency once, without Pillow's warning
+    target = MODES[channels]
+    return img if img.mode == target else img.convert(target)
+
+
+def fit_square(img: Image.Image, resolution: int, fit: str) -> Image.Image:
+    """Make img resolution x resolution: "crop" fills then centre-crops, "pad" fits then pads with black."""
+    w, h = img.size
+    if (w, h) == (resolution, resolution):
+        return img
+    if fit == "crop":
+        scale = resolution / min(w, h)
+        size = (max(resolution, round(w * scale)), max(resolution, round(h * scale)))
+    else:
+        scale = resolution / max(w, h)
+        size = (min(resolution, max(1, round(w * scale))), min(resolution, max(1, round(h * scale))))
+    # Lanczos is antialiased when shrinking; Pillow premultiplies alpha when resizing RGBA.
+    img = img.resize(size, Image.Resampling.LANCZOS)
+    if fit == "crop":
+        left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
+        return img.crop((left, top, left + resolution, top + resolution))
+    canvas = Image.new(img.mode, (resolution, resolution), 0)  # 0: black, transparent black for RGBA
+    canvas.paste(img, ((resolution - size[0]) // 2, (resolution - size[1]) // 2))
+    return canvas
+
+
+def to_array(img: Image.Image, channels: int, resolution: int, fit: str) -> np.ndarray:
+    """One image as uint8 [C, resolution, resolution]."""
+    arr = np.asarray(fit_square(to_channels(img, channels), resolution, fit), dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _reason(error: Exception) -> str:
+    """A short one-line reason for a file Pillow could not read."""
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image Pillow can read"
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def folder_classes(root: Path, paths: list[Path], labels: str) -> list[str] | None:
+    """Each file's class (its first-level sub-folder), or None when the dataset is unlabelled."""
+    if labels == "none":
+        return None
+    parts = [p.relative_to(root).parts for p in paths]
+    at_root = [p for p, part in zip(paths, parts) if len(part) == 1]
+    if labels == "folders" and at_root:
+        raise DataError(f"data.labels is 'folders' but {at_root[0]} sits directly in {root}: "
+                        "put every image in a class sub-folder, or use labels 'auto' or 'none'")
+    classes = [part[0] for part in parts]
+    if labels == "auto" and (at_root or len(set(classes)) < 2):
+        return None
+    return classes
+
+
+def _check(cfg: DataConfig) -> None:
+    """Guard the options this module relies on (config validates them too, but may be bypassed)."""
+    if cfg.channels not in (None, 1, 3, 4):
+        raise ConfigError(f"data.channels must be 1, 3 or 4, got {cfg.channels!r}")
+    if cfg.resolution is not None and cfg.resolution < 1:
+        raise ConfigError(f"data.resolution must be at least 1, got {cfg.resolution}")
+    if cfg.fit not in ("crop", "pad"):
+        raise ConfigError(f"data.fit must be crop or pad, got {cfg.fit!r}")
+    if cfg.labels not in ("auto", "folders", "none"):
+        raise ConfigError(f"data.labels must be auto, folders or none, got {cfg.labels!r}")
+
+
+Probe = tuple[int, Path, int, int]  # (index in the file list, path, natural channels, shorter side)
+
+
+def _probe(paths: list[Path], skipped: list[tuple[str, str]]) -> list[Probe]:
+    """Pass 1: headers only (Image.open reads size and mode without decoding); bad files go to skipped."""
+    probes = []
+    for i, path in enumerate(paths):
+        try:
+            with _refuse_bombs(path), Image.open(path) as img:
+                probes.append((i, path, natural_channels(img), min(img.size)))
+        except DataError:
+            raise
+        except Exception as e:  # Pillow's plugins raise many types on corrupt input
+            skipped.append((str(path), _reason(e)))
+    return probes
+
+
+def _choose(cfg: DataConfig, probes: list[Probe]) -> tuple[int, int]:
+    """Channels and resolution: the config's, else from the data (see read_folder)."""
+    channels = cfg.channels or max((c for _, _, c, _ in probes), default=3)
+    resolution = cfg.resolution or min(
+        MAX_DEFAULT_RESOLUTION, statistics.median_low([s for *_, s in probes] or [1]))
+    return channels, resolution
+
+
+def _decode(probes: list[Probe], channels: int, resolution: int, fit: str,
+            skipped: list[tuple[str, str]]) -> tuple[list[np.ndarray], list[Probe]]:
+    """Pass 2: decode every pixel (load() is what detects a truncated file), then fit."""
+    arrays, decoded = [], []
+    for probe in probes:
+        path = probe[1]
+        try:
+            with _refuse_bombs(path), Image.open(path) as img:
+                img.load()
+                arrays.append(to_array(ImageOps.exif_transpose(img), channels, resolution, fit))
+                decoded.append(probe)
+        except DataError:
+            raise
+        except Exception as e:
+            skipped.append((str(path), _reason(e)))
+    return arrays, decoded
+
+
+def read_folder(cfg: DataConfig) -> Dataset:
+    """Read every image under the folder cfg.source names.
+
+    Channels default to 1 when every image is grey, 4 when any has alpha, else 3. Resolution
+    defaults to the median (lower median) of each image's shorter side, capped at 128 pixels.
+    Unreadable or truncated files are skipped and listed in the report, unless more than
+    cfg.max_bad_fraction of the files are bad; a possible decompression bomb is always refused.
+    """
+    root = Path(cfg.source).expanduser()
+    if not root.exists():
+        raise DataError(f"data source {cfg.source!r} not found: expected a folder of images or one "
+                        f"of: {', '.join(NAMED_SOURCES)}")
+    if not root.is_dir():
+        raise DataError(f"data source {cfg.source!r} is a file, not a folder: put the images in a "
+                        "folder and give the folder")
+    paths = find_images(root)
+    if not paths:
+        raise DataError(f"no image files found in {root} (looked for {', '.join(EXTENSIONS)}, "
+                        "in sub-folders too, any letter case)")
+    classes = folder_classes(root, paths, cfg.labels)
+    report = LoadReport(found=len(paths))
+
+    probes = _probe(paths, report.skipped)
+    channels, resolution = _choose(cfg, probes)
+    arrays, decoded = _decode(probes, channels, resolution, cfg.fit, report.skipped)
+    if decoded and _choose(cfg, decoded) != (channels, resolution):
+        # A file whose header voted then failed to decode swung a default (say, one truncated RGB
+        # file among grey ones); decode the good files again without its vote.
+        channels, resolution = _choose(cfg, decoded)
+        arrays, decoded = _decode(decoded, channels, resolution, cfg.fit, report.skipped)
+    kept = [i for i, *_ in decoded]
+    report.skipped.sort(key=lambda s: s[0])
+    report.loaded = len(arrays)
+
+    bad = len(report.skipped)
+    first = (f"first: {Path(report.skipped[0][0]).relative_to(root)}: {report.skipped[0][1]}"
+             if bad else "")
+    if not arrays:
+        raise DataError(f"none of the {len(paths)} image files in {root} could be read ({first})")
+    if report.bad_fraction > cfg.max_bad_fraction:
+        limit = f"{cfg.max_bad_fraction * 100:g}%"
+        raise DataError(f"{bad} of {len(paths)} files in {root} could not be read ({first}); refusing "
+                        f"to train: more than {limit} of the files are bad (data.max_bad_fraction); "
+                        "fix or remove them")
+
+    labels, class_names = None, []
+    if classes is not None:  # named by the images that loaded, so every class has examples
+        class_names = sorted({classes[i] for i in kept})
+        index = {name: k for k, name in enumerate(class_names)}
+        labels = torch.tensor([index[classes[i]] for i in kept], dtype=torch.int64)
+    return Dataset(kind="image", items=torch.from_numpy(np.stack(arrays)), labels=labels,
+                   class_names=class_names, source=cfg.source, report=report)
+
+
+def open_fashion_mnist(cfg: DataConfig) -> Dataset:
+    """Fashion-MNIST by name: the full training set or the bundled sample, fitted to the request."""
+    if cfg.source == "fashion-mnist-sample":
+        images, labels = fashion_mnist.load_sample()
+    else:
+        images, labels = fashion_mnist.load(cfg.root, cfg.download)
+    channels, resolution = cfg.channels or 1, cfg.resolution or images.shape[-1]
+    if images.shape[1:] != (resolution, resolution):
+        images = np.stack([to_array(Image.fromarray(a), 1, resolution, cfg.fit)[0] for a in images])
+    # Resize in grey, then replicate: the same pixels as Pillow's L -> RGB(A), a third of the work.
+    items = np.repeat(images[:, None], min(channels, 3), axis=1)
+    if channels == 4:
+        items = np.concatenate([items, np.full_like(items[:, :1], 255)], axis=1)
+    keep_labels = cfg.labels != "none"
+    return Dataset(kind="image", items=torch.from_numpy(np.ascontiguousarray(items)),
+                   labels=torch.from_numpy(labels) if keep_labels else None,
+                   class_names=list(fashion_mnist.CLASS_NAMES) if keep_labels else [],
+                   source=cfg.source, report=LoadReport(found=len(images), loaded=len(images)))
+
+
+def _to_pil(item: torch.Tensor) -> Image.Image:
+    """One uint8 item [C, H, W] as an L, RGB or RGBA image."""
+    arr = item.detach().cpu().numpy()
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[0] not in MODES:
+        raise ValueError(f"expected a uint8 image [C, H, W] with C in 1, 3, 4; got {arr.dtype} {arr.shape}")
+    return Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
+
+
+class ImageModality:
+    """Images as uint8 [N, C, H, W]; models see float32 in [-1, 1]."""
+
+    name = "image"
+    default_metrics = ("fd",)
+
+    def open(self, data_config: DataConfig) -> Dataset:
+        """The named dataset or folder cfg.source gives; a name wins over a folder of that name."""
+        _check(data_config)
+        if data_config.source in NAMED_SOURCES:
+            return open_fashion_mnist(data_config)
+        return read_folder(data_config)
+
+    def to_model(self, items: torch.Tensor) -> torch.Tensor:
+        """uint8 [0, 255] -> float32 [-1, 1]."""
+        return items.to(torch.float32) / 127.5 - 1.0
+
+    def from_model(self, x: torch.Tensor) -> torch.Tensor:
+        """float [-1, 1] -> uint8, clamped and rounded (NaN becomes mid-grey rather than garbage)."""
+        x = torch.nan_to_num(x.to(torch.float32))
+        return ((x + 1.0) * 127.5).clamp(0, 255).round().to(torch.uint8)
+
+    def write(self, items: torch.Tensor, folder: Path, stems: list[str]) -> list[Path]:
+        """One PNG per item, each written to a temp name and renamed so no half-written file appears."""
+        if len(stems) != len(items):
+            raise ValueError(f"{len(items)} items but {len(stems)} stems")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for item, stem in zip(items, stems):
+            if not stem or Path(stem).name != stem:
+                raise ValueError(f"stem {stem!r} must be a plain file name")
+            path, tmp = folder / f"{stem}.png", folder / f".{stem}.png.{os.getpid()}.tmp"
+            try:
+                _to_pil(item).save(tmp, format="PNG")
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            paths.append(path)
+        return paths
+
+    def preview(self, items: torch.Tensor, columns: int | None = None) -> Image.Image:
+        """A grid of items with 2 px of black around each; float items are taken as model output."""
+        if items.is_floating_point():
+            items = self.from_model(items)
+        n, c, h, w = items.shape
+        if n == 0:
+            raise ValueError("preview needs at least one item")
+        pad, columns = 2, columns or math.ceil(math.sqrt(n))
+        rows = math.ceil(n / columns)
+        grid = Image.new(MODES[c], (columns * (w + pad) + pad, rows * (h + pad) + pad), 0)
+        for k, item in enumerate(items):
+            row, col = divmod(k, columns)
+            grid.paste(_to_pil(item), (pad + col * (w + pad), pad + row * (h + pad)))
+        return grid
+
+
+IMAGE = ImageModality()

@@ -1,0 +1,41 @@
+"""EDM preconditioning (Karras et al. 2022, Table 1): turns a raw network into a denoiser D(x, sigma).
+
+D(x; sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x; c_noise(sigma)). Only this wrapper
+knows the maths of the method; samplers see a denoiser and the network sees tensors.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def edm_scalings(sigma: torch.Tensor, sigma_data: float) -> tuple[torch.Tensor, ...]:
+    """(c_skip, c_out, c_in, c_noise) for noise levels sigma (any shape)."""
+    c_skip = sigma_data**2 / (sigma**2 + sigma_data**2)
+    c_out = sigma * sigma_data / (sigma**2 + sigma_data**2).sqrt()
+    c_in = 1 / (sigma_data**2 + sigma**2).sqrt()
+    c_noise = sigma.log() / 4
+    return c_skip, c_out, c_in, c_noise
+
+
+class EDMDenoiser(nn.Module):
+    """A denoiser: noisy x and per-sample sigma in, estimate of the clean x out (float32)."""
+
+    def __init__(self, net: nn.Module, sigma_data: float = 0.5):
+        super().__init__()
+        self.net = net
+        self.sigma_data = sigma_data
+
+    @property
+    def num_classes(self) -> int:
+        return getattr(self.net, "num_classes", 0)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor,
+                class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = x.float()
+        sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)
+        sigma = sigma.expand(x.shape[0]) if sigma.numel() == 1 else sigma
+        c_skip, c_out, c_in, c_noise = (c.reshape(-1, 1, 1, 1)
+                                        for c in edm_scalings(sigma, self.sigma_data))
+        f = self.net(c_in * x, c_noise.flatten(), class_labels)
+        return c_skip * x + c_out * f.float()
