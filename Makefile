@@ -1,0 +1,33 @@
+# Quick start: `make demo` (train on the bundled Fashion-MNIST sample, draw garments), `make test`.
+# Both create their own virtual environment in .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of PyTorch; set TORCH=torch (or a CUDA wheel spec) to choose another.
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test install clean bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) -m genforge demo --out demo-output
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest -n 2 tests
+
+bench: $(VENV)/.installed-test
+	$(PY) benchmarks/bench_unet.py
+
+clean:
+	rm -rf demo-output runs
