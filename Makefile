@@ -24,7 +24,7 @@ demo: $(VENV)/.installed
 	$(PY) -m genforge demo --out demo-output
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -n 2 tests
+	$(PY) -m pytest -q -n 2 tests
 
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/bench_unet.py

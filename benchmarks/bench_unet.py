@@ -1,0 +1,258 @@
+"""genforge's U-Net against diffusers' UNet2DModel of the same size, measured in the same run.
+
+For each configuration it prints training throughput (images/s, one EDM-loss forward + backward +
+AdamW step), sampling cost (ms per network evaluation per image, no_grad) and peak resident memory
+(ru_maxrss of a fresh subprocess, minus the same figure after imports), then genforge/diffusers
+ratios. Both networks sit behind the same EDMDenoiser and loss, so only the raw network differs.
+The diffusers model mirrors genforge's levels, channel multipliers, attention levels, scale-shift
+conditioning and class embedding; its base width and blocks per level are searched so that the
+parameter counts agree within 10%.
+
+Run by hand:  python benchmarks/bench_unet.py [--batch 64] [--threads 2] [--iters 5] [--quick]
+Everything is fp32: on CPUs without AMX or AVX512-BF16, PyTorch emulates bf16 (about 15x slower).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+# (label, genforge preset, channels, side, classes)
+CONFIGS = {
+    "cpu-small": ("cpu-small 28x28x1, 10 classes", "cpu-small", 1, 28, 10),
+    "cpu": ("cpu 32x32x3, 10 classes", "cpu", 3, 32, 10),
+}
+TARGET_SPEEDUP = 1.2  # the issue's target: genforge at least 1.2x diffusers on both speed figures
+
+
+def _groups(channels: int) -> int:
+    """GroupNorm groups as genforge picks them (up to 32, at least 4 channels per group)."""
+    groups = max(1, min(32, channels // 4))
+    while channels % groups:
+        groups -= 1
+    return groups
+
+
+def build_genforge(preset: str, channels: int, side: int, classes: int):
+    """genforge's raw U-Net for a preset, built through the library's own path."""
+    from genforge.config import make_config
+    from genforge.families.base import ModelSpec
+    from genforge.families.diffusion import build_denoiser
+    spec = ModelSpec("image", (channels, side, side), tuple(str(c) for c in range(classes)))
+    return build_denoiser(spec, make_config(preset)).net
+
+
+def diffusers_kwargs(preset: str, channels: int, side: int, classes: int, base: int,
+                     layers: int) -> dict:
+    """UNet2DModel arguments mirroring genforge's structure at a given base width and depth."""
+    from genforge.config import make_config
+    n = make_config(preset).network
+    factor = 2 ** (len(n.channel_mult) - 1) * n.patch_size
+    first_side = -(-side // factor) * factor // n.patch_size  # genforge's padded, patched side
+    attend = [first_side // 2**level in n.attn_resolutions for level in range(len(n.channel_mult))]
+    return dict(
+        sample_size=side, in_channels=channels, out_channels=channels,
+        block_out_channels=tuple(base * m for m in n.channel_mult), layers_per_block=layers,
+        down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attend),
+        up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attend)),
+        attention_head_dim=32, norm_num_groups=_groups(base), resnet_time_scale_shift="scale_shift",
+        dropout=n.dropout, num_class_embeds=classes + 1 if classes else None)  # +1: "no class" row
+
+
+def match_diffusers(preset: str, channels: int, side: int, classes: int, target: int) -> dict:
+    """The diffusers config closest in parameters to target, preferring genforge's depth."""
+    from diffusers import UNet2DModel
+    from genforge.config import make_config
+    depth = make_config(preset).network.num_blocks
+    best = None
+    for layers in sorted({depth, 1, 2, 3}, key=lambda d: d != depth):
+        for base in range(8, 257, 4):
+            kwargs = diffusers_kwargs(preset, channels, side, classes, base, layers)
+            if min(kwargs["block_out_channels"]) < kwargs["attention_head_dim"]:
+                continue  # some attention layer would get zero heads
+            count = sum(p.numel() for p in UNet2DModel(**kwargs).parameters())
+            if best is None or abs(count - target) < abs(best[0] - target):
+                best = (count, kwargs)
+            if count > target * 1.1:
+                break
+        if abs(best[0] - target) <= 0.1 * target:
+            return best[1]  # same depth as genforge where any width lands within 10%
+    raise SystemExit(f"no UNet2DModel within 10% of {target:,} parameters (closest {best[0]:,})")
+
+
+class DiffusersNet:
+    """Adapts UNet2DModel to genforge's raw-network contract F(x, c_noise, class_labels)."""
+
+    def __new__(cls, kwargs: dict):
+        import torch
+        from diffusers import UNet2DModel
+
+        class Adapter(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.unet = UNet2DModel(**kwargs)
+                self.num_classes = (kwargs["num_class_embeds"] or 1) - 1
+
+            def forward(self, x, noise, class_labels=None):
+                if self.num_classes:
+                    if class_labels is None:
+                        class_labels = torch.full((len(x),), -1, device=x.device)
+                    class_labels = torch.where(class_labels < 0, self.num_classes, class_labels)
+                # c_noise * 250 spans a timestep-like range, as genforge's embedding does.
+                return self.unet(x, noise * 250.0, class_labels=class_labels).sample
+
+        return Adapter()
+
+
+def worker(job: dict) -> dict:
+    """One measurement in this (fresh) process: train or sample, one network."""
+    import torch
+    import diffusers  # noqa: F401  (imported by both kinds, so the memory baselines agree)
+    import genforge  # noqa: F401
+    from genforge.families.diffusion import edm_loss
+    from genforge.models.precond import EDMDenoiser
+
+    torch.set_num_threads(job["threads"])
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    torch.manual_seed(0)
+    _, preset, channels, side, classes = CONFIGS[job["config"]]
+    net = (build_genforge(preset, channels, side, classes) if job["net"] == "genforge"
+           else DiffusersNet(job["diffusers_kwargs"]))
+    denoiser = EDMDenoiser(net)
+    b = job["batch"]
+    images = torch.rand(b, channels, side, side) * 2 - 1
+    labels = torch.randint(classes, (b,)) if classes else None
+    generator = torch.Generator().manual_seed(0)
+
+    if job["mode"] == "train":
+        denoiser.train()
+        optimizer = torch.optim.AdamW(denoiser.parameters(), lr=1e-4)
+
+        def step():
+            loss = edm_loss(denoiser, images, labels, generator, -1.2, 1.2, 0.1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    else:
+        denoiser.eval()
+        sigma = torch.full((b,), 2.0)
+        noisy = images + torch.randn(images.shape, generator=generator) * sigma[:, None, None, None]
+
+        def step():
+            with torch.no_grad():
+                denoiser(noisy, sigma, labels)
+
+    times = []
+    for i in range(job["warmup"] + job["iters"]):
+        start = time.perf_counter()
+        step()
+        if i >= job["warmup"]:
+            times.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = {"times": times, "peak_mib": (peak - baseline) / 1024,
+              "params": sum(p.numel() for p in net.parameters())}
+    if job["profile"]:
+        from torch.profiler import profile
+        with profile() as prof:
+            step()
+        result["profile"] = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+    return result
+
+
+def measure(job: dict) -> dict:
+    """Run one job in a fresh interpreter, so ru_maxrss is this job's own high-water mark."""
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(job)],
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"worker failed for {job['config']}/{job['net']}/{job['mode']}:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=64, help="images per training step / evaluation")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for both")
+    parser.add_argument("--iters", type=int, default=5, help="timed iterations (median reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat each pair, alternating which network runs first")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, of: "
+                        + ", ".join(CONFIGS))
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: batch 16, 1 warm-up, 2 timed iterations, cpu-small only")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print torch.profiler's top ops for one step of each")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+    if args.quick:
+        args.batch, args.warmup, args.iters, args.configs = 16, 1, 2, "cpu-small"
+
+    import torch
+    from genforge.training.devices import cpu_has_fast_bf16
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, threads {args.threads}, batch "
+          f"{args.batch}, {args.warmup} warm-up + {args.iters} timed iterations x {args.rounds} "
+          f"round(s), fp32 (fast bf16 on this CPU: {'yes' if cpu_has_fast_bf16() else 'no'})")
+    print(f"load average before: {os.getloadavg()[0]:.2f} (figures are unreliable when it "
+          f"exceeds the CPU count)\n")
+
+    rows = []
+    for name in args.configs.split(","):
+        label, preset, channels, side, classes = CONFIGS[name]
+        ours = sum(p.numel() for p in build_genforge(preset, channels, side, classes).parameters())
+        kwargs = match_diffusers(preset, channels, side, classes, ours)
+        print(f"{label}: genforge {ours:,} parameters; diffusers UNet2DModel "
+              f"block_out_channels={kwargs['block_out_channels']} layers_per_block="
+              f"{kwargs['layers_per_block']} down={kwargs['down_block_types']}")
+        figures = {}
+        for mode in ("train", "sample"):
+            runs = {"genforge": [], "diffusers": []}
+            for r in range(args.rounds):
+                for net in (("genforge", "diffusers") if r % 2 == 0 else ("diffusers", "genforge")):
+                    runs[net].append(measure(dict(
+                        config=name, net=net, mode=mode, batch=args.batch, threads=args.threads,
+                        warmup=args.warmup, iters=args.iters, diffusers_kwargs=kwargs,
+                        profile=args.profile)))
+            for net, results in runs.items():
+                median = statistics.median(t for res in results for t in res["times"])
+                figures[net, mode] = (args.batch / median if mode == "train" else
+                                      median * 1000 / args.batch,
+                                      max(res["peak_mib"] for res in results), results[0]["params"])
+                if args.profile:
+                    print(f"\n--- {net} {mode} ({label}) ---\n{results[0]['profile']}")
+        rows.append((label, figures))
+
+    header = f"{'configuration':<32}{'figure':<26}{'genforge':>12}{'diffusers':>12}{'gf/df':>8}  target"
+    print("\n" + header + "\n" + "-" * len(header))
+    for label, f in rows:
+        lines = [
+            ("parameters", f["genforge", "train"][2], f["diffusers", "train"][2], "{:,.0f}", None),
+            ("train images/s", f["genforge", "train"][0], f["diffusers", "train"][0], "{:.1f}",
+             lambda r: r >= TARGET_SPEEDUP),
+            ("train peak MiB", f["genforge", "train"][1], f["diffusers", "train"][1], "{:.0f}",
+             lambda r: r <= 1.0),
+            ("sample ms/eval/image", f["genforge", "sample"][0], f["diffusers", "sample"][0],
+             "{:.3f}", lambda r: r <= 1 / TARGET_SPEEDUP),
+            ("sample peak MiB", f["genforge", "sample"][1], f["diffusers", "sample"][1], "{:.0f}",
+             lambda r: r <= 1.0),
+        ]
+        for figure, ours, theirs, fmt, target in lines:
+            ratio = ours / theirs
+            verdict = "" if target is None else ("met" if target(ratio) else "MISSED")
+            print(f"{label:<32}{figure:<26}{fmt.format(ours):>12}{fmt.format(theirs):>12}"
+                  f"{ratio:>8.2f}  {verdict}")
+            label = ""
+    print(f"\ntargets: train images/s ratio >= {TARGET_SPEEDUP}, ms/eval ratio <= "
+          f"{1 / TARGET_SPEEDUP:.2f}, peak memory ratio <= 1.00")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
