@@ -31,10 +31,10 @@ def inputs(batch: int, channels: int, height: int, width: int, seed: int = 0):
     (28, 28, 1, 1, 0, ()),
     (32, 32, 3, 1, 10, (16,)),
     (20, 20, 4, 1, 0, (10,)),
-    (27, 27, 1, 1, 3, ()),       # odd: padded to 28 and cropped back
-    (24, 32, 3, 1, 0, (16,)),    # non-square: H and W padded separately
+    (27, 27, 1, 1, 3, ()),       # odd: sides 27 -> 14 -> 7, up-sampled back to the skips' sizes
+    (24, 32, 3, 1, 0, (16,)),    # non-square
     (32, 24, 1, 2, 5, ()),
-    (28, 28, 1, 2, 10, (8,)),    # 28 -> pad 32 -> patches 16 -> 8
+    (28, 28, 1, 2, 10, (7,)),    # 28 -> patches 14 -> 7
     (27, 13, 4, 2, 0, ()),       # odd and non-square with patches
 ])
 def test_output_shape_equals_input_shape(height, width, channels, patch, classes, attn):
@@ -49,17 +49,17 @@ def test_output_shape_equals_input_shape(height, width, channels, patch, classes
 
 
 def test_attention_layers_sit_at_the_requested_feature_map_sides():
-    """attn_resolutions name feature-map sides after padding and patching (28 -> 32 -> 16 -> 8)."""
+    """attn_resolutions name feature-map sides after patching (28 -> 14 -> 7 -> 4)."""
     sides = []
-    net = UNet(1, model_channels=8, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=(8,),
+    net = UNet(1, model_channels=8, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=(7,),
                resolution=28, patch_size=2)
     attention = [m for m in list(net.down.modules()) + list(net.up.modules()) if isinstance(m, Attention)]
-    assert len(attention) == 3  # one after the down block, two after the up blocks at side 8
+    assert len(attention) == 3  # one after the down block, two after the up blocks at side 7
     for m in attention:
         m.register_forward_hook(lambda mod, args, out: sides.append(tuple(out.shape[-2:])))
     net(*inputs(2, 1, 28, 28))
-    assert sides == [(8, 8)] * 3
-    none = UNet(1, model_channels=8, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=(7,),
+    assert sides == [(7, 7)] * 3
+    none = UNet(1, model_channels=8, channel_mult=(1, 2, 2), num_blocks=1, attn_resolutions=(8,),
                 resolution=28, patch_size=2)
     assert not any(isinstance(m, Attention) for m in none.down.modules())
 

@@ -126,7 +126,7 @@ SECTIONS = {"data": DataConfig, "network": NetworkConfig, "diffusion": Diffusion
             "train": TrainConfig}
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # Sized for the 5-minute demo on 2 CPU cores: ~1.1M parameters, 2x2 patches (28x28 -> 14x14).
+    # Sized for the 5-minute demo on 2 CPU cores: ~1.1M parameters, 2x2 patches (28x28 runs at 14, 7, 4).
     "cpu-small": {
         "network": {"model_channels": 32, "channel_mult": (1, 2, 2), "num_blocks": 1,
                     "attn_resolutions": (7,), "patch_size": 2},
@@ -208,7 +208,7 @@ def validate(config: RunConfig) -> RunConfig:
     checks = [
         (t.batch_size >= 1, f"train.batch_size must be at least 1, got {t.batch_size}"),
         (t.grad_accum >= 1, f"train.grad_accum must be at least 1, got {t.grad_accum}"),
-        (t.batch_size % t.grad_accum == 0,
+        (t.grad_accum < 1 or t.batch_size % t.grad_accum == 0,
          f"train.batch_size ({t.batch_size}) must be a multiple of train.grad_accum ({t.grad_accum})"),
         (t.lr > 0, f"train.lr must be positive, got {t.lr}"),
         (0.0 <= t.ema_decay < 1.0, f"train.ema_decay must be in [0, 1), got {t.ema_decay}"),
@@ -221,6 +221,7 @@ def validate(config: RunConfig) -> RunConfig:
         (len(n.channel_mult) >= 1 and min(n.channel_mult) >= 1,
          f"network.channel_mult must list positive multipliers, got {n.channel_mult}"),
         (n.num_blocks >= 1, f"network.num_blocks must be at least 1, got {n.num_blocks}"),
+        (n.patch_size >= 1, f"network.patch_size must be at least 1, got {n.patch_size}"),
         (0.0 <= n.dropout < 1.0, f"network.dropout must be in [0, 1), got {n.dropout}"),
         (0.0 < d.sigma_min < d.sigma_max, "diffusion.sigma_min must be positive and below sigma_max"),
         (0.0 <= d.label_dropout < 1.0,
