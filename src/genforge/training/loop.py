@@ -191,7 +191,11 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                     if writer:
                         for key in ("loss", "lr", "images_per_s"):
                             writer.add_scalar(key, record[key], progress.step)
-                    bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_s']:.0f}")
+                    postfix = {"loss": f"{record['loss']:.4f}", "img/s": f"{record['images_per_s']:.0f}"}
+                    if t.minutes is not None:  # tqdm's own ETA only knows step budgets
+                        left = max(0.0, t.minutes * 60 - progress.elapsed_s)
+                        postfix["time left"] = f"{int(left // 60)}:{int(left % 60):02d}"
+                    bar.set_postfix(postfix)
                     window_loss, window_n, window_start, window_images = 0.0, 0, time.perf_counter(), 0
                 if progress.step % t.checkpoint_every == 0:
                     write_checkpoint()
