@@ -4,9 +4,10 @@ For each configuration it prints training throughput (images/s, one EDM-loss for
 AdamW step), sampling cost (ms per network evaluation per image, no_grad) and peak resident memory
 (ru_maxrss of a fresh subprocess, minus the same figure after imports), then genforge/diffusers
 ratios. Both networks sit behind the same EDMDenoiser and loss, so only the raw network differs.
-The diffusers model mirrors genforge's levels, channel multipliers, attention levels, scale-shift
-conditioning and class embedding; its base width and blocks per level are searched so that the
-parameter counts agree within 10%.
+The diffusers model mirrors genforge's levels, channel multipliers, attention levels (by level, not
+by pixel size, since genforge may fold pixels into channels first), scale-shift conditioning and
+class embedding; its base width and blocks per level are searched so that the parameter counts
+agree within 10%.
 
 Run by hand:  python benchmarks/bench_unet.py [--batch 64] [--threads 2] [--iters 5] [--quick]
 Everything is fp32: on CPUs without AMX or AVX512-BF16, PyTorch emulates bf16 (about 15x slower).
@@ -47,14 +48,24 @@ def build_genforge(preset: str, channels: int, side: int, classes: int):
     return build_denoiser(spec, make_config(preset)).net
 
 
+def attention_levels(net) -> list[bool]:
+    """For each resolution level of a built genforge U-Net: does its down path attend?"""
+    from torch import nn
+    from genforge.models.unet import Attention
+    levels = [False]
+    for layer in net.down:
+        if isinstance(layer, nn.ModuleList):
+            levels[-1] |= any(isinstance(sub, Attention) for sub in layer)
+        else:  # a strided conv: the next level starts
+            levels.append(False)
+    return levels
+
+
 def diffusers_kwargs(preset: str, channels: int, side: int, classes: int, base: int,
-                     layers: int) -> dict:
+                     layers: int, attend: list[bool]) -> dict:
     """UNet2DModel arguments mirroring genforge's structure at a given base width and depth."""
     from genforge.config import make_config
     n = make_config(preset).network
-    factor = 2 ** (len(n.channel_mult) - 1) * n.patch_size
-    first_side = -(-side // factor) * factor // n.patch_size  # genforge's padded, patched side
-    attend = [first_side // 2**level in n.attn_resolutions for level in range(len(n.channel_mult))]
     return dict(
         sample_size=side, in_channels=channels, out_channels=channels,
         block_out_channels=tuple(base * m for m in n.channel_mult), layers_per_block=layers,
@@ -64,15 +75,17 @@ def diffusers_kwargs(preset: str, channels: int, side: int, classes: int, base: 
         dropout=n.dropout, num_class_embeds=classes + 1 if classes else None)  # +1: "no class" row
 
 
-def match_diffusers(preset: str, channels: int, side: int, classes: int, target: int) -> dict:
-    """The diffusers config closest in parameters to target, preferring genforge's depth."""
+def match_diffusers(preset: str, channels: int, side: int, classes: int, net) -> dict:
+    """The diffusers config closest in parameters to net's, attending at the same levels and
+    preferring genforge's depth."""
     from diffusers import UNet2DModel
     from genforge.config import make_config
     depth = make_config(preset).network.num_blocks
+    target, attend = sum(p.numel() for p in net.parameters()), attention_levels(net)
     best = None
     for layers in sorted({depth, 1, 2, 3}, key=lambda d: d != depth):
         for base in range(8, 257, 4):
-            kwargs = diffusers_kwargs(preset, channels, side, classes, base, layers)
+            kwargs = diffusers_kwargs(preset, channels, side, classes, base, layers, attend)
             if min(kwargs["block_out_channels"]) < kwargs["attention_head_dim"]:
                 continue  # some attention layer would get zero heads
             count = sum(p.numel() for p in UNet2DModel(**kwargs).parameters())
@@ -206,9 +219,9 @@ def main() -> None:
     rows = []
     for name in args.configs.split(","):
         label, preset, channels, side, classes = CONFIGS[name]
-        ours = sum(p.numel() for p in build_genforge(preset, channels, side, classes).parameters())
+        ours = build_genforge(preset, channels, side, classes)
         kwargs = match_diffusers(preset, channels, side, classes, ours)
-        print(f"{label}: genforge {ours:,} parameters; diffusers UNet2DModel "
+        print(f"{label}: genforge attends at levels {attention_levels(ours)}; diffusers UNet2DModel "
               f"block_out_channels={kwargs['block_out_channels']} layers_per_block="
               f"{kwargs['layers_per_block']} down={kwargs['down_block_types']}")
         figures = {}

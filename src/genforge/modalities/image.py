@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .. import io
 from ..config import DataConfig
 from ..errors import ConfigError, DataError
 from . import fashion_mnist
@@ -297,13 +298,9 @@ class ImageModality:
         for item, stem in zip(items, stems):
             if not stem or Path(stem).name != stem:
                 raise ValueError(f"stem {stem!r} must be a plain file name")
-            path, tmp = folder / f"{stem}.png", folder / f".{stem}.png.{os.getpid()}.tmp"
-            try:
-                _to_pil(item).save(tmp, format="PNG")
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
-            paths.append(path)
+            image = _to_pil(item)
+            paths.append(io.write_with(folder / f"{stem}.png",
+                                       lambda tmp: image.save(tmp, format="PNG")))
         return paths
 
     def preview(self, items: torch.Tensor, columns: int | None = None) -> Image.Image:
