@@ -37,7 +37,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def net() -> UNet:
-    """A tiny class-conditional U-Net whose zero-initialised output layers are re-drawn, so F != 0."""
+    """A tiny class-conditional U-Net, every parameter re-drawn (zero-initialised layers too): F != 0."""
     torch.manual_seed(0)
     net = UNet(1, model_channels=16, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(4,),
                num_classes=3, resolution=8).eval()

@@ -133,10 +133,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"batch_size": 64, "lr": 2e-3, "warmup_steps": 100, "ema_decay": 0.998,
                   "checkpoint_every": 250, "sample_every": 500},
     },
-    # A laptop CPU given an hour or more.
+    # A laptop CPU given an hour or more: ~7M parameters; 2x2 patches make each step ~4x cheaper
+    # than the same network at full resolution, which buys more steps in the same hour.
     "cpu": {
         "network": {"model_channels": 64, "channel_mult": (1, 2, 2), "num_blocks": 2,
-                    "attn_resolutions": (7, 8)},
+                    "attn_resolutions": (7, 8), "patch_size": 2},
         "train": {"batch_size": 64, "lr": 1e-3},
     },
     # One GPU: wider, deeper, bigger batches, bf16.

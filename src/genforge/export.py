@@ -23,6 +23,9 @@ from .families import FAMILIES, ModelSpec
 from .modalities import MODALITIES
 
 FORMAT = "genforge-model"
+# Loaded models sample in channels-last layout: oneDNN's convolutions ran 1.25x faster per
+# evaluation in it (cpu preset without patches, batch 64, 2 threads); training gained nothing.
+SAMPLING_MEMORY_FORMAT = torch.channels_last
 
 
 def _sha256(path: Path) -> str:
@@ -92,4 +95,5 @@ def load_module(folder: Path, device: str | torch.device = "cpu") -> tuple[nn.Mo
         module.load_state_dict(tensors)
     except RuntimeError as err:
         raise CheckpointError(f"{folder}: weights do not fit the config ({str(err).splitlines()[0]})") from None
-    return module.to(device).eval().requires_grad_(False), spec, run_config, manifest
+    module = module.to(device, memory_format=SAMPLING_MEMORY_FORMAT).eval().requires_grad_(False)
+    return module, spec, run_config, manifest
