@@ -197,7 +197,6 @@ def test_seeded_noise_rows_depend_only_on_their_own_seed():
     batch, alone = SeededNoise([3, 4, 5]), SeededNoise([5])
     for _ in range(2):  # and the streams stay in step over successive draws
         assert torch.equal(batch((2, 3))[2], alone((2, 3))[0])
-    assert torch.equal(SeededNoise([3, 4, 5]).integers(1000)[2], SeededNoise([5]).integers(1000)[0])
     rows = SeededNoise([3, 4, 5])((2, 3))
     assert rows.shape == (3, 2, 3)
     assert not torch.equal(rows[0], rows[1]) and not torch.equal(rows[1], rows[2])

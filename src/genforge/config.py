@@ -175,8 +175,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
                     return True
                 if value.lower() in ("0", "false", "no", "off"):
                     return False
+            if not isinstance(value, bool):  # 2 or 0.5 is a mistake, not a yes
                 raise ValueError
-            return bool(value)
+            return value
         if hint is int and isinstance(value, float) and not value.is_integer():
             raise ValueError
         return hint(value)

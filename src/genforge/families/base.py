@@ -6,7 +6,7 @@ discriminator and regularisation phases through the same seam.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -48,7 +48,6 @@ class Phase:
     loss: LossFn
     interval: int = 1
     lr_scale: float = 1.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Family(Protocol):

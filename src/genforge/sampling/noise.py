@@ -21,8 +21,3 @@ class SeededNoise:
         """Standard normal noise shaped [len(seeds), *item_shape], one independent stream per row."""
         return torch.stack([torch.randn(tuple(item_shape), generator=g, device=self.device)
                             for g in self.generators])
-
-    def integers(self, high: int) -> torch.Tensor:
-        """One random integer in [0, high) per sample, from the same streams."""
-        return torch.stack([torch.randint(high, (), generator=g, device=self.device)
-                            for g in self.generators])
