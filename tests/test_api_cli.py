@@ -159,3 +159,15 @@ def test_module_entry_point_help():
                          text=True, check=True).stdout
     for command in ("train", "generate", "info", "demo"):
         assert command in out
+
+
+def test_demo_command_end_to_end(tmp_path, capsys):
+    """The quick start's path, with a seconds-long budget: a 10x10 grid, a model and a summary."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--minutes", "0.01"]) == 0
+    grid = Image.open(out / "samples" / "grid.png")
+    assert grid.size == (10 * 30 + 2, 10 * 30 + 2)  # 28 px items with 2 px gaps, one class a column
+    assert len(list((out / "samples").glob("0*.png"))) == 100
+    assert genforge.load(out / "run" / "model").class_names[-1] == "Ankle boot"
+    assert "genforge demo:" in (out / "summary.txt").read_text()
+    assert "grid.png" in capsys.readouterr().out
