@@ -171,3 +171,22 @@ def test_demo_command_end_to_end(tmp_path, capsys):
     assert genforge.load(out / "run" / "model").class_names[-1] == "Ankle boot"
     assert "genforge demo:" in (out / "summary.txt").read_text()
     assert "grid.png" in capsys.readouterr().out
+
+
+def test_train_on_a_folder_of_rgba_sprites_and_generate_rgba(tmp_path):
+    """A user's own folder: class sub-folders, RGBA kept end to end."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for cls in ("hero", "slime"):
+        for i in range(6):
+            path = tmp_path / "sprites" / cls / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (10, 10, 4), np.uint8), "RGBA").save(path)
+    run = tmp_path / "run"
+    tiny = [a for a in TINY if a not in ("--resolution", "12")]
+    assert main(["train", str(tmp_path / "sprites"), "--run", str(run), "--steps", "2", *tiny]) == 0
+    model = genforge.load(run / "model")
+    assert model.class_names == ["hero", "slime"] and model.info()["item_shape"] == [4, 10, 10]
+    assert main(["generate", str(run / "model"), "-n", "2", "--steps", "2", "--class", "slime",
+                 "--out", str(tmp_path / "out")]) == 0
+    assert Image.open(tmp_path / "out" / "000000.png").mode == "RGBA"
