@@ -57,7 +57,7 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
     summary = _summary(result, config, dataset_info, dataset.report.summary(),
                        time.perf_counter() - started)
     io.write_json(run / "summary.json", summary)
-    io.write_text(run / "summary.md", _summary_markdown(summary))
+    io.write_text(run / "summary.md", summary_markdown(summary))
     return summary
 
 
@@ -77,7 +77,8 @@ def _summary(result: TrainResult, config: RunConfig, dataset: dict, report: str,
     }
 
 
-def _summary_markdown(s: dict) -> str:
+def summary_markdown(s: dict) -> str:
+    """The run summary as a few lines of Markdown (also written to RUN/summary.md)."""
     d = s["dataset"]
     classes = f", {len(d['class_names'])} classes" if d["class_names"] else ""
     return (f"# genforge run: {s['status']}\n\n"

@@ -10,7 +10,7 @@ import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from . import api
+from . import api, io
 from .config import PRESETS, SECTIONS
 from .errors import GenforgeError
 from .sampling import SAMPLERS
@@ -90,7 +90,7 @@ def _train(args: argparse.Namespace) -> int:
         print(config.to_json())
         return 0
     summary = api.train(run=args.run, config=config)
-    print(Path(args.run, "summary.md").read_text(encoding="utf-8"), end="")
+    print(api.summary_markdown(summary), end="")
     if summary["status"] == "interrupted":
         print(f"stopped at step {summary['steps']}: checkpoint saved; rerun the same command to resume")
         return 130
@@ -134,7 +134,7 @@ def _demo(args: argparse.Namespace) -> int:
         f"sample grid (one class per column: {', '.join(model.class_names)}): {out / 'samples' / 'grid.png'}",
         f"exported model: {out / 'run' / 'model'}  (try: genforge generate {out / 'run' / 'model'} -n 16)",
     ]
-    (out / "summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    io.write_text(out / "summary.txt", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

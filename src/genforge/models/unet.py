@@ -111,7 +111,6 @@ class UNet(nn.Module):
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.patch_size = patch_size
-
         emb_ch = 4 * model_channels
         self.noise_embed = NoiseEmbedding(model_channels, emb_ch)
         # Row `num_classes` is the learned "no class" embedding used for unconditional predictions.
@@ -180,8 +179,7 @@ class UNet(nn.Module):
         for layer in self.down:
             h = self._run(layer, h, emb)
             skips.append(h)
-        for layer in self.mid:
-            h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
+        h = self._run(self.mid, h, emb)
         for layer in self.up:
             if isinstance(layer, Upsample):
                 h = layer(h, skips[-1].shape[-2:])
