@@ -14,8 +14,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e .
 	touch $@
 
+# torch-fidelity is a test-only peer for the FID network and metrics. --no-deps: its requirements
+# would pull torchvision and a second torch; the tests stub the torchvision import it never uses.
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-deps "torch-fidelity==0.4.0"
 	touch $@
 
 install: $(VENV)/.installed
