@@ -146,13 +146,15 @@ def test_debian_package(monkeypatch):
     data = IMAGE.open(DataConfig(source="fashion-mnist", download=False))
     assert data.items.shape == (60000, 1, 28, 28)
     assert torch.bincount(data.labels).tolist() == [6000] * 10
+    test = IMAGE.open(DataConfig(source="fashion-mnist-test", download=False))
+    assert test.items.shape == (10000, 1, 28, 28) and test.fingerprint != data.fingerprint
 
 
 def test_a_misspelt_name_is_not_a_dataset(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert error_of(source="fashion-mnst") == (
         "data source 'fashion-mnst' not found: expected a folder of images or one of: "
-        "fashion-mnist, fashion-mnist-sample")
+        "fashion-mnist, fashion-mnist-test, fashion-mnist-sample")
 
 
 # --- downloading ---------------------------------------------------------------------------------

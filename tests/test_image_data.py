@@ -193,7 +193,7 @@ def test_no_labels_on_request(tmp_path):
 def test_missing_path(tmp_path):
     message = error_of(tmp_path / "nope")
     assert message == (f"data source '{tmp_path / 'nope'}' not found: expected a folder of images "
-                       "or one of: fashion-mnist, fashion-mnist-sample")
+                       "or one of: fashion-mnist, fashion-mnist-test, fashion-mnist-sample")
 
 
 def test_file_instead_of_folder(tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from . import io
 from .config import RunConfig, make_config, nest_options
@@ -16,6 +17,8 @@ from .export import export_model, load_module
 from .families import FAMILIES, ModelSpec
 from .modalities import MODALITIES
 from .training.devices import resolve_device
+from .metrics import registry
+from .metrics.extractors import load_extractor
 from .training.loop import TrainResult, train as run_loop
 
 DEFAULT_PRESET = "cpu-small"
@@ -43,9 +46,7 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
     dataset = modality.open(config.data)
     run.mkdir(parents=True, exist_ok=True)
     io.write_json(run / "data_report.json", {"source": dataset.source, **dataset.report.to_dict()})
-    dataset_info = {"source": dataset.source, "fingerprint": dataset.fingerprint,
-                    "items": len(dataset), "item_shape": list(dataset.item_shape),
-                    "class_names": dataset.class_names if dataset.labels is not None else []}
+    dataset_info = _dataset_info(dataset)
 
     def export(module, spec: ModelSpec, progress) -> None:
         export_model(run / "model", module, spec, config, dataset=dataset_info,
@@ -53,12 +54,19 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
                                "seconds": round(progress.elapsed_s, 1)})
 
     started = time.perf_counter()
-    result = run_loop(run, config, dataset, FAMILIES[config.family], modality, on_export=export)
+    result = run_loop(run, config, dataset, FAMILIES[config.family], modality, on_export=export,
+                      on_evaluate=_in_training_evaluator(run, config, dataset, modality))
     summary = _summary(result, config, dataset_info, dataset.report.summary(),
                        time.perf_counter() - started)
     io.write_json(run / "summary.json", summary)
     io.write_text(run / "summary.md", summary_markdown(summary))
     return summary
+
+
+def _dataset_info(dataset) -> dict:
+    return {"source": dataset.source, "fingerprint": dataset.fingerprint,
+            "items": len(dataset), "item_shape": list(dataset.item_shape),
+            "class_names": dataset.class_names if dataset.labels is not None else []}
 
 
 def _summary(result: TrainResult, config: RunConfig, dataset: dict, report: str,
@@ -87,6 +95,24 @@ def summary_markdown(s: dict) -> str:
             f"- training: {s['steps']} steps, {s['images_seen']:,} images in {s['training_seconds']} s"
             f" ({s['images_per_second']} images/s), final loss {s['final_loss']}\n"
             f"- exported model: {s['model']}\n- latest sample grid: {s['latest_samples']}\n")
+
+
+def generate_items(family, module: torch.nn.Module, spec: ModelSpec, config: RunConfig, n: int, *,
+                   seed: int, labels: torch.Tensor | None, sampler: str = "dpmpp-2m",
+                   steps: int = 20, guidance: float = 1.0, batch_size: int = 64,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """n integer items from a module; item i uses seed + i whatever the batch size."""
+    d, modality = config.diffusion, MODALITIES[spec.modality]
+    chunks = []
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        x = family.sample(module, list(range(seed + start, seed + stop)),
+                          None if labels is None else labels[start:stop],
+                          sampler=sampler, steps=steps, guidance=guidance,
+                          sigma_min=d.sigma_min, sigma_max=d.sigma_max,
+                          item_shape=spec.item_shape, device=device)
+        chunks.append(modality.from_model(x.cpu()))
+    return torch.cat(chunks)
 
 
 class GenerativeModel:
@@ -136,17 +162,9 @@ class GenerativeModel:
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         labels = self.class_labels(n, class_label)
-        d = self.config.diffusion
-        chunks = []
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            x = self.family.sample(self.module, list(range(seed + start, seed + stop)),
-                                   None if labels is None else labels[start:stop],
-                                   sampler=sampler, steps=steps, guidance=guidance,
-                                   sigma_min=d.sigma_min, sigma_max=d.sigma_max,
-                                   item_shape=self.spec.item_shape, device=self.device)
-            chunks.append(self.modality.from_model(x.cpu()))
-        items = torch.cat(chunks)
+        items = generate_items(self.family, self.module, self.spec, self.config, n, seed=seed,
+                               labels=labels, sampler=sampler, steps=steps, guidance=guidance,
+                               batch_size=batch_size, device=self.device)
         if out is not None:
             self._write(items, Path(out), seed, labels, dict(sampler=sampler, steps=steps,
                                                               guidance=guidance))
@@ -178,3 +196,142 @@ class GenerativeModel:
 def load(folder: str | Path, device: str = "auto") -> GenerativeModel:
     """Rebuild an exported model from its folder (config.json, model.safetensors, manifest.json)."""
     return GenerativeModel(Path(folder), device)
+
+
+# ----- evaluation ---------------------------------------------------------------------------------
+
+def encoder_cache_dir() -> Path:
+    """Where 'genforge features train' keeps encoders by default ($GENFORGE_CACHE/encoders)."""
+    return registry.default_cache_dir().parent / "encoders"
+
+
+def train_features(data: str, out: str | Path | None = None, *, name: str | None = None,
+                   steps: int | None = None, minutes: float | None = None, seed: int = 0,
+                   device: str = "auto", progress: bool = False, **data_options: Any) -> dict:
+    """Train the domain encoder behind FD-<name> on a dataset (a classifier where it has labels,
+    self-supervised where not); saved to out or the encoder cache, found there by evaluate()."""
+    from .metrics.encoder import train_encoder
+    data_config = resolve_config(data, None, **data_options).data
+    dataset = MODALITIES[data_config.kind].open(data_config)
+    out = Path(out) if out else encoder_cache_dir() / f"{dataset.fingerprint[:16]}.safetensors"
+    kwargs = {k: v for k, v in dict(steps=steps, minutes=minutes).items() if v is not None}
+    with tqdm(total=steps, disable=not progress, desc="encoder", unit="step") as bar:
+        def on_step(info: dict) -> None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{info['loss']:.3f}")
+        path = train_encoder(dataset, out, name=name, seed=seed, progress=on_step,
+                             device=str(resolve_device(device)), **kwargs)
+    return {"encoder": str(path), **io.load_tensors(path)[1]}
+
+
+def find_extractor(name: str | None, training_fingerprint: str | None, *,
+                   inception_weights: str | None = None, device: str | torch.device = "cpu"):
+    """The named extractor, or the cached encoder trained on the data with this fingerprint."""
+    if name is None:
+        cached = encoder_cache_dir() / f"{(training_fingerprint or '')[:16]}.safetensors"
+        if training_fingerprint and cached.exists():
+            name = str(cached)
+        else:
+            raise ConfigError("no feature extractor for this data yet: train one with 'genforge "
+                              "features train DATA' (a few minutes; FD-<name> numbers), or pass "
+                              "--extractor inception-v3 --inception-weights FILE (FID)")
+    return load_extractor(name, device, weights=inception_weights)
+
+
+def _open_generated(model: Path, n: int, kind: str, device: str):
+    """(sample_fn, info) for an exported model folder or a folder of generated files."""
+    if (model / "config.json").exists() and (model / "model.safetensors").exists():
+        loaded = load(model, device=device)
+        return loaded, loaded.manifest["dataset"]["fingerprint"]
+    data = MODALITIES[kind].open(resolve_config(str(model), None, labels="none").data)
+    if len(data) < n:
+        raise ConfigError(f"{model} holds {len(data)} items, fewer than the {n} asked for: "
+                          f"pass -n {len(data)} or put more files there")
+    return data, None
+
+
+def evaluate(model: str | Path, data: str, *, n: int = 10_000, extractor: str | None = None,
+             metrics: tuple[str, ...] = registry.DEFAULT_METRICS, seed: int = 0,
+             sampler: str = "dpmpp-2m", steps: int = 20, guidance: float = 1.0,
+             fd_dim: int | None = None, fd_resamples: int = 10, reference_limit: int = 50_000,
+             train_data: str | None = None, inception_weights: str | None = None,
+             out: str | Path | None = None, device: str = "auto") -> dict:
+    """Judge a model (or a folder of generated files) against a dataset; write evaluation.json,
+    report.html and a sample grid to out, append the records to metrics.jsonl.
+
+    Example: genforge.evaluate("runs/demo/model", "fashion-mnist-test", n=2000)
+    """
+    from .metrics.report import write_report
+    model = Path(model)
+    if not model.is_dir():
+        raise ConfigError(f"{model} is not a folder: give an exported model folder or a folder "
+                          "of generated files")
+    kind = "image"
+    source, training_fingerprint = _open_generated(model, n, kind, device)
+    if isinstance(source, GenerativeModel):
+        kind = source.spec.modality
+        labels = source.class_labels(n, None)
+        sample_fn = lambda count: source.generate(count, seed=seed, sampler=sampler, steps=steps,
+                                                  guidance=guidance, batch_size=256)
+        log, out = model / "metrics.jsonl", Path(out) if out else model.parent / "evaluation"
+        sampling = {"sampler": sampler, "steps": steps, "guidance": guidance, "seed": seed,
+                    "classes": "cycled" if labels is not None else "none",
+                    "model_sha256": source.manifest.get("weights_sha256")}
+    else:
+        sample_fn = lambda count: source.items[:count]
+        out = Path(out) if out else model.parent / f"{model.name}-evaluation"
+        log, sampling = out / "metrics.jsonl", {"files": str(model)}
+    modality = MODALITIES[kind]
+    reference = modality.open(resolve_config(data, None).data)
+    training = modality.open(resolve_config(train_data, None).data) if train_data else reference
+    feature_net = find_extractor(extractor, training_fingerprint or training.fingerprint,
+                                 inception_weights=inception_weights, device=resolve_device(device))
+    protocol = registry.Protocol(generated=n, reference_limit=reference_limit, seed=seed,
+                                 fd_dim=fd_dim, fd_resamples=fd_resamples, sampler=sampling)
+    result = registry.evaluate(sample_fn, reference, feature_net, metrics=metrics,
+                               protocol=protocol, training=training, log=log,
+                               cache_dir=registry.default_cache_dir())
+    out.mkdir(parents=True, exist_ok=True)
+    records = [r.to_dict() for r in result.records]
+    io.write_json(out / "evaluation.json", registry._finite({"model": str(model), "data": data,
+                                                             "records": records}))
+    grid = modality.preview(result.generated[:64])
+    io.write_with(out / "samples.png", lambda tmp: grid.save(tmp, format="PNG"))
+    report = write_report(out / "report.html", result, modality=modality,
+                          history=registry.read_records(log), title=f"{model} against {data}")
+    return {"records": records, "report": str(report), "log": str(log), "out": str(out)}
+
+
+def _in_training_evaluator(run: Path, config: RunConfig, dataset, modality):
+    """The hook the loop calls every eval_every steps: the same registry code as evaluate(),
+    on the EMA weights, logged to RUN/model/metrics.jsonl; a better score exports RUN/best."""
+    t = config.train
+    if not t.eval_every:
+        return None
+    extractor = find_extractor(t.eval_extractor, dataset.fingerprint,
+                               device=resolve_device(t.device))
+    protocol = registry.Protocol(name="genforge-in-training-v1", generated=t.eval_samples,
+                                 reference_limit=10_000, fd_resamples=0, kid_subsets=10,
+                                 sampler={"sampler": "dpmpp-2m", "steps": 20, "seed": 0})
+    family = FAMILIES[config.family]
+    best_manifest = run / "best" / "manifest.json"
+    best = io.read_json(best_manifest)["training"].get("best") if best_manifest.exists() else None
+
+    def on_evaluate(module, spec: ModelSpec, progress) -> None:
+        nonlocal best
+        labels = torch.arange(t.eval_samples) % spec.num_classes if spec.num_classes else None
+        sample_fn = lambda n: generate_items(family, module, spec, config, n, seed=0,
+                                             labels=labels, batch_size=256,
+                                             device=next(module.parameters()).device)
+        result = registry.evaluate(sample_fn, dataset, extractor, metrics=(t.eval_metric,),
+                                   protocol=protocol, step=progress.step,
+                                   log=run / "model" / "metrics.jsonl",
+                                   cache_dir=registry.default_cache_dir())
+        value = result.value(t.eval_metric)
+        if best is None or value < best["value"]:
+            best = {"metric": result.records[0].label, "value": value, "step": progress.step}
+            export_model(run / "best", module, spec, config, dataset=_dataset_info(dataset),
+                         training={"steps": progress.step, "images_seen": progress.images_seen,
+                                   "seconds": round(progress.elapsed_s, 1), "best": best})
+
+    return on_evaluate

@@ -7,14 +7,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from dataclasses import MISSING, fields
 from pathlib import Path
 
 from . import api, io
 from .config import PRESETS, SECTIONS
 from .errors import GenforgeError
+from .metrics import registry
+from .modalities.image import NAMED_SOURCES
 from .sampling import SAMPLERS
 from .version import __version__
+
+
+DATA_HELP = f"a folder of images, or a dataset name ({', '.join(NAMED_SOURCES)})"
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -50,8 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on a dataset (rerun the same command to resume)",
                        description="Train a model; rerunning the same command in the same --run "
                                    "folder resumes where it stopped.")
-    p.add_argument("data", metavar="DATA", help="a folder of images, or a dataset name "
-                   "(fashion-mnist, fashion-mnist-sample)")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
     p.add_argument("--run", default="runs/genforge", help="run folder (default: runs/genforge)")
     p.add_argument("--preset", default=api.DEFAULT_PRESET, choices=list(PRESETS),
                    help=f"starting configuration (default: {api.DEFAULT_PRESET})")
@@ -72,6 +77,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="samples", help="output folder (default: samples)")
 
+    p = sub.add_parser("evaluate", help="judge a model or a folder of generated files against a dataset",
+                       description="Compute FD/FID, KID, precision/recall, density/coverage and "
+                                   "memorisation; write evaluation.json, report.html and append "
+                                   "the records to metrics.jsonl.")
+    p.add_argument("model", metavar="MODEL", help="an exported model folder, or a folder of "
+                   "generated files made by any tool")
+    p.add_argument("--data", required=True, help="reference data: " + DATA_HELP)
+    p.add_argument("-n", type=int, default=10_000, help="generated samples (default: 10000)")
+    p.add_argument("--extractor", default=None, help="an encoder file from 'genforge features "
+                   "train', or inception-v3 (default: the encoder trained on the model's data)")
+    p.add_argument("--inception-weights", default=None,
+                   help="pt_inception-2015-12-05-6726825d.pth, for --extractor inception-v3")
+    p.add_argument("--metrics", default=",".join(registry.DEFAULT_METRICS),
+                   help=f"comma-separated, from: {', '.join(registry.METRICS)}")
+    p.add_argument("--train-data", default=None,
+                   help="the model's training data for memorisation (default: --data)")
+    p.add_argument("--fd-dim", type=int, default=None,
+                   help="project features to this many principal directions (for few samples)")
+    p.add_argument("--fd-resamples", type=int, default=10, help="bootstrap resamples for FD's interval")
+    p.add_argument("--reference-limit", type=int, default=50_000, help="reference items used at most")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sampler", default="dpmpp-2m", choices=list(SAMPLERS))
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--guidance", type=float, default=1.0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="output folder (default: next to MODEL)")
+
+    p = sub.add_parser("features", help="feature extractors for evaluation")
+    features = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = features.add_parser("train", help="train the domain encoder behind FD-<name> on a dataset")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--out", default=None, help="encoder file (default: the cache, where evaluate finds it)")
+    p.add_argument("--name", default=None, help="the name in FD-<name> (default: from the data)")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--minutes", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+
     p = sub.add_parser("info", help="describe an exported model")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -80,6 +123,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
     p.add_argument("--minutes", type=float, default=4.0, help="training time (default: 4)")
     return parser
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    result = api.evaluate(args.model, args.data, n=args.n, extractor=args.extractor,
+                          metrics=metrics, seed=args.seed, sampler=args.sampler, steps=args.steps,
+                          guidance=args.guidance, fd_dim=args.fd_dim,
+                          fd_resamples=args.fd_resamples, reference_limit=args.reference_limit,
+                          train_data=args.train_data, inception_weights=args.inception_weights,
+                          out=args.out, device=args.device)
+    for r in result["records"]:
+        ci = "" if r["ci_low"] is None else f"  [{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
+        print(f"{r['label']:>24}: {r['value']:.5g}{ci}  ({r['generated']} vs {r['reference']}, "
+              f"{r['extractor']})")
+    print(f"report: {result['report']}\nrecords appended to {result['log']}")
+    return 0
+
+
+def _features(args: argparse.Namespace) -> int:
+    info = api.train_features(args.data, args.out, name=args.name, steps=args.steps,
+                              minutes=args.minutes, seed=args.seed, device=args.device,
+                              progress=sys.stderr.isatty())
+    print(f"encoder {info.get('name')!r} ({info.get('mode')}) written to {info['encoder']}; "
+          f"numbers from it are labelled FD-{info.get('name')}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -139,11 +207,18 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "generate": _generate, "info": _info, "demo": _demo}
+COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "features": _features,
+            "info": _info, "demo": _demo}
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Library warnings as one line for people, without the source location."""
+    print(f"genforge: warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         return COMMANDS[args.command](args)
     except GenforgeError as err:

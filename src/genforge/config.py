@@ -80,6 +80,12 @@ class TrainConfig:
     seed: int = option(0, "seed for weights, data order and noise")
     tensorboard: bool = option(False, "also log to TensorBoard (needs the tensorboard package)")
     progress: bool = option(True, "show a progress bar")
+    eval_every: int = option(0, "evaluate the EMA model every N steps and keep the best (0: off)")
+    eval_samples: int = option(2000, "samples per in-training evaluation")
+    eval_metric: str = option("fd", "metric that picks the best checkpoint (lower is better)",
+                              choices=("fd", "kid"))
+    eval_extractor: str | None = option(None, "feature extractor for in-training evaluation: an "
+                                        "encoder file from 'genforge features train', or inception-v3")
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,8 @@ class RunConfig:
 
 # Options a rerun may change without starting a new model: budgets, cadence, logging, device.
 SESSION_ONLY = ("steps", "minutes", "checkpoint_every", "sample_every", "log_every",
-                "preview_count", "tensorboard", "progress", "device")
+                "preview_count", "tensorboard", "progress", "device", "eval_every", "eval_samples",
+                "eval_metric", "eval_extractor")
 
 
 SECTIONS = {"data": DataConfig, "network": NetworkConfig, "diffusion": DiffusionConfig,
@@ -228,6 +235,11 @@ def validate(config: RunConfig) -> RunConfig:
         (0.0 < d.sigma_min < d.sigma_max, "diffusion.sigma_min must be positive and below sigma_max"),
         (0.0 <= d.label_dropout < 1.0,
          f"diffusion.label_dropout must be in [0, 1), got {d.label_dropout}"),
+        (t.eval_every >= 0, f"train.eval_every must be non-negative, got {t.eval_every}"),
+        (t.eval_samples >= 2, f"train.eval_samples must be at least 2, got {t.eval_samples}"),
+        (t.eval_every == 0 or t.eval_extractor,
+         "in-training evaluation (--eval-every) needs --eval-extractor: an encoder file made by "
+         "'genforge features train DATA', or inception-v3"),
         (0.0 <= config.data.max_bad_fraction <= 1.0,
          f"data.max_bad_fraction must be in [0, 1], got {config.data.max_bad_fraction}"),
     ]

@@ -23,6 +23,7 @@ from .families import FAMILIES, ModelSpec
 from .modalities import MODALITIES
 
 FORMAT = "genforge-model"
+METRICS_LOG = "metrics.jsonl"  # evaluation records, appended by genforge evaluate and training
 # Loaded models sample in channels-last layout: oneDNN's convolutions ran 1.25x faster per
 # evaluation in it (cpu preset without patches, batch 64, 2 threads); training gained nothing.
 SAMPLING_MEMORY_FORMAT = torch.channels_last
@@ -57,6 +58,8 @@ def export_model(folder: Path, module: nn.Module, spec: ModelSpec, config: RunCo
             "dataset": dataset, "training": training, "seed": config.train.seed,
         }
         io.write_json(staging / "manifest.json", manifest)
+        if (folder / METRICS_LOG).exists():  # the evaluation history outlives re-exports
+            shutil.copy2(folder / METRICS_LOG, staging / METRICS_LOG)
         return io.replace_dir(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

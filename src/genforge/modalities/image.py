@@ -26,7 +26,7 @@ from . import fashion_mnist
 from .base import Dataset, LoadReport
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-NAMED_SOURCES = ("fashion-mnist", "fashion-mnist-sample")
+NAMED_SOURCES = ("fashion-mnist", "fashion-mnist-test", "fashion-mnist-sample")
 MAX_DEFAULT_RESOLUTION = 128
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 _GREY_MODES = {"1", "L", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
@@ -239,11 +239,12 @@ def read_folder(cfg: DataConfig) -> Dataset:
 
 
 def open_fashion_mnist(cfg: DataConfig) -> Dataset:
-    """Fashion-MNIST by name: the full training set or the bundled sample, fitted to the request."""
+    """Fashion-MNIST by name: the training or test split, or the bundled sample, fitted to the request."""
     if cfg.source == "fashion-mnist-sample":
         images, labels = fashion_mnist.load_sample()
     else:
-        images, labels = fashion_mnist.load(cfg.root, cfg.download)
+        split = "test" if cfg.source == "fashion-mnist-test" else "train"
+        images, labels = fashion_mnist.load(cfg.root, cfg.download, split)
     channels, resolution = cfg.channels or 1, cfg.resolution or images.shape[-1]
     if images.shape[1:] != (resolution, resolution):
         images = np.stack([to_array(Image.fromarray(a), 1, resolution, cfg.fit)[0] for a in images])

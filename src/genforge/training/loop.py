@@ -78,8 +78,14 @@ def _check_same_run(meta: dict, config: RunConfig, spec: ModelSpec, path: Path) 
 
 
 def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, modality: Modality,
-          *, on_export: Callable[[torch.nn.Module, ModelSpec, Progress], None] | None = None) -> TrainResult:
-    """Train (or resume) the run in run_dir until its budget is spent or a stop is requested."""
+          *, on_export: Callable[[torch.nn.Module, ModelSpec, Progress], None] | None = None,
+          on_evaluate: Callable[[torch.nn.Module, ModelSpec, Progress], None] | None = None) -> TrainResult:
+    """Train (or resume) the run in run_dir until its budget is spent or a stop is requested.
+
+    on_export(ema_module, spec, progress) exports the model at the end; on_evaluate is called
+    with the same arguments every train.eval_every steps and at the end (its time is not counted
+    against the training budget).
+    """
     t = config.train
     if t.steps is None and t.minutes is None:
         raise ConfigError("no training budget: give --steps N or --minutes M")
@@ -126,6 +132,14 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         path = run_dir / "samples" / f"step-{progress.step:07d}.png"
         path.parent.mkdir(exist_ok=True)
         io.write_with(path, lambda tmp: image.save(tmp, format="PNG"))
+
+    def evaluate() -> float:
+        """Run the evaluation hook on the EMA weights; return the seconds it took."""
+        started = time.perf_counter()
+        write_checkpoint()  # an evaluation can take minutes: don't risk the steps before it
+        on_evaluate(ema.module, spec, progress)
+        model.train()
+        return time.perf_counter() - started
 
     parameters = sum(p.numel() for p in model.parameters())
     result = TrainResult(run_dir, "already finished", progress, str(device),
@@ -201,6 +215,8 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                     write_checkpoint()
                 if progress.step % t.sample_every == 0:
                     preview()
+                if on_evaluate and t.eval_every and progress.step % t.eval_every == 0:
+                    session_start += evaluate()
                 if stop["stop"]:
                     result.status = "interrupted"
                     break
@@ -209,6 +225,9 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
             write_checkpoint()
             if result.status == "finished" and progress.step % t.sample_every:
                 preview()
+            if (result.status == "finished" and on_evaluate and t.eval_every
+                    and progress.step % t.eval_every):
+                evaluate()
     finally:
         bar.close()
         stats_file.close()
