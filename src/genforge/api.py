@@ -290,7 +290,8 @@ def evaluate(model: str | Path, data: str, *, n: int = 10_000, extractor: str | 
                                  fd_dim=fd_dim, fd_resamples=fd_resamples, sampler=sampling)
     result = registry.evaluate(sample_fn, reference, feature_net, metrics=metrics,
                                protocol=protocol, training=training, log=log,
-                               cache_dir=registry.default_cache_dir())
+                               cache_dir=registry.default_cache_dir(),
+                               device=resolve_device(device))
     out.mkdir(parents=True, exist_ok=True)
     records = [r.to_dict() for r in result.records]
     io.write_json(out / "evaluation.json", registry._finite({"model": str(model), "data": data,
@@ -326,7 +327,8 @@ def _in_training_evaluator(run: Path, config: RunConfig, dataset, modality):
         result = registry.evaluate(sample_fn, dataset, extractor, metrics=(t.eval_metric,),
                                    protocol=protocol, step=progress.step,
                                    log=run / "model" / "metrics.jsonl",
-                                   cache_dir=registry.default_cache_dir())
+                                   cache_dir=registry.default_cache_dir(),
+                                   device=next(module.parameters()).device)
         value = result.value(t.eval_metric)
         if best is None or value < best["value"]:
             best = {"metric": result.records[0].label, "value": value, "step": progress.step}

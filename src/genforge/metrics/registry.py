@@ -92,13 +92,15 @@ class EvalInputs:
     """Generated items, reference (and training) data and the extractor; features made once."""
 
     def __init__(self, generated: torch.Tensor, reference, extractor: FeatureExtractor,
-                 protocol: Protocol, training=None, cache_dir: Path | None = None):
+                 protocol: Protocol, training=None, cache_dir: Path | None = None,
+                 device: torch.device | str = "cpu"):
         if tuple(generated.shape[1:]) != tuple(reference.item_shape):
             raise ConfigError(f"generated items have shape {tuple(generated.shape[1:])} but the "
                               f"reference data {reference.source} has {tuple(reference.item_shape)}"
                               " (channels, height, width must match)")
         self.generated, self.reference, self.training = generated, reference, training
         self.extractor, self.protocol, self.cache_dir = extractor, protocol, cache_dir
+        self.device = torch.device(device)  # where the metric maths runs (a GPU is ~50x faster)
         self.nearest_pairs: list[tuple[int, int, float]] = []   # filled by memorisation
         self.histograms: dict[str, list[float]] = {}
 
@@ -113,7 +115,7 @@ class EvalInputs:
 
     @cached_property
     def generated_features(self) -> torch.Tensor:
-        return self.extractor.features(self.generated)
+        return self.extractor.features(self.generated).to(self.device)
 
     @cached_property
     def reference_features(self) -> torch.Tensor:
@@ -122,12 +124,12 @@ class EvalInputs:
                                          self.protocol.seed]).encode()).hexdigest()[:24]
         path = self.cache_dir / f"{key}.safetensors" if self.cache_dir else None
         if path is not None and path.exists():
-            return io.load_tensors(path)[0]["features"]
+            return io.load_tensors(path)[0]["features"].to(self.device)
         features = self.extractor.features(self.reference_items)
         if path is not None:
             io.save_tensors(path, {"features": features.contiguous()},
                             {"extractor": self.extractor.name, "source": self.reference.source})
-        return features
+        return features.to(self.device)
 
     @cached_property
     def fd_projection(self):
@@ -211,22 +213,23 @@ def _prdc(inputs: EvalInputs) -> list[Value]:
                   {"k": p.k_density_coverage})]
 
 
-def pixel_vectors(items: torch.Tensor) -> torch.Tensor:
+def pixel_vectors(items: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """Items as flat float vectors in [0, 1]: the space in which copies are copies."""
-    return items.reshape(len(items), -1).float() / 255
+    return items.reshape(len(items), -1).to(device).float() / 255
 
 
 @register_metric("memorisation", "nearest training item of each sample: copy share and "
                  "Carlini et al.'s normalised distance", needs_training=True)
 def _memorisation(inputs: EvalInputs) -> list[Value]:
     train = inputs.training.items
-    nearest = maths.nearest_training_items(pixel_vectors(inputs.generated), pixel_vectors(train))
+    nearest = maths.nearest_training_items(pixel_vectors(inputs.generated, inputs.device),
+                                           pixel_vectors(train, inputs.device))
     copies = nearest.ratio < COPY_RATIO
     order = nearest.ratio.argsort()
     inputs.nearest_pairs = [(int(i), int(nearest.index[i]), float(nearest.ratio[i]))
                             for i in order[:32]]
     inputs.histograms["generated_to_train"] = nearest.distance.tolist()
-    inputs.histograms["train_to_train"] = _train_baseline(train, inputs.protocol.seed)
+    inputs.histograms["train_to_train"] = _train_baseline(train, inputs.protocol.seed, inputs.device)
     n = len(copies)
     details = {"space": "pixels", "copy_ratio": COPY_RATIO,
                "median_nn_distance": float(nearest.distance.median()),
@@ -241,14 +244,14 @@ def _memorisation(inputs: EvalInputs) -> list[Value]:
                   extractor="pixels", reference=len(train))]
 
 
-def _train_baseline(train: torch.Tensor, seed: int, count: int = 2000) -> list[float]:
+def _train_baseline(train: torch.Tensor, seed: int, device, count: int = 2000) -> list[float]:
     """Distances from training items to their nearest other training item: what 'close' means
     for this data, drawn beside the generated-to-training histogram."""
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:count]
     rest = torch.ones(len(train), dtype=torch.bool)
     rest[pick] = False
-    sq, _ = maths.PairwiseDistances(pixel_vectors(train[pick]),
-                                    pixel_vectors(train[rest])).smallest(1)
+    sq, _ = maths.PairwiseDistances(pixel_vectors(train[pick], device),
+                                    pixel_vectors(train[rest], device)).smallest(1)
     return sq[:, 0].sqrt().tolist()
 
 
@@ -270,7 +273,7 @@ class Evaluation:
 def evaluate(sample_fn: Callable[[int], torch.Tensor], reference, extractor: FeatureExtractor,
              *, metrics: tuple[str, ...] = DEFAULT_METRICS, protocol: Protocol = Protocol(),
              training=None, step: int | None = None, cache_dir: Path | None = None,
-             log: Path | None = None) -> Evaluation:
+             log: Path | None = None, device: torch.device | str = "cpu") -> Evaluation:
     """Draw protocol.generated items from sample_fn, run the metrics, return (and append to
     `log`, a JSONL file) one record per value."""
     unknown = [m for m in metrics if m not in METRICS]
@@ -283,7 +286,7 @@ def evaluate(sample_fn: Callable[[int], torch.Tensor], reference, extractor: Fea
     generated = sample_fn(protocol.generated)
     if len(generated) < protocol.generated:
         warnings.warn(f"asked for {protocol.generated} samples, got {len(generated)}")
-    inputs = EvalInputs(generated, reference, extractor, protocol, training, cache_dir)
+    inputs = EvalInputs(generated, reference, extractor, protocol, training, cache_dir, device)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     records = []
     for name in metrics:
