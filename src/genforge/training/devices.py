@@ -16,6 +16,10 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"unknown device {name!r} (expected auto, cpu, cuda or cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} asked for, but this machine has no CUDA GPU (use --device cpu or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r} asked for, but this machine has "
+                          f"{torch.cuda.device_count()} CUDA GPU(s): use cuda:0 to "
+                          f"cuda:{torch.cuda.device_count() - 1}")
     if device.type not in ("cpu", "cuda"):
         raise ConfigError(f"device {name!r} is not supported (expected auto, cpu, cuda or cuda:N)")
     return device
