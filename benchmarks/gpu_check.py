@@ -17,15 +17,16 @@ import argparse
 import json
 import sys
 import time
-import types
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 import genforge  # noqa: E402
 from genforge import api  # noqa: E402
 from genforge.metrics import maths  # noqa: E402
+from peers import import_torch_fidelity  # noqa: E402  (torchvision stubbed where absent)
 
 RESULTS: dict = {}
 
@@ -84,30 +85,6 @@ def same_on_gpu_and_cpu(device: str) -> None:
     cpu, gpu = all_metrics("cpu"), all_metrics(device)
     say("cpu_vs_gpu", {"cpu": cpu, "gpu": gpu,
                        "max_rel_diff": max(abs(x - y) / max(abs(x), 1e-12) for x, y in zip(cpu, gpu))})
-
-
-def import_torch_fidelity():
-    try:
-        import torchvision  # noqa: F401  (present on GPU machines; stubbed where absent)
-    except ImportError:
-        class _Stub(types.ModuleType):
-            def __getattr__(self, name):
-                if name.startswith("__"):
-                    raise AttributeError(name)
-                m = _Stub(f"{self.__name__}.{name}")
-                sys.modules[m.__name__] = m
-                return m
-
-            def __call__(self, *a, **k):
-                return self
-
-            def __mro_entries__(self, bases):
-                return (object,)
-        for n in ("torchvision", "torchvision.transforms", "torchvision.datasets",
-                  "torchvision.transforms.functional"):
-            sys.modules.setdefault(n, _Stub(n))
-    import torch_fidelity
-    return torch_fidelity
 
 
 def metrics_benchmark(quick: bool, device: str) -> None:
