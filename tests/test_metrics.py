@@ -213,6 +213,7 @@ def test_in_training_evaluation_logs_and_keeps_the_best(split, encoder_file, tmp
     assert [r["step"] for r in records] == [2, 4]
     assert all(r["label"] == "KID-fashion" and r["generated"] == 64 for r in records)
     best = json.loads((run_dir / "best" / "manifest.json").read_text())["training"]["best"]
+    assert summary["best"] == best and "best by KID-fashion" in api.summary_markdown(summary)
     assert best["value"] == min(r["value"] for r in records)
     assert best["step"] == min(records, key=lambda r: r["value"])["step"]
     assert api.load(run_dir / "best").generate(2).shape == (2, 1, 28, 28)

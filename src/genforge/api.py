@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from tqdm import tqdm
 
 from . import io
 from .config import RunConfig, make_config, nest_options
-from .errors import ConfigError
+from .errors import ConfigError, GenforgeError
 from .export import export_model, load_module
 from .families import FAMILIES, ModelSpec
 from .modalities import MODALITIES
@@ -81,8 +82,14 @@ def _summary(result: TrainResult, config: RunConfig, dataset: dict, report: str,
         "precision": result.precision, "steps": p.step, "images_seen": p.images_seen,
         "training_seconds": round(p.elapsed_s, 1), "session_seconds": round(session_s, 1),
         "images_per_second": round(p.images_seen / p.elapsed_s, 1) if p.elapsed_s else None,
-        "final_loss": p.last_loss,
+        "final_loss": p.last_loss, "best": _best(result.run_dir),
     }
+
+
+def _best(run: Path) -> dict | None:
+    """The in-training evaluation's best model so far: metric, value, step (None without one)."""
+    manifest = run / "best" / "manifest.json"
+    return io.read_json(manifest)["training"].get("best") if manifest.exists() else None
 
 
 def summary_markdown(s: dict) -> str:
@@ -94,7 +101,9 @@ def summary_markdown(s: dict) -> str:
             f"- model: {s['family']}, {s['parameters']:,} parameters, trained on {s['device']} ({s['precision']})\n"
             f"- training: {s['steps']} steps, {s['images_seen']:,} images in {s['training_seconds']} s"
             f" ({s['images_per_second']} images/s), final loss {s['final_loss']}\n"
-            f"- exported model: {s['model']}\n- latest sample grid: {s['latest_samples']}\n")
+            f"- exported model: {s['model']}\n- latest sample grid: {s['latest_samples']}\n"
+            + (f"- best by {s['best']['metric']}: {s['best']['value']:.5g} at step "
+               f"{s['best']['step']} (exported to {Path(s['run']) / 'best'})\n" if s.get("best") else ""))
 
 
 def generate_items(family, module: torch.nn.Module, spec: ModelSpec, config: RunConfig, n: int, *,
@@ -283,7 +292,7 @@ def evaluate(model: str | Path, data: str, *, n: int = 10_000, extractor: str | 
         log, sampling = out / "metrics.jsonl", {"files": str(model)}
     modality = MODALITIES[kind]
     reference = modality.open(resolve_config(data, None).data)
-    training = modality.open(resolve_config(train_data, None).data) if train_data else reference
+    training = _training_data(source, train_data, reference, modality)
     feature_net = find_extractor(extractor, training_fingerprint or training.fingerprint,
                                  inception_weights=inception_weights, device=resolve_device(device))
     protocol = registry.Protocol(generated=n, reference_limit=reference_limit, seed=seed,
@@ -303,6 +312,27 @@ def evaluate(model: str | Path, data: str, *, n: int = 10_000, extractor: str | 
     return {"records": records, "report": str(report), "log": str(log), "out": str(out)}
 
 
+def _training_data(source, train_data: str | None, reference, modality):
+    """What memorisation compares with: --train-data, else the data the model was trained on
+    (rebuilt from its config when it still opens to the same fingerprint), else the reference."""
+    if train_data:
+        return modality.open(resolve_config(train_data, None).data)
+    if isinstance(source, GenerativeModel):
+        fingerprint = source.manifest["dataset"]["fingerprint"]
+        if fingerprint == reference.fingerprint:
+            return reference
+        try:
+            data = modality.open(source.config.data)
+        except GenforgeError:
+            data = None
+        if data is not None and data.fingerprint == fingerprint:
+            return data
+        warnings.warn(f"the model's training data ({source.manifest['dataset']['source']}) is not "
+                      "at hand: memorisation is measured against the reference data; pass "
+                      "--train-data to measure it against the training set")
+    return reference
+
+
 def _in_training_evaluator(run: Path, config: RunConfig, dataset, modality):
     """The hook the loop calls every eval_every steps: the same registry code as evaluate(),
     on the EMA weights, logged to RUN/model/metrics.jsonl; a better score exports RUN/best."""
@@ -315,8 +345,7 @@ def _in_training_evaluator(run: Path, config: RunConfig, dataset, modality):
                                  reference_limit=10_000, fd_resamples=0, kid_subsets=10,
                                  sampler={"sampler": "dpmpp-2m", "steps": 20, "seed": 0})
     family = FAMILIES[config.family]
-    best_manifest = run / "best" / "manifest.json"
-    best = io.read_json(best_manifest)["training"].get("best") if best_manifest.exists() else None
+    best = _best(run)
 
     def on_evaluate(module, spec: ModelSpec, progress) -> None:
         nonlocal best

@@ -24,6 +24,11 @@ def _as64(x: torch.Tensor) -> torch.Tensor:
     return x.detach().to(torch.float64)
 
 
+def mean64(features: torch.Tensor, block: int = 8192) -> torch.Tensor:
+    """Float64 mean, accumulated in blocks: no float64 copy of the whole set (0.8 GB at 50k x 2048)."""
+    return sum(_as64(chunk).sum(0) for chunk in features.split(block)) / len(features)
+
+
 # ----- Fréchet distance ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -40,8 +45,7 @@ def feature_statistics(features: torch.Tensor, block: int = 8192) -> Statistics:
     n, dim = features.shape
     if n < 2:
         raise ConfigError(f"need at least 2 feature vectors for a covariance, got {n}")
-    mean = _as64(features).mean(0) if n <= block else sum(
-        _as64(chunk).sum(0) for chunk in features.split(block)) / n
+    mean = mean64(features, block)
     cov = torch.zeros(dim, dim, dtype=torch.float64, device=features.device)
     for chunk in features.split(block):
         centred = _as64(chunk) - mean
@@ -114,12 +118,11 @@ def kernel_inception_distance(generated: torch.Tensor, reference: torch.Tensor, 
         raise ConfigError(f"KID needs at least 2 samples per set, got {len(generated)} generated "
                           f"and {len(reference)} reference")
     rng = torch.Generator().manual_seed(seed)
-    gen64, ref64 = _as64(generated), _as64(reference)
     values = []
     for _ in range(subsets):
-        g = torch.randperm(len(generated), generator=rng)[:size].to(gen64.device)
-        r = torch.randperm(len(reference), generator=rng)[:size].to(ref64.device)
-        values.append(mmd2_unbiased(gen64[g], ref64[r]))
+        g = torch.randperm(len(generated), generator=rng)[:size].to(generated.device)
+        r = torch.randperm(len(reference), generator=rng)[:size].to(reference.device)
+        values.append(mmd2_unbiased(_as64(generated[g]), _as64(reference[r])))
     return torch.tensor(values, dtype=torch.float64)
 
 
@@ -131,14 +134,17 @@ def _exact_sq(a: torch.Tensor, b: torch.Tensor, rows: torch.Tensor, cols: torch.
 
 
 class PairwiseDistances:
-    """Blocks of squared Euclidean distances between two feature sets (centred on a common
-    mean so float32 cancellation error stays small), with float64 re-checks."""
+    """Blocks of squared Euclidean distances between two feature sets, multiplied in float32 on
+    copies centred on a common mean (so cancellation error stays small), with float64 re-checks
+    computed from the original features."""
 
     def __init__(self, a: torch.Tensor, b: torch.Tensor, centre: torch.Tensor | None = None):
-        centre = _as64(b).mean(0) if centre is None else centre
-        self.a64, self.b64 = _as64(a) - centre, _as64(b) - centre
-        self.a32, self.b32 = self.a64.float(), self.b64.float()
-        self.a_norm, self.b_norm = self.a32.pow(2).sum(1), self.b32.pow(2).sum(1)
+        self.a, self.b = a.detach(), b.detach()
+        centre = (mean64(b) if centre is None else centre).to(torch.float32)
+        self.a32 = self.a.float() - centre
+        self.b32 = self.a32 if b is a else self.b.float() - centre   # a set against itself: one copy
+        self.a_norm = self.a32.pow(2).sum(1)
+        self.b_norm = self.a_norm if b is a else self.b32.pow(2).sum(1)
 
     def blocks(self, block: int = DISTANCE_BLOCK):
         """Yield (row offset, float32 squared distances [rows, len(b)])."""
@@ -149,7 +155,7 @@ class PairwiseDistances:
             yield start, d.clamp_(min=0)
 
     def exact(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        return _exact_sq(self.a64, self.b64, rows, cols)
+        return _exact_sq(self.a, self.b, rows, cols)
 
     def below(self, start: int, d: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
         """Boolean [rows, cols]: exact distance < radius (squared radius broadcast against d)."""
@@ -219,7 +225,7 @@ def manifold_indicators(generated: torch.Tensor, reference: torch.Tensor, *, k_p
     ref_radii, _ = PairwiseDistances(reference, reference).smallest(max(k_pr, k_dc), exclude_self=True)
     ref_pr, ref_dc = ref_radii[:, k_pr - 1], ref_radii[:, k_dc - 1]
     gen_pr = knn_radii(generated, k_pr)
-    centre = _as64(reference).mean(0)
+    centre = mean64(reference)
     pairs = PairwiseDistances(reference, generated, centre)   # rows: reference, cols: generated
     precision = torch.zeros(len(generated), dtype=torch.bool)
     density = torch.zeros(len(generated), dtype=torch.float64)

@@ -94,6 +94,9 @@ class EvalInputs:
     def __init__(self, generated: torch.Tensor, reference, extractor: FeatureExtractor,
                  protocol: Protocol, training=None, cache_dir: Path | None = None,
                  device: torch.device | str = "cpu"):
+        if extractor.kind != reference.kind:
+            raise ConfigError(f"feature extractor {extractor.name!r} reads {extractor.kind} items "
+                              f"but the reference data {reference.source} holds {reference.kind}")
         if tuple(generated.shape[1:]) != tuple(reference.item_shape):
             raise ConfigError(f"generated items have shape {tuple(generated.shape[1:])} but the "
                               f"reference data {reference.source} has {tuple(reference.item_shape)}"
@@ -282,7 +285,7 @@ def evaluate(sample_fn: Callable[[int], torch.Tensor], reference, extractor: Fea
     if protocol.generated < 2:
         raise ConfigError(f"need at least 2 generated samples, got {protocol.generated}")
     training = training if training is not None else reference
-    _check_fingerprint(extractor, training)
+    _check_fingerprint(extractor, training)  # the extractor should know the model's training data
     generated = sample_fn(protocol.generated)
     if len(generated) < protocol.generated:
         warnings.warn(f"asked for {protocol.generated} samples, got {len(generated)}")
