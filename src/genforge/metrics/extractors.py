@@ -31,9 +31,11 @@ def state_checksum(state: dict[str, torch.Tensor]) -> str:
     """sha256 over a state dict's names, shapes and bytes, in name order."""
     digest = hashlib.sha256()
     for name in sorted(state):
-        tensor = state[name].detach().cpu().contiguous()
+        tensor = state[name].detach().cpu()
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        # reshape(-1).contiguous(): 0-d tensors and channels-last weights become plain byte rows
+        flat = tensor.reshape(-1).contiguous()
+        digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
     return digest.hexdigest()
 
 
