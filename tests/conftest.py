@@ -1,9 +1,19 @@
 """Shared test set-up."""
 import os
 
+import pytest
 import torch
 
 # Under pytest-xdist each worker gets one thread: two workers x two threads on two cores would
 # oversubscribe the CPU and run several times slower.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One thread for a module of tiny tensors: OpenMP hand-offs cost more than the work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,13 +21,7 @@ from genforge.metrics.inception import WEIGHT_FILES, WEIGHTS_ENV, WEIGHTS_URL, F
 from peers import import_torch_fidelity
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Keep to one thread: the machine is shared and small batches gain little from more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: see conftest.py
 
 
 @pytest.fixture(scope="module")

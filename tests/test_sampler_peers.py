@@ -26,13 +26,7 @@ ATOL = 1e-4
 SHAPE = (3, 1, 8, 8)  # three images, one channel, 8x8: small enough to keep the file at a few seconds
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: OpenMP hand-offs would cost more than the work (and crawl on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: see conftest.py
 
 
 @pytest.fixture(scope="module")
