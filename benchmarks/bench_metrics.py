@@ -1,4 +1,4 @@
-"""genforge's metric maths against torch-fidelity's on the same feature sets, measured in the same run.
+"""genforge's metric maths against torch-fidelity's on the same features, measured in the same run.
 
 For each size it writes a generated and a reference set of synthetic float32 features (correlated
 Gaussians from a fixed seed, the generated set slightly wider and shifted, so every metric has a
@@ -20,6 +20,7 @@ Metric groups, same settings on both sides:
        where 8 N^2 bytes fit in 80% of the available memory, else save_cpu_ram (part) mode
 
 Run by hand:  python benchmarks/bench_metrics.py [--sizes tiny|small|large|both] [--threads 2]
+              [--repeats 3] [--rounds 2] [--genforge-rev HEAD] [--groups fd,kid,pr] [--profile]
 torch-fidelity is imported with torchvision stubbed (its metric code never uses torchvision).
 """
 from __future__ import annotations
@@ -74,7 +75,8 @@ def export_revision(rev: str, folder: str) -> str:
     import io
     import tarfile
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    tar = subprocess.run(["git", "-C", repo, "archive", rev, "src"], capture_output=True, check=True)
+    tar = subprocess.run(["git", "-C", repo, "archive", rev, "src"], capture_output=True,
+                         check=True)
     with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as archive:
         archive.extractall(folder, filter="data")
     return os.path.join(folder, "src")
@@ -252,9 +254,9 @@ def reference_checks(gen_path: str, ref_path: str, kid: bool) -> dict:
     tf = import_torch_fidelity()
     gen, ref = np.load(gen_path), np.load(ref_path)
     fid = tf.metric_fid
-    out = {"fd64": fid.fid_statistics_to_metric(
-        *(fid.fid_features_to_statistics(torch.from_numpy(f.astype(np.float64))) for f in (gen, ref)),
-        verbose=False)[fid.KEY_METRIC_FID]}
+    stats64 = [fid.fid_features_to_statistics(torch.from_numpy(f.astype(np.float64)))
+               for f in (gen, ref)]
+    out = {"fd64": fid.fid_statistics_to_metric(*stats64, verbose=False)[fid.KEY_METRIC_FID]}
     if not kid:
         return out
     kwargs = dict(kid_subsets=KID_SUBSETS, kid_subset_size=KID_SUBSET_SIZE, rng_seed=KID_SEED)
@@ -292,7 +294,8 @@ def prc_mode_for(n: int, choice: str) -> str:
     if choice != "auto":
         return choice
     with open("/proc/meminfo") as f:
-        available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable"))
+        available = next(int(line.split()[1]) * 1024 for line in f
+                         if line.startswith("MemAvailable"))
     return "full" if 8 * n * n < 0.8 * available else "part"
 
 
@@ -353,6 +356,51 @@ def print_size(label: str, runs: dict, prc_mode: str, repeats: int, rounds: int)
                   f"{note}")
 
 
+def run_size(size: str, args: argparse.Namespace) -> None:
+    """Every selected group of both libraries on one size's features, then the report."""
+    n, dim = SIZES[size]
+    label = f"{size}: {n:,} x {dim:,} generated and reference"
+    groups = args.groups.split(",")
+    with tempfile.TemporaryDirectory(prefix="bench_metrics_") as folder:
+        gen_path, ref_path = write_features(n, dim, folder)
+        prc_mode = prc_mode_for(n, args.tf_prc)
+        runs = {"n": n}
+        for group in GROUPS:
+            results = {"genforge": [], "torch-fidelity": []}
+            for r in range(args.rounds if group in groups else 0):
+                for peer in list(results)[::1 if r % 2 == 0 else -1]:
+                    start = time.perf_counter()
+                    res = measure(dict(
+                        peer=peer, group=group, gen=gen_path, ref=ref_path, threads=args.threads,
+                        repeats=args.repeats, prc_mode=prc_mode, profile=args.profile and r == 0))
+                    results[peer].append(res)
+                    print(f"  {size} {group} {peer}: {res.get('failed', 'done')}, after "
+                          f"{time.perf_counter() - start:.0f} s (load average "
+                          f"{os.getloadavg()[0]:.2f})", flush=True)
+                    if "profile" in res:
+                        print(f"\n--- {peer} {group} ({label}) ---\n{res['profile']}")
+            for peer, rounds in results.items():
+                runs[peer, group] = combine(rounds)
+        print_size(label, runs, prc_mode, args.repeats, args.rounds)
+        if not args.no_checks:
+            print_checks(reference_checks(gen_path, ref_path, "kid" in groups),
+                         runs["genforge", "fd"].get("values", {}).get("fd"))
+
+
+def print_checks(c: dict, fd: float | None) -> None:
+    """The float64 references: FD, and KID on torch-fidelity's own subsets."""
+    print(f"\nFD by torch-fidelity on float64 inputs: {c['fd64']:.10g}"
+          + ("" if fd is None else f" (genforge's relative difference from it: "
+                                   f"{abs(fd - c['fd64']) / abs(c['fd64']):.1e})"))
+    if "kid tf32" in c:
+        print(f"KID on torch-fidelity's own {KID_SUBSETS} subsets: torch-fidelity (float32 "
+              f"kernels) {c['kid tf32']:.8g}, torch-fidelity on float64 inputs "
+              f"{c['kid tf64']:.8g}, "
+              f"genforge {c['kid genforge']:.8g}; largest per-subset gap relative to the largest "
+              f"MMD^2: genforge vs float64 torch-fidelity {c['gap genforge-tf64']:.1e}, float32 vs "
+              f"float64 torch-fidelity {c['gap tf32-tf64']:.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="both", choices=[*SIZES, "both"],
@@ -371,7 +419,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="profile one more run of each group (torch.profiler / cProfile)")
     parser.add_argument("--genforge-rev", metavar="REV",
-                        help="measure this git revision's genforge (e.g. HEAD), not the working tree")
+                        help="measure this git revision's genforge (e.g. HEAD), not the "
+                        "working tree")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -382,7 +431,8 @@ def main() -> None:
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         src = export_revision(args.genforge_rev, folder)
         sys.path.insert(0, src)  # this process (the checks) and, through PYTHONPATH, the workers
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (src, os.environ.get("PYTHONPATH"))))
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, (src, os.environ.get("PYTHONPATH"))))
 
     import torch
     import_torch_fidelity()
@@ -396,45 +446,8 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.2f} (figures are unreliable when it "
           f"exceeds the CPU count)")
     sizes = ["small", "large"] if args.sizes == "both" else [args.sizes]
-    groups = args.groups.split(",")
     for size in sizes:
-        n, dim = SIZES[size]
-        label = f"{size}: {n:,} x {dim:,} generated and reference"
-        with tempfile.TemporaryDirectory(prefix="bench_metrics_") as folder:
-            gen_path, ref_path = write_features(n, dim, folder)
-            prc_mode = prc_mode_for(n, args.tf_prc)
-            runs = {"n": n}
-            for group in GROUPS:
-                results = {"genforge": [], "torch-fidelity": []}
-                for r in range(args.rounds if group in groups else 0):
-                    for peer in list(results)[::1 if r % 2 == 0 else -1]:
-                        start = time.perf_counter()
-                        res = measure(dict(
-                            peer=peer, group=group, gen=gen_path, ref=ref_path,
-                            threads=args.threads, repeats=args.repeats, prc_mode=prc_mode,
-                            profile=args.profile and r == 0))
-                        results[peer].append(res)
-                        print(f"  {size} {group} {peer}: {res.get('failed', 'done')}, after "
-                              f"{time.perf_counter() - start:.0f} s (load average "
-                              f"{os.getloadavg()[0]:.2f})", flush=True)
-                        if "profile" in res:
-                            print(f"\n--- {peer} {group} ({label}) ---\n{res['profile']}")
-                for peer, rounds in results.items():
-                    runs[peer, group] = combine(rounds)
-            print_size(label, runs, prc_mode, args.repeats, args.rounds)
-            if not args.no_checks:
-                c = reference_checks(gen_path, ref_path, "kid" in groups)
-                fd = runs["genforge", "fd"].get("values", {}).get("fd")
-                print(f"\nFD by torch-fidelity on float64 inputs: {c['fd64']:.10g}"
-                      + ("" if fd is None else f" (genforge's relative difference from it: "
-                                               f"{abs(fd - c['fd64']) / abs(c['fd64']):.1e})"))
-                if "kid tf32" in c:
-                    print(f"KID on torch-fidelity's own {KID_SUBSETS} subsets: torch-fidelity "
-                          f"(float32 kernels) {c['kid tf32']:.8g}, torch-fidelity on float64 "
-                          f"inputs {c['kid tf64']:.8g}, genforge {c['kid genforge']:.8g}; "
-                          f"largest per-subset gap relative to the largest MMD^2: genforge vs "
-                          f"float64 torch-fidelity {c['gap genforge-tf64']:.1e}, float32 vs "
-                          f"float64 torch-fidelity {c['gap tf32-tf64']:.1e}")
+        run_size(size, args)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
