@@ -96,30 +96,12 @@ def describe_genforge() -> str:
 
 
 def import_torch_fidelity():
-    """torch_fidelity with torchvision stubbed when absent (its package __init__ imports
-    torchvision for dataset helpers that the metric functions never call)."""
-    import importlib.util
-    import types
-
-    class Stub(types.ModuleType):
-        def __getattr__(self, name):
-            if name.startswith("__"):
-                raise AttributeError(name)
-            module = Stub(f"{self.__name__}.{name}")
-            sys.modules[module.__name__] = module
-            return module
-
-        def __call__(self, *args, **kwargs):
-            return self
-
-        def __mro_entries__(self, bases):
-            return (object,)
-
-    if "torchvision" not in sys.modules and importlib.util.find_spec("torchvision") is None:
-        for name in ("torchvision", "torchvision.transforms", "torchvision.datasets",
-                     "torchvision.transforms.functional"):
-            sys.modules.setdefault(name, Stub(name))
-    import torch_fidelity
+    """torch_fidelity and its metric modules, torchvision stubbed where absent (the one stub,
+    in tests/peers.py: its package __init__ imports torchvision for helpers the metrics never call)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "tests"))
+    from peers import import_torch_fidelity as load
+    torch_fidelity = load()
     import torch_fidelity.metric_fid  # noqa: F401
     import torch_fidelity.metric_kid  # noqa: F401
     import torch_fidelity.metric_prc  # noqa: F401

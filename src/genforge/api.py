@@ -303,7 +303,7 @@ def evaluate(model: str | Path, data: str, *, n: int = 10_000, extractor: str | 
                                device=resolve_device(device))
     out.mkdir(parents=True, exist_ok=True)
     records = [r.to_dict() for r in result.records]
-    io.write_json(out / "evaluation.json", registry._finite({"model": str(model), "data": data,
+    io.write_json(out / "evaluation.json", registry.json_safe({"model": str(model), "data": data,
                                                              "records": records}))
     grid = modality.preview(result.generated[:64])
     io.write_with(out / "samples.png", lambda tmp: grid.save(tmp, format="PNG"))

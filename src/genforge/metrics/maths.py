@@ -233,9 +233,10 @@ def manifold_indicators(generated: torch.Tensor, reference: torch.Tensor, *, k_p
     for start, d in pairs.blocks():
         rows = slice(start, start + len(d))
         precision |= pairs.below(start, d, ref_pr[rows, None]).any(0).cpu()
-        density += pairs.below(start, d, ref_dc[rows, None]).sum(0).cpu()
         recall.append(pairs.below(start, d, gen_pr[None, :]).any(1).cpu())
-        coverage.append(pairs.below(start, d, ref_dc[rows, None]).any(1).cpu())
+        in_dc = pairs.below(start, d, ref_dc[rows, None])   # density and coverage share the balls
+        density += in_dc.sum(0).cpu()
+        coverage.append(in_dc.any(1).cpu())
     return Manifold(precision.double(), torch.cat(recall).double(), density / k_dc,
                     torch.cat(coverage).double())
 

@@ -323,21 +323,21 @@ def append_records(path: Path, records: list[MetricRecord]) -> None:
     """Append records to a JSONL file (one line each; earlier lines are never rewritten)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = "".join(json.dumps(_finite(r.to_dict())) + "\n" for r in records)
+    lines = "".join(json.dumps(json_safe(r.to_dict())) + "\n" for r in records)
     with open(path, "a", encoding="utf-8") as f:
         f.write(lines)
         f.flush()
         os.fsync(f.fileno())
 
 
-def _finite(obj):
+def json_safe(obj):
     """JSON has no NaN: undefined numbers are written as null."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
