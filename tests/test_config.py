@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from genforge.config import (FLAT_FIELDS, PRESETS, SECTIONS, RunConfig, config_from_dict,
+from genforge.config import (FAMILIES, FLAT_FIELDS, PRESETS, SECTIONS, RunConfig,
+                             check_family_options, config_from_dict, resolve_augment,
                              make_config, nest_options, with_overrides)
 from genforge.errors import ConfigError
 
@@ -22,15 +23,56 @@ def config_error(**kw) -> str:
 
 # --- presets and the round trip --------------------------------------------------------------------
 
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("preset", sorted(PRESETS))
-def test_every_preset_builds_validates_and_applies_its_values(preset):
-    config = make_config(preset)
-    assert isinstance(config, RunConfig)
-    for section, values in PRESETS[preset].items():
+def test_every_preset_builds_validates_and_applies_its_values(preset, family):
+    config = make_config(preset, family=family)
+    assert isinstance(config, RunConfig) and config.family == family
+    for section, values in PRESETS[preset][family].items():
         for name, value in values.items():
             assert getattr(getattr(config, section), name) == value, f"{section}.{name}"
     # The preset overrides are merged over the defaults, not replacing whole sections.
     assert config.diffusion == make_config().diffusion
+
+
+def test_gan_starts_from_its_own_training_defaults():
+    gan, diffusion = make_config(None, family="gan"), make_config(None)
+    assert gan.train.warmup_steps == 0 and gan.train.grad_clip == 0.0
+    assert diffusion.train.warmup_steps == 200 and diffusion.train.grad_clip == 1.0
+    # a user's value still wins over the family default
+    assert make_config(None, {"train": {"lr": 5e-4}}, family="gan").train.lr == 5e-4
+
+
+@pytest.mark.parametrize("family, option, owner", [
+    ("gan", "model_channels", "diffusion"), ("gan", "sigma_data", "diffusion"),
+    ("diffusion", "generator_channels", "gan"), ("diffusion", "r1_gamma", "gan")])
+def test_options_of_the_other_family_are_refused_by_name(family, option, owner):
+    with pytest.raises(ConfigError) as err:
+        check_family_options(family, {option: "1", "batch_size": "8", "augment": "off"})
+    message = str(err.value)
+    assert f"--{option.replace('_', '-')}" in message and owner in message and family in message
+
+
+@pytest.mark.parametrize("family, augment", [("diffusion", "ada"), ("diffusion", "diffaugment"),
+                                             ("gan", "nonleaking")])
+def test_augmentation_of_the_other_family_is_refused(family, augment):
+    message = config_error(family=family, overrides={"augment": {"augment": augment}})
+    assert "augment.augment" in message and augment in message and family in message
+
+
+@pytest.mark.parametrize("family, items, expected", [
+    ("gan", 1_000, "ada"), ("gan", 60_000, "off"),
+    ("diffusion", 1_000, "nonleaking"), ("diffusion", 60_000, "off")])
+def test_auto_augmentation_follows_the_family_and_dataset_size(family, items, expected):
+    assert resolve_augment(make_config(None, family=family), items).augment.augment == expected
+    fixed = make_config(None, {"augment": {"augment": "off"}}, family=family)
+    assert resolve_augment(fixed, 10).augment.augment == "off"  # an explicit choice stays
+
+
+def test_configs_written_before_augmentation_existed_load_without_it():
+    d = make_config().to_dict()
+    del d["augment"], d["gan"]
+    assert config_from_dict(d).augment.augment == "off"
 
 
 def test_unknown_preset_names_the_known_ones():
@@ -111,7 +153,8 @@ def test_choice_not_allowed_names_field_and_choices(section, name, value):
 
 
 def test_unknown_family_is_named():
-    assert "gan" in config_error(family="gan")
+    message = config_error(family="vae")
+    assert "vae" in message and "diffusion" in message and "gan" in message
 
 
 @pytest.mark.parametrize("overrides, named", [
@@ -133,6 +176,10 @@ def test_unknown_family_is_named():
     ({"diffusion": {"sigma_min": 0.0}}, ["diffusion.sigma_min"]),
     ({"diffusion": {"label_dropout": 1.0}}, ["diffusion.label_dropout"]),
     ({"data": {"max_bad_fraction": 1.5}}, ["data.max_bad_fraction"]),
+    ({"augment": {"augment_p": 1.5}}, ["augment.augment_p"]),
+    ({"augment": {"ada_target": 1.0}}, ["augment.ada_target"]),
+    ({"gan": {"r1_gamma": -1.0}}, ["gan.r1_gamma"]),
+    ({"gan": {"r1_interval": 0}}, ["gan.r1_interval"]),
 ])
 def test_cross_field_rules_name_the_fields(overrides, named):
     message = config_error(overrides=overrides)

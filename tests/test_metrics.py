@@ -118,6 +118,17 @@ def test_memorisation_catches_injected_copies(split, encoder):
     assert clean.value < 0.02
 
 
+def test_memorisation_works_with_a_small_training_set(split, encoder):
+    # 1,000 training items: fewer than the 2,000 the train-to-train baseline draws by default
+    small = Dataset("image", split[0].items[:1000].clone(), None, [], "small")
+    copies = small.items[:50]
+    result = registry.evaluate(lambda n: torch.cat([split[1][:150], copies])[:n], small, encoder,
+                               metrics=("memorisation",),
+                               protocol=registry.Protocol(generated=200, fd_resamples=0))
+    assert result.records[0].value == pytest.approx(50 / 200, abs=0.01)
+    assert len(result.inputs.histograms["train_to_train"]) == 500
+
+
 def test_records_say_what_made_them_and_append_to_jsonl(split, encoder, tmp_path):
     log = tmp_path / "metrics.jsonl"
     protocol = registry.Protocol(generated=600, fd_resamples=5, kid_subsets=5, seed=3)

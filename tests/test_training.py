@@ -71,8 +71,8 @@ def test_sigterm_writes_checkpoint_and_rerun_resumes_exactly(tmp_path, small_dat
     original = family.phases
     calls = {"n": 0}
 
-    def phases_sending_sigterm(config):
-        (phase,) = original(config)
+    def phases_sending_sigterm(config, spec):
+        (phase,) = original(config, spec)
 
         def loss(*args):
             calls["n"] += 1
@@ -153,13 +153,19 @@ def test_data_stream_visits_every_item_once_per_epoch_and_resumes():
 class LinearFamily:
     """A deterministic toy family: proves the loop is family-agnostic and checks accumulation."""
 
-    name = "toy"
+    name, sample_options = "toy", {}
 
     def build(self, spec, config):
         torch.manual_seed(0)
         return nn.Linear(144, 1)
 
-    def phases(self, config):
+    def exported(self, module):
+        return module
+
+    def stats(self, module):
+        return {}
+
+    def phases(self, config, spec):
         def loss(module, images, labels, generator):
             return ((module(images.flatten(1)).squeeze(1) - labels.float()) ** 2).mean()
         return [Phase("fit", lambda m: list(m.parameters()), loss)]

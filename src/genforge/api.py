@@ -12,7 +12,8 @@ import torch
 from tqdm import tqdm
 
 from . import io
-from .config import RunConfig, make_config, nest_options
+from .config import (SMALL_DATASET, RunConfig, check_family_options, make_config, nest_options,
+                     resolve_augment)
 from .errors import ConfigError, GenforgeError
 from .export import export_model, load_module
 from .families import FAMILIES, ModelSpec
@@ -28,6 +29,7 @@ DEFAULT_PRESET = "cpu-small"
 def resolve_config(data: str | None = None, preset: str | None = DEFAULT_PRESET,
                    family: str = "diffusion", **options: Any) -> RunConfig:
     """A validated RunConfig from a preset plus flat options (names as in the CLI, with underscores)."""
+    check_family_options(family, options)
     if data is not None:
         options["source"] = data
     return make_config(preset, nest_options(options), family=family)
@@ -45,6 +47,11 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
     run = Path(run)
     modality = MODALITIES[config.data.kind]
     dataset = modality.open(config.data)
+    config = resolve_augment(config, len(dataset), dataset.item_shape)
+    if len(dataset) < SMALL_DATASET:
+        warnings.warn(f"{dataset.source} holds only {len(dataset)} items: a model trained on so few "
+                      "is likely to copy them; check with 'genforge evaluate MODEL --data DATA' "
+                      f"(memorised_share){'' if config.augment.augment != 'off' else ' and consider --augment auto'}")
     run.mkdir(parents=True, exist_ok=True)
     io.write_json(run / "data_report.json", {"source": dataset.source, **dataset.report.to_dict()})
     dataset_info = _dataset_info(dataset)
@@ -106,22 +113,51 @@ def summary_markdown(s: dict) -> str:
                f"{s['best']['step']} (exported to {Path(s['run']) / 'best'})\n" if s.get("best") else ""))
 
 
+def sampling_options(family, **options: Any) -> dict[str, Any]:
+    """The generation options given (not None), refused when the family does not take them."""
+    given = {k: v for k, v in options.items() if v is not None}
+    for name in given:
+        if name not in family.sample_options:
+            raise ConfigError(f"--{name} does not apply to a {family.name} model (its options: "
+                              f"{', '.join('--' + o for o in family.sample_options)})")
+    return given
+
+
 def generate_items(family, module: torch.nn.Module, spec: ModelSpec, config: RunConfig, n: int, *,
-                   seed: int, labels: torch.Tensor | None, sampler: str = "dpmpp-2m",
-                   steps: int = 20, guidance: float = 1.0, batch_size: int = 64,
-                   device: torch.device | str = "cpu") -> torch.Tensor:
-    """n integer items from a module; item i uses seed + i whatever the batch size."""
-    d, modality = config.diffusion, MODALITIES[spec.modality]
+                   seed: int, labels: torch.Tensor | None, batch_size: int = 64,
+                   device: torch.device | str = "cpu", latents: torch.Tensor | None = None,
+                   seeds: list[int] | None = None, **options: Any) -> torch.Tensor:
+    """n integer items from a module; item i uses seed + i (or seeds[i]) whatever the batch size.
+
+    options are the family's sampling options (sampler, steps, guidance; truncation); latents,
+    one row per item, replace the seeds' own starting latents.
+    """
+    modality = MODALITIES[spec.modality]
+    options = sampling_options(family, **options)
+    seeds = seeds if seeds is not None else list(range(seed, seed + n))
     chunks = []
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
-        x = family.sample(module, list(range(seed + start, seed + stop)),
+        x = family.sample(module, seeds[start:stop],
                           None if labels is None else labels[start:stop],
-                          sampler=sampler, steps=steps, guidance=guidance,
-                          sigma_min=d.sigma_min, sigma_max=d.sigma_max,
-                          item_shape=spec.item_shape, device=device)
+                          item_shape=spec.item_shape, device=device, config=config,
+                          latents=None if latents is None else latents[start:stop], **options)
         chunks.append(modality.from_model(x.cpu()))
     return torch.cat(chunks)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation between two Gaussian latents: intermediate points keep the norm a
+    Gaussian sample has (a straight line through the middle would pass through unlikely latents)."""
+    if t in (0, 1):  # exactly the keyframes, so a walk starts at its seed's own sample
+        return (a if t == 0 else b).clone()
+    a_flat, b_flat = a.flatten().double(), b.flatten().double()
+    cos = torch.dot(a_flat, b_flat) / (a_flat.norm() * b_flat.norm())
+    omega = torch.arccos(cos.clamp(-1, 1))
+    if omega.abs() < 1e-6:
+        return ((1 - t) * a + t * b)
+    mixed = (torch.sin((1 - t) * omega) * a_flat + torch.sin(t * omega) * b_flat) / torch.sin(omega)
+    return mixed.reshape(a.shape).to(a.dtype)
 
 
 class GenerativeModel:
@@ -158,31 +194,80 @@ class GenerativeModel:
             raise ConfigError(f"class {index} out of range: this model has classes 0..{k - 1}")
         return torch.full((n,), index)
 
-    def generate(self, n: int = 16, *, seed: int = 0, sampler: str = "dpmpp-2m", steps: int = 20,
-                 guidance: float = 1.0, class_label: int | str | None = None,
+    def generate(self, n: int = 16, *, seed: int = 0, sampler: str | None = None,
+                 steps: int | None = None, guidance: float | None = None,
+                 truncation: float | None = None, class_label: int | str | None = None,
                  batch_size: int = 64, out: str | Path | None = None) -> torch.Tensor:
         """n items (uint8 images [n, C, H, W]); item i uses seed + i whatever the batch size.
 
-        With out, writes one PNG per item, grid.png and generation.json (everything needed to
-        regenerate each item).
+        Diffusion models take sampler, steps and guidance; GANs take truncation (1: none; lower
+        trades variety for typical samples). With out, writes one PNG per item, grid.png and
+        generation.json (everything needed to regenerate each item).
         """
         if n < 1:
             raise ConfigError(f"n must be at least 1, got {n}")
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         labels = self.class_labels(n, class_label)
+        options = sampling_options(self.family, sampler=sampler, steps=steps, guidance=guidance,
+                                   truncation=truncation)
         items = generate_items(self.family, self.module, self.spec, self.config, n, seed=seed,
-                               labels=labels, sampler=sampler, steps=steps, guidance=guidance,
-                               batch_size=batch_size, device=self.device)
+                               labels=labels, batch_size=batch_size, device=self.device, **options)
         if out is not None:
-            self._write(items, Path(out), seed, labels, dict(sampler=sampler, steps=steps,
-                                                              guidance=guidance))
+            self._write(items, Path(out), seed, labels, {**self.family.sample_options, **options})
         return items
 
+    def interpolate(self, seeds: list[int], *, frames: int = 16, class_label: int | str | None = None,
+                    loop: bool = True, out: str | Path | None = None, frame_ms: int = 80,
+                    **options: Any) -> torch.Tensor:
+        """A walk through the latents of the given seeds (slerp, `frames` steps between each pair,
+        back to the first when loop): items [k, ...]. With out, writes the frames, walk.gif and
+        generation.json. The walk keeps the first seed's other noise, so frames change smoothly;
+        for diffusion use a deterministic sampler (the default, dpmpp-2m)."""
+        if len(seeds) < 2:
+            raise ConfigError(f"interpolation needs at least two seeds, got {len(seeds)}")
+        if frames < 1:
+            raise ConfigError(f"frames must be at least 1, got {frames}")
+        options = sampling_options(self.family, **options)
+        if options.get("sampler") in ("euler-ancestral",):
+            raise ConfigError("interpolation needs a deterministic sampler; euler-ancestral adds "
+                              "fresh noise at every step")
+        from .sampling import SeededNoise
+        shape = self.family.latent_shape(self.module, self.spec.item_shape)
+        keys = [SeededNoise([s])(shape)[0] for s in seeds]
+        if loop:
+            keys.append(keys[0])
+        latents = torch.stack([slerp(a, b, i / frames) for a, b in zip(keys, keys[1:])
+                               for i in range(frames)] + ([] if loop else [keys[-1]]))
+        labels = self.class_labels(len(latents), class_label)
+        if labels is not None and class_label is None:
+            labels = torch.full((len(latents),), int(labels[0]))  # one class along the walk
+        items = generate_items(self.family, self.module, self.spec, self.config, len(latents),
+                               seed=seeds[0], seeds=[seeds[0]] * len(latents), labels=labels,
+                               device=self.device, latents=latents, **options)
+        if out is not None:
+            out = Path(out)
+            self._write(items, out, seeds[0], labels, {**self.family.sample_options, **options,
+                                                       "interpolate": seeds,
+                                                       "frames": frames, "loop": loop},
+                        stems=[f"frame-{i:04d}" for i in range(len(items))])
+            self._write_gif(items, out / "walk.gif", frame_ms)
+        return items
+
+    def _write_gif(self, items: torch.Tensor, path: Path, frame_ms: int) -> None:
+        """An animated GIF of the items, scaled up (nearest) to at least 256 px on the short side."""
+        from PIL import Image
+        pictures = [self.modality.preview(items[i:i + 1]) for i in range(len(items))]
+        scale = max(1, -(-256 // min(pictures[0].size)))
+        pictures = [p.convert("RGB").resize((p.width * scale, p.height * scale), Image.NEAREST)
+                    for p in pictures]
+        io.write_with(path, lambda tmp: pictures[0].save(
+            tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0))
+
     def _write(self, items: torch.Tensor, out: Path, seed: int, labels: torch.Tensor | None,
-               params: dict) -> None:
+               params: dict, stems: list[str] | None = None) -> None:
         out.mkdir(parents=True, exist_ok=True)
-        stems = [f"{seed + i:06d}" for i in range(len(items))]
+        stems = stems or [f"{seed + i:06d}" for i in range(len(items))]
         paths = self.modality.write(items, out, stems)
         grid = self.modality.preview(items)
         io.write_with(out / "grid.png", lambda tmp: grid.save(tmp, format="PNG"))
@@ -199,7 +284,9 @@ class GenerativeModel:
                 "kind": self.spec.modality, "item_shape": list(self.spec.item_shape),
                 "classes": self.class_names,
                 "parameters": sum(p.numel() for p in self.module.parameters()),
-                "network": asdict(self.config.network), "manifest": self.manifest}
+                "network": asdict(self.config.gan if self.config.family == "gan"
+                                  else self.config.network),
+                "augment": self.config.augment.augment, "manifest": self.manifest}
 
 
 def load(folder: str | Path, device: str = "auto") -> GenerativeModel:
@@ -261,8 +348,8 @@ def _open_generated(model: Path, n: int, kind: str, device: str):
 
 def evaluate(model: str | Path, data: str, *, n: int = 10_000, extractor: str | None = None,
              metrics: tuple[str, ...] = registry.DEFAULT_METRICS, seed: int = 0,
-             sampler: str = "dpmpp-2m", steps: int = 20, guidance: float = 1.0,
-             fd_dim: int | None = None, fd_resamples: int = 10, reference_limit: int = 50_000,
+             sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
+             truncation: float | None = None, fd_dim: int | None = None, fd_resamples: int = 10, reference_limit: int = 50_000,
              train_data: str | None = None, inception_weights: str | None = None,
              out: str | Path | None = None, device: str = "auto") -> dict:
     """Judge a model (or a folder of generated files) against a dataset; write evaluation.json,
@@ -280,10 +367,12 @@ def evaluate(model: str | Path, data: str, *, n: int = 10_000, extractor: str | 
     if isinstance(source, GenerativeModel):
         kind = source.spec.modality
         labels = source.class_labels(n, None)
-        sample_fn = lambda count: source.generate(count, seed=seed, sampler=sampler, steps=steps,
-                                                  guidance=guidance, batch_size=256)
+        options = sampling_options(source.family, sampler=sampler, steps=steps, guidance=guidance,
+                                   truncation=truncation)
+        sample_fn = lambda count: source.generate(count, seed=seed, batch_size=256, **options)
         log, out = model / "metrics.jsonl", Path(out) if out else model.parent / "evaluation"
-        sampling = {"sampler": sampler, "steps": steps, "guidance": guidance, "seed": seed,
+        sampling = {"family": source.family.name, **_default_sampling(source.family), **options,
+                    "seed": seed,
                     "classes": "cycled" if labels is not None else "none",
                     "model_sha256": source.manifest.get("weights_sha256")}
     else:
@@ -310,6 +399,11 @@ def evaluate(model: str | Path, data: str, *, n: int = 10_000, extractor: str | 
     report = write_report(out / "report.html", result, modality=modality,
                           history=registry.read_records(log), title=f"{model} against {data}")
     return {"records": records, "report": str(report), "log": str(log), "out": str(out)}
+
+
+def _default_sampling(family) -> dict[str, Any]:
+    """The family's default sampling options, for protocol records."""
+    return dict(family.sample_options)
 
 
 def _training_data(source, train_data: str | None, reference, modality):
@@ -343,7 +437,8 @@ def _in_training_evaluator(run: Path, config: RunConfig, dataset, modality):
                                device=resolve_device(t.device))
     protocol = registry.Protocol(name="genforge-in-training-v1", generated=t.eval_samples,
                                  reference_limit=10_000, fd_resamples=0, kid_subsets=10,
-                                 sampler={"sampler": "dpmpp-2m", "steps": 20, "seed": 0})
+                                 sampler={"family": config.family,
+                                          **_default_sampling(FAMILIES[config.family]), "seed": 0})
     family = FAMILIES[config.family]
     best = _best(run)
 

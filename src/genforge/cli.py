@@ -12,7 +12,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from . import api, io
-from .config import PRESETS, SECTIONS
+from .config import FAMILIES, PRESETS, SECTIONS
 from .errors import GenforgeError
 from .metrics import registry
 from .modalities.image import NAMED_SOURCES
@@ -46,6 +46,19 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
                                    help=help_text)
 
 
+def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    """Generation options; each family takes its own and refuses the others by name."""
+    group = parser.add_argument_group("sampling options (diffusion)")
+    group.add_argument("--sampler", default=None, choices=list(SAMPLERS),
+                       help="ODE/SDE solver (default: dpmpp-2m)")
+    group.add_argument("--steps", type=int, default=None, help="sampler steps (default: 20)")
+    group.add_argument("--guidance", type=float, default=None,
+                       help="classifier-free guidance scale (1: none; 2-4 sharpen class identity)")
+    group = parser.add_argument_group("sampling options (GAN)")
+    group.add_argument("--truncation", type=float, default=None,
+                       help="truncation psi (1: none; 0.5-0.8 trade variety for typical samples)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genforge", description="Create a generative model from your own data.",
@@ -60,17 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default="runs/genforge", help="run folder (default: runs/genforge)")
     p.add_argument("--preset", default=api.DEFAULT_PRESET, choices=list(PRESETS),
                    help=f"starting configuration (default: {api.DEFAULT_PRESET})")
+    p.add_argument("--family", default="diffusion", choices=FAMILIES,
+                   help="model family: diffusion (EDM) or gan (StyleGAN2-style or DCGAN) "
+                        "(default: diffusion)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and stop")
     _add_config_options(p)
 
     p = sub.add_parser("generate", help="generate samples from an exported model")
     p.add_argument("model", metavar="MODEL", help="an exported model folder (RUN/model)")
     p.add_argument("-n", type=int, default=64, help="how many samples (default: 64)")
-    p.add_argument("--sampler", default="dpmpp-2m", choices=list(SAMPLERS))
-    p.add_argument("--steps", type=int, default=20, help="sampler steps (default: 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first sample; sample i uses seed+i")
-    p.add_argument("--guidance", type=float, default=1.0,
-                   help="classifier-free guidance scale (1: none; 2-4 sharpen class identity)")
+    _add_sampling_options(p)
+    p.add_argument("--interpolate", default=None, metavar="SEEDS",
+                   help="walk through the latents of these seeds (e.g. 1,7,42): writes frames "
+                        "and walk.gif instead of -n samples")
+    p.add_argument("--frames", type=int, default=16, help="frames between two seeds (default: 16)")
+    p.add_argument("--no-loop", dest="loop", action="store_false",
+                   help="end the walk at the last seed instead of returning to the first")
     p.add_argument("--class", dest="class_label", default=None,
                    help="class index or name (default: cycle through the classes; 'none': unconditional)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -98,9 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fd-resamples", type=int, default=10, help="bootstrap resamples for FD's interval")
     p.add_argument("--reference-limit", type=int, default=50_000, help="reference items used at most")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sampler", default="dpmpp-2m", choices=list(SAMPLERS))
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--guidance", type=float, default=1.0)
+    _add_sampling_options(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="output folder (default: next to MODEL)")
 
@@ -129,7 +146,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     result = api.evaluate(args.model, args.data, n=args.n, extractor=args.extractor,
                           metrics=metrics, seed=args.seed, sampler=args.sampler, steps=args.steps,
-                          guidance=args.guidance, fd_dim=args.fd_dim,
+                          guidance=args.guidance, truncation=args.truncation, fd_dim=args.fd_dim,
                           fd_resamples=args.fd_resamples, reference_limit=args.reference_limit,
                           train_data=args.train_data, inception_weights=args.inception_weights,
                           out=args.out, device=args.device)
@@ -151,9 +168,9 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    skip = {"command", "data", "run", "preset", "dry_run"}
+    skip = {"command", "data", "run", "preset", "dry_run", "family"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
-    config = api.resolve_config(args.data, args.preset, **options)
+    config = api.resolve_config(args.data, args.preset, args.family, **options)
     if args.dry_run:
         print(config.to_json())
         return 0
@@ -167,9 +184,21 @@ def _train(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     model = api.load(args.model, device=args.device)
-    items = model.generate(args.n, seed=args.seed, sampler=args.sampler, steps=args.steps,
-                           guidance=args.guidance, class_label=args.class_label,
-                           batch_size=args.batch_size, out=args.out)
+    options = dict(sampler=args.sampler, steps=args.steps, guidance=args.guidance,
+                   truncation=args.truncation)
+    if args.interpolate:
+        try:
+            seeds = [int(s) for s in args.interpolate.split(",") if s.strip()]
+        except ValueError:
+            raise GenforgeError(f"--interpolate takes seeds separated by commas (e.g. 1,7,42), "
+                                f"got {args.interpolate!r}") from None
+        items = model.interpolate(seeds, frames=args.frames, loop=args.loop,
+                                  class_label=args.class_label, out=args.out,
+                                  **{k: v for k, v in options.items() if v is not None})
+        print(f"wrote {len(items)} frames, walk.gif and generation.json to {args.out}")
+        return 0
+    items = model.generate(args.n, seed=args.seed, class_label=args.class_label,
+                           batch_size=args.batch_size, out=args.out, **options)
     print(f"wrote {len(items)} samples, grid.png and generation.json to {args.out}")
     return 0
 

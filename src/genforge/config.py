@@ -60,6 +60,34 @@ class DiffusionConfig:
 
 
 @dataclass(frozen=True)
+class GANConfig:
+    architecture: str = option("stylegan2", "GAN networks: stylegan2 (mapping network, modulated "
+                               "convolutions, noise, skips; residual D), dcgan, or mlp for 1-D items",
+                               choices=("stylegan2", "dcgan", "mlp"))
+    latent_dim: int = option(128, "size of the generator's input latent z")
+    mapping_layers: int = option(4, "layers of the StyleGAN2 mapping network")
+    generator_channels: int = option(32, "generator width at full resolution (doubles per halving)")
+    discriminator_channels: int = option(32, "discriminator width at full resolution (doubles per halving)")
+    max_channels: int = option(256, "cap on any layer's width")
+    gan_loss: str = option("logistic", "non-saturating logistic (with R1) or hinge",
+                           choices=("logistic", "hinge"))
+    r1_gamma: float | None = option(None, "R1 gradient penalty weight (0: off; default: "
+                                    "0.0002 x pixels / batch, the StyleGAN2-ADA heuristic)")
+    r1_interval: int = option(16, "lazy regularisation: apply R1 every N steps, scaled by N")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    augment: str = option("auto", "augmentation: ada or diffaugment (GAN), nonleaking (diffusion), "
+                          "off; auto picks from the family and dataset size",
+                          choices=("auto", "off", "ada", "diffaugment", "nonleaking"))
+    augment_p: float = option(0.12, "probability of each non-leaking augmentation (diffusion)")
+    ada_target: float = option(0.6, "ADA: target E[sign(D(real))]; above it the augmentation grows")
+    ada_images: int = option(100_000, "ADA: real images it takes p to move from 0 to 1")
+    ada_interval: int = option(4, "ADA: adjust p every N steps")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     batch_size: int = option(64, "images per optimiser step (split over --grad-accum micro-batches)")
     grad_accum: int = option(1, "micro-batches per optimiser step")
@@ -90,10 +118,12 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    family: str = option("diffusion", "model family", choices=("diffusion",))
+    family: str = option("diffusion", "model family", choices=("diffusion", "gan"))
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    gan: GANConfig = field(default_factory=GANConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
@@ -130,29 +160,66 @@ SESSION_ONLY = ("steps", "minutes", "checkpoint_every", "sample_every", "log_eve
 
 
 SECTIONS = {"data": DataConfig, "network": NetworkConfig, "diffusion": DiffusionConfig,
-            "train": TrainConfig}
+            "gan": GANConfig, "augment": AugmentConfig, "train": TrainConfig}
+FAMILIES = ("diffusion", "gan")
+# Sections only one family reads; the others (data, augment, train) are shared.
+FAMILY_SECTIONS = {"diffusion": ("network", "diffusion"), "gan": ("gan",)}
+AUGMENT_BY_FAMILY = {"diffusion": ("off", "nonleaking"), "gan": ("off", "ada", "diffaugment")}
+# Below this many items each family's augmentation is switched on by --augment auto.
+AUGMENT_AUTO_BELOW = 50_000
+# Below this many items a model is likely to memorise its training data.
+SMALL_DATASET = 1_000
 
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+# What a family starts from before any preset: GANs train with Adam at betas (0, 0.99) (set by
+# the family), no warm-up, no clipping, and a shorter EMA (StyleGAN2-ADA: 10 kimg per 32 images).
+FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "diffusion": {},
+    "gan": {"train": {"lr": 2e-3, "warmup_steps": 0, "grad_clip": 0.0, "ema_decay": 0.998}},
+}
+
+PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     # Sized for the 5-minute demo on 2 CPU cores: ~1.1M parameters, 2x2 patches (28x28 runs at 14, 7, 4).
     "cpu-small": {
-        "network": {"model_channels": 32, "channel_mult": (1, 2, 2), "num_blocks": 1,
-                    "attn_resolutions": (7,), "patch_size": 2},
-        "train": {"batch_size": 64, "lr": 2e-3, "warmup_steps": 100, "ema_decay": 0.998,
-                  "checkpoint_every": 250, "sample_every": 500},
+        "diffusion": {
+            "network": {"model_channels": 32, "channel_mult": (1, 2, 2), "num_blocks": 1,
+                        "attn_resolutions": (7,), "patch_size": 2},
+            "train": {"batch_size": 64, "lr": 2e-3, "warmup_steps": 100, "ema_decay": 0.998,
+                      "checkpoint_every": 250, "sample_every": 500},
+        },
+        "gan": {
+            "gan": {"architecture": "stylegan2", "generator_channels": 32,
+                    "discriminator_channels": 32, "max_channels": 128},
+            "train": {"batch_size": 64, "checkpoint_every": 500, "sample_every": 1000},
+        },
     },
     # A laptop CPU given an hour or more: ~7M parameters; 2x2 patches make each step ~4x cheaper
     # than the same network at full resolution, which buys more steps in the same hour.
     "cpu": {
-        "network": {"model_channels": 64, "channel_mult": (1, 2, 2), "num_blocks": 2,
-                    "attn_resolutions": (7, 8), "patch_size": 2},
-        "train": {"batch_size": 64, "lr": 1e-3},
+        "diffusion": {
+            "network": {"model_channels": 64, "channel_mult": (1, 2, 2), "num_blocks": 2,
+                        "attn_resolutions": (7, 8), "patch_size": 2},
+            "train": {"batch_size": 64, "lr": 1e-3},
+        },
+        "gan": {
+            "gan": {"architecture": "stylegan2", "generator_channels": 64,
+                    "discriminator_channels": 64, "max_channels": 256},
+            "train": {"batch_size": 64},
+        },
     },
     # One GPU: wider, deeper, bigger batches, bf16.
     "gpu": {
-        "network": {"model_channels": 128, "channel_mult": (1, 2, 2, 2), "num_blocks": 2,
-                    "attn_resolutions": (16, 8), "dropout": 0.1},
-        "train": {"batch_size": 256, "lr": 4e-4, "ema_decay": 0.9999, "precision": "bf16",
-                  "checkpoint_every": 2000, "sample_every": 2000},
+        "diffusion": {
+            "network": {"model_channels": 128, "channel_mult": (1, 2, 2, 2), "num_blocks": 2,
+                        "attn_resolutions": (16, 8), "dropout": 0.1},
+            "train": {"batch_size": 256, "lr": 4e-4, "ema_decay": 0.9999, "precision": "bf16",
+                      "checkpoint_every": 2000, "sample_every": 2000},
+        },
+        "gan": {
+            "gan": {"architecture": "stylegan2", "generator_channels": 128,
+                    "discriminator_channels": 128, "max_channels": 512, "latent_dim": 512},
+            "train": {"batch_size": 64, "precision": "bf16", "checkpoint_every": 2000,
+                      "sample_every": 2000},
+        },
     },
 }
 
@@ -213,7 +280,7 @@ def build_section(cls: type, values: dict[str, Any], section: str) -> Any:
 
 def validate(config: RunConfig) -> RunConfig:
     """Check cross-field rules once, at the edge."""
-    t, n, d = config.train, config.network, config.diffusion
+    t, n, d, g, a = config.train, config.network, config.diffusion, config.gan, config.augment
     checks = [
         (t.batch_size >= 1, f"train.batch_size must be at least 1, got {t.batch_size}"),
         (t.grad_accum >= 1, f"train.grad_accum must be at least 1, got {t.grad_accum}"),
@@ -240,6 +307,19 @@ def validate(config: RunConfig) -> RunConfig:
         (t.eval_every == 0 or t.eval_extractor,
          "in-training evaluation (--eval-every) needs --eval-extractor: an encoder file made by "
          "'genforge features train DATA', or inception-v3"),
+        (config.augment.augment in ("auto", *AUGMENT_BY_FAMILY[config.family]),
+         f"augment.augment: {config.augment.augment!r} does not apply to the {config.family} "
+         f"family (choose from auto, {', '.join(AUGMENT_BY_FAMILY[config.family])})"),
+        (0.0 <= a.augment_p <= 1.0, f"augment.augment_p must be in [0, 1], got {a.augment_p}"),
+        (0.0 < a.ada_target < 1.0, f"augment.ada_target must be in (0, 1), got {a.ada_target}"),
+        (a.ada_images >= 1 and a.ada_interval >= 1,
+         "augment.ada_images and augment.ada_interval must be at least 1"),
+        (g.latent_dim >= 1 and g.mapping_layers >= 1,
+         "gan.latent_dim and gan.mapping_layers must be at least 1"),
+        (min(g.generator_channels, g.discriminator_channels, g.max_channels) >= 1,
+         "gan.generator_channels, discriminator_channels and max_channels must be at least 1"),
+        (g.r1_gamma is None or g.r1_gamma >= 0, f"gan.r1_gamma must be non-negative, got {g.r1_gamma}"),
+        (g.r1_interval >= 1, f"gan.r1_interval must be at least 1, got {g.r1_interval}"),
         (0.0 <= config.data.max_bad_fraction <= 1.0,
          f"data.max_bad_fraction must be in [0, 1], got {config.data.max_bad_fraction}"),
     ]
@@ -267,25 +347,48 @@ def nest_options(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def make_config(preset: str | None = None, overrides: dict[str, dict[str, Any]] | None = None,
                 family: str = "diffusion") -> RunConfig:
-    """A RunConfig from a named preset plus per-section overrides, validated."""
+    """A RunConfig from the family's defaults, a named preset and per-section overrides, validated."""
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown family {family!r} (known: {', '.join(FAMILIES)})")
     if preset is not None and preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     merged: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
-    for source in (PRESETS.get(preset, {}) if preset else {}, overrides or {}):
+    for source in (FAMILY_DEFAULTS[family], PRESETS[preset][family] if preset else {},
+                   overrides or {}):
         for section, values in source.items():
             if section not in SECTIONS:
                 raise ConfigError(f"unknown config section {section!r} (known: {', '.join(SECTIONS)})")
             merged[section].update(values)
-    if family != "diffusion":
-        raise ConfigError(f"unknown family {family!r} (known: diffusion)")
     sections = {name: build_section(cls, merged[name], name) for name, cls in SECTIONS.items()}
     return validate(RunConfig(family=family, **sections))
+
+
+def check_family_options(family: str, options: dict[str, Any]) -> None:
+    """Refuse options (flat names, as given by a user) that only the other family reads."""
+    for name in options:
+        section = FLAT_FIELDS.get(name)
+        owner = next((f for f, sections in FAMILY_SECTIONS.items() if section in sections), family)
+        if owner != family:
+            raise ConfigError(f"--{name.replace('_', '-')} is a {owner} option; it has no effect "
+                              f"with --family {family}")
+
+
+def resolve_augment(config: RunConfig, items: int, item_shape: tuple[int, ...] = ()) -> RunConfig:
+    """Replace --augment auto by the family's augmentation for a dataset of this many items (only
+    images are augmented: the transforms are geometric and photometric)."""
+    if config.augment.augment != "auto":
+        return config
+    small = items < AUGMENT_AUTO_BELOW and len(item_shape) in (0, 3)
+    choice = {"gan": "ada", "diffusion": "nonleaking"}[config.family] if small else "off"
+    return with_overrides(config, augment={"augment": choice})
 
 
 def config_from_dict(d: dict[str, Any]) -> RunConfig:
     """Inverse of RunConfig.to_dict, with the same validation as user input."""
     d = dict(d)
     family = d.pop("family", "diffusion")
+    if "augment" not in d:  # written before augmentation existed: those runs trained without it
+        d["augment"] = {"augment": "off"}
     unknown = set(d) - set(SECTIONS)
     if unknown:
         raise ConfigError(f"unknown config section {sorted(unknown)[0]!r}")
@@ -300,5 +403,7 @@ def with_overrides(config: RunConfig, **sections: dict[str, Any]) -> RunConfig:
     return config_from_dict(d)
 
 
-__all__ = ["FLAT_FIELDS", "nest_options", "DataConfig", "NetworkConfig", "DiffusionConfig", "TrainConfig", "RunConfig",
-           "PRESETS", "SECTIONS", "make_config", "config_from_dict", "with_overrides", "replace"]
+__all__ = ["FLAT_FIELDS", "nest_options", "DataConfig", "NetworkConfig", "DiffusionConfig",
+           "GANConfig", "AugmentConfig", "TrainConfig", "RunConfig", "PRESETS", "SECTIONS",
+           "FAMILIES", "make_config", "config_from_dict", "with_overrides", "check_family_options",
+           "resolve_augment", "replace"]

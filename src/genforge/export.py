@@ -92,7 +92,7 @@ def load_module(folder: Path, device: str | torch.device = "cpu") -> tuple[nn.Mo
     family = FAMILIES.get(model_config["family"])
     if family is None:
         raise CheckpointError(f"{folder}: unknown model family {model_config['family']!r}")
-    module = family.build(spec, run_config)
+    module = family.exported(family.build(spec, run_config))
     tensors, _ = io.load_tensors(Path(folder) / "model.safetensors")
     try:
         module.load_state_dict(tensors)

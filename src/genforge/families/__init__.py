@@ -1,5 +1,8 @@
 """Model families by name. Each supplies modules, training phases and sampling to the one loop."""
 from .base import Family, ModelSpec, Phase
-from .diffusion import FAMILIES
+from .diffusion import DiffusionFamily
+from .gan import GANFamily
+
+FAMILIES: dict[str, Family] = {"diffusion": DiffusionFamily(), "gan": GANFamily()}
 
 __all__ = ["FAMILIES", "Family", "ModelSpec", "Phase"]

@@ -41,26 +41,48 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor | None, torch.Generator
 
 @dataclass
 class Phase:
-    """One kind of optimiser step: which parameters it trains, its loss and how often it runs."""
+    """One kind of optimiser step: which parameters it trains, its loss and how often it runs.
+
+    Phases naming the same `optimizer` share one (a GAN's discriminator step and its lazy R1 step
+    update the same Adam state, as in StyleGAN2); by default each phase has its own.
+    """
 
     name: str
     parameters: Callable[[nn.Module], list[nn.Parameter]]
     loss: LossFn
     interval: int = 1
     lr_scale: float = 1.0
+    optimizer: str | None = None
+    betas: tuple[float, float] = (0.9, 0.999)
+
+    @property
+    def optimizer_name(self) -> str:
+        return self.optimizer or self.name
 
 
 class Family(Protocol):
     """A model family: builds the trained module, lists its phases, samples from the exported part."""
 
     name: str
+    sample_options: dict[str, Any]  # the generation options sample() accepts, with defaults
 
     def build(self, spec: ModelSpec, config) -> nn.Module:
-        """The module trained by the loop (and EMA-averaged)."""
+        """The module trained by the loop."""
 
-    def phases(self, config) -> list[Phase]:
+    def exported(self, module: nn.Module) -> nn.Module:
+        """The part of the trained module that is EMA-averaged, exported and sampled."""
+
+    def phases(self, config, spec: ModelSpec) -> list[Phase]:
         """The optimiser steps of one training iteration."""
 
-    def sample(self, module: nn.Module, seeds: list[int], class_labels: torch.Tensor | None,
-               **options) -> torch.Tensor:
-        """Float samples in the model's range, one per seed."""
+    def stats(self, module: nn.Module) -> dict[str, float]:
+        """Family-specific figures for the training log (e.g. the augmentation probability)."""
+
+    def latent_shape(self, module: nn.Module, item_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of one sample's latent: what interpolation moves through."""
+
+    def sample(self, module: nn.Module, seeds: list[int], class_labels: torch.Tensor | None, *,
+               item_shape: tuple[int, ...], device, config=None,
+               latents: torch.Tensor | None = None, **options) -> torch.Tensor:
+        """Float samples in the model's range, one per seed (latents, if given, replace the
+        seeds' own)."""

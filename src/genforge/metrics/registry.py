@@ -250,6 +250,7 @@ def _memorisation(inputs: EvalInputs) -> list[Value]:
 def _train_baseline(train: torch.Tensor, seed: int, device, count: int = 2000) -> list[float]:
     """Distances from training items to their nearest other training item: what 'close' means
     for this data, drawn beside the generated-to-training histogram."""
+    count = min(count, len(train) // 2)  # a small training set: half against the other half
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:count]
     rest = torch.ones(len(train), dtype=torch.bool)
     rest[pick] = False

@@ -31,11 +31,13 @@ class EDMDenoiser(nn.Module):
         return getattr(self.net, "num_classes", 0)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor,
-                class_labels: torch.Tensor | None = None) -> torch.Tensor:
+                class_labels: torch.Tensor | None = None,
+                augment_labels: torch.Tensor | None = None) -> torch.Tensor:
         x = x.float()
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)
         sigma = sigma.expand(x.shape[0]) if sigma.numel() == 1 else sigma
         c_skip, c_out, c_in, c_noise = (c.reshape(-1, 1, 1, 1)
                                         for c in edm_scalings(sigma, self.sigma_data))
-        f = self.net(c_in * x, c_noise.flatten(), class_labels)
+        f = (self.net(c_in * x, c_noise.flatten(), class_labels) if augment_labels is None
+             else self.net(c_in * x, c_noise.flatten(), class_labels, augment_labels))
         return c_skip * x + c_out * f.float()

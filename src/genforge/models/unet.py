@@ -101,12 +101,14 @@ class Upsample(nn.Module):
 
 
 class UNet(nn.Module):
-    """U-Net mapping (x [B,C,H,W], noise [B], class_labels [B] or None) to a tensor shaped like x."""
+    """U-Net mapping (x [B,C,H,W], noise [B], class_labels [B] or None, augment_labels [B,A] or
+    None) to a tensor shaped like x."""
 
     def __init__(self, in_channels: int, model_channels: int = 64,
                  channel_mult: tuple[int, ...] = (1, 2, 2), num_blocks: int = 2,
                  attn_resolutions: tuple[int, ...] = (), dropout: float = 0.0,
-                 num_classes: int = 0, resolution: int = 32, patch_size: int = 1):
+                 num_classes: int = 0, resolution: int = 32, patch_size: int = 1,
+                 augment_dim: int = 0):
         super().__init__()
         self.in_channels = in_channels
         self.num_classes = num_classes
@@ -115,6 +117,9 @@ class UNet(nn.Module):
         self.noise_embed = NoiseEmbedding(model_channels, emb_ch)
         # Row `num_classes` is the learned "no class" embedding used for unconditional predictions.
         self.class_embed = nn.Embedding(num_classes + 1, emb_ch) if num_classes else None
+        # Non-leaking augmentation (EDM, Appendix F.2): the network is told which transform the
+        # training image went through; at sampling time the vector is zero (no transform).
+        self.augment_embed = nn.Linear(augment_dim, emb_ch, bias=False) if augment_dim else None
 
         self.stem = nn.Conv2d(in_channels * patch_size**2, model_channels, 3, padding=1)
         self.down = nn.ModuleList()
@@ -161,7 +166,8 @@ class UNet(nn.Module):
         return layer(h)
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor,
-                class_labels: torch.Tensor | None = None) -> torch.Tensor:
+                class_labels: torch.Tensor | None = None,
+                augment_labels: torch.Tensor | None = None) -> torch.Tensor:
         height, width = x.shape[-2:]
         pad_h, pad_w = (-height) % self.patch_size, (-width) % self.patch_size
         if pad_h or pad_w:
@@ -172,6 +178,8 @@ class UNet(nn.Module):
                 class_labels = torch.full((x.shape[0],), self.num_classes, device=x.device)
             class_labels = torch.where(class_labels < 0, self.num_classes, class_labels)
             emb = emb + self.class_embed(class_labels.long())
+        if self.augment_embed is not None and augment_labels is not None:
+            emb = emb + self.augment_embed(augment_labels.to(emb.dtype))
         emb = F.silu(emb)
 
         h = self.stem(F.pixel_unshuffle(x, self.patch_size) if self.patch_size > 1 else x)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import math
 import signal
+import statistics
 import time
+import warnings
+from collections import deque
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
@@ -19,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from .. import io
-from ..config import RunConfig, config_from_dict
+from ..config import RunConfig, config_from_dict, resolve_augment
 from ..errors import CheckpointError, ConfigError, GenforgeError
 from ..families import Family, ModelSpec
 from ..modalities import Dataset, Modality
@@ -30,7 +33,31 @@ from .devices import autocast_dtype, resolve_device
 
 
 class TrainingDiverged(GenforgeError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite (or exploded) and rolling back did not help."""
+
+
+MAX_ROLLBACKS = 3          # after this many rollbacks in one run, stop with an error
+ROLLBACK_LR_FACTOR = 0.5   # each rollback halves the learning rate
+EXPLODED = 1000.0          # a loss this many times its recent median counts as an explosion
+
+
+class LossWatch:
+    """Per-phase recent |loss| history: says when a loss is NaN/Inf or explodes."""
+
+    def __init__(self, window: int = 200, warmup: int = 50):
+        self.history: dict[str, deque] = {}
+        self.window, self.warmup = window, warmup
+
+    def problem(self, phase: str, loss: float) -> str | None:
+        if not math.isfinite(loss):
+            return f"the {phase} loss became {loss}"
+        recent = self.history.setdefault(phase, deque(maxlen=self.window))
+        if len(recent) >= self.warmup:
+            typical = statistics.median(recent)
+            if abs(loss) > EXPLODED * max(typical, 1e-3):
+                return f"the {phase} loss exploded to {loss:.4g} (recent median {typical:.4g})"
+        recent.append(abs(loss))
+        return None
 
 
 @dataclass
@@ -68,7 +95,11 @@ def _stop_requests():
 
 def _check_same_run(meta: dict, config: RunConfig, spec: ModelSpec, path: Path) -> None:
     """Resuming with options that change the model or the data would silently mix two runs."""
-    diffs = config_from_dict(meta["config"]).differences(config)
+    before = config_from_dict(meta["config"])
+    if before.family != config.family:
+        raise CheckpointError(f"{path.parent} holds a {before.family} run; it cannot be resumed "
+                              f"as {config.family}: choose a new run folder (--run)")
+    diffs = before.differences(config)
     if diffs:
         raise CheckpointError(f"{path.parent} holds a run with other settings ({'; '.join(diffs)}); "
                               "rerun with the same options to resume, or choose a new run folder")
@@ -96,12 +127,18 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     labelled = dataset.labels is not None
     spec = ModelSpec(modality.name, dataset.item_shape, tuple(dataset.class_names) if labelled else ())
 
+    config = resolve_augment(config, len(dataset), dataset.item_shape)  # "auto" -> the family's choice for this size
     torch.manual_seed(t.seed)  # weights: the same seed gives the same initial network
     model = family.build(spec, config).to(device)
-    ema = EMA(model, t.ema_decay)
-    phases = family.phases(config)
-    optimizers = {p.name: torch.optim.AdamW(p.parameters(model), lr=t.lr * p.lr_scale,
-                                            weight_decay=t.weight_decay) for p in phases}
+    ema = EMA(family.exported(model), t.ema_decay)
+    phases = family.phases(config, spec)
+    trained = {phase.name: phase.parameters(model) for phase in phases}
+    optimizers: dict[str, torch.optim.Optimizer] = {}
+    for phase in phases:
+        if phase.optimizer_name not in optimizers:
+            optimizers[phase.optimizer_name] = torch.optim.AdamW(
+                trained[phase.name], lr=t.lr * phase.lr_scale, betas=phase.betas,
+                weight_decay=t.weight_decay)
     generator = torch.Generator(device).manual_seed(t.seed + 1)  # training noise
     checkpoint = run_dir / CHECKPOINT_NAME
     progress = Progress()
@@ -126,7 +163,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         seeds = list(range(t.preview_count))
         labels = (torch.arange(t.preview_count) % spec.num_classes) if labelled else None
         x = family.sample(ema.module, seeds, labels, item_shape=spec.item_shape, device=device,
-                          sigma_min=config.diffusion.sigma_min, sigma_max=config.diffusion.sigma_max)
+                          config=config)
         image = modality.preview(modality.from_model(x.cpu()),
                                  columns=spec.num_classes if labelled and spec.num_classes <= 16 else None)
         path = run_dir / "samples" / f"step-{progress.step:07d}.png"
@@ -150,67 +187,115 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         return result
 
     micro = t.batch_size // t.grad_accum
+    watch = LossWatch()
+
+    def train_step(lr: float) -> tuple[dict[str, float], str | None]:
+        """Run each due phase once; return the phase losses, or a reason to roll back."""
+        losses = {}
+        for phase in phases:
+            if progress.step % phase.interval:
+                continue
+            # Only this phase's parameters collect gradients (a GAN's G step leaves D's alone).
+            wanted = {id(p) for p in trained[phase.name]}
+            for p in model.parameters():
+                p.requires_grad_(id(p) in wanted)
+            optimizer = optimizers[phase.optimizer_name]
+            for group in optimizer.param_groups:
+                group["lr"] = lr * phase.lr_scale
+            optimizer.zero_grad(set_to_none=True)
+            phase_loss = 0.0
+            for _ in range(t.grad_accum):
+                index = stream.next(micro)
+                images = modality.to_model(dataset.items[index]).to(device)
+                labels = dataset.labels[index].to(device) if labelled else None
+                with (torch.autocast(device.type, amp_dtype) if amp_dtype else nullcontext()):
+                    loss = phase.loss(model, images, labels, generator)
+                (loss / t.grad_accum).backward()
+                phase_loss += loss.item() / t.grad_accum  # a sync point, once per micro-batch
+            problem = watch.problem(phase.name, phase_loss)
+            if t.grad_clip > 0 and problem is None:
+                norm = torch.nn.utils.clip_grad_norm_(trained[phase.name], t.grad_clip)
+                if not torch.isfinite(norm):
+                    problem = f"the {phase.name} gradient norm became {norm.item()}"
+            if problem:
+                return losses, problem
+            optimizer.step()
+            losses[phase.name] = phase_loss
+        return losses, None
+
+    def roll_back(problem: str) -> None:
+        """Restore the last checkpoint and lower the learning rate, or give up with an error."""
+        nonlocal stream
+        if progress.rollbacks >= MAX_ROLLBACKS:
+            raise TrainingDiverged(
+                f"{problem} at step {progress.step} after {progress.rollbacks} rollbacks with a "
+                "lower learning rate; the last checkpoint is kept: lower --lr or raise "
+                "--warmup-steps and rerun")
+        failed_at, spent = progress.step, progress.elapsed_s
+        restored = load_checkpoint(checkpoint, model=model, ema=ema.module,
+                                   optimizers=optimizers, generator=generator)
+        restored.rollbacks, restored.lr_scale = progress.rollbacks + 1, progress.lr_scale * ROLLBACK_LR_FACTOR
+        restored.elapsed_s = spent  # the time was spent all the same
+        vars(progress).update(vars(restored))
+        stream = DataStream(len(dataset), t.seed, progress.epoch, progress.offset)
+        message = (f"{problem} at step {failed_at}; rolled back to the checkpoint at step "
+                   f"{progress.step} and lowered the learning rate to {t.lr * progress.lr_scale:.3g} "
+                   f"(rollback {progress.rollbacks} of at most {MAX_ROLLBACKS})")
+        warnings.warn(message, stacklevel=2)
+        stats_file.write(json.dumps({"step": progress.step, "event": "rollback",
+                                     "message": message}) + "\n")
+        stats_file.flush()
+        write_checkpoint()  # the lower learning rate must survive a stop
+
     stats_file = open(run_dir / "stats.jsonl", "a", encoding="utf-8")
     writer = _tensorboard(run_dir) if t.tensorboard else None
     bar = tqdm(total=t.steps, initial=progress.step, disable=not t.progress, unit="step",
                dynamic_ncols=True, desc="training")
-    window_loss, window_n, window_start, window_images = 0.0, 0, time.perf_counter(), 0
+    window: dict[str, list[float]] = {}
+    window_start, window_images = time.perf_counter(), 0
     try:
         with _stop_requests() as stop:
             if progress.step == 0:
                 preview()
+            if not checkpoint.exists():
+                write_checkpoint()  # something to roll back to from the first step
             session_start = time.perf_counter() - progress.elapsed_s
             model.train()
             while not budget_spent():
-                lr = t.lr * min(1.0, (progress.step + 1) / max(1, t.warmup_steps))
-                for phase in phases:
-                    if progress.step % phase.interval:
-                        continue
-                    optimizer = optimizers[phase.name]
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr * phase.lr_scale
-                    optimizer.zero_grad(set_to_none=True)
-                    phase_loss = 0.0
-                    for _ in range(t.grad_accum):
-                        index = stream.next(micro)
-                        images = modality.to_model(dataset.items[index]).to(device)
-                        labels = dataset.labels[index].to(device) if labelled else None
-                        with (torch.autocast(device.type, amp_dtype) if amp_dtype else nullcontext()):
-                            loss = phase.loss(model, images, labels, generator)
-                        (loss / t.grad_accum).backward()
-                        phase_loss += loss.item() / t.grad_accum  # a sync point, once per micro-batch
-                    if not math.isfinite(phase_loss):
-                        raise TrainingDiverged(
-                            f"the {phase.name} loss became {phase_loss} at step {progress.step}; the "
-                            "last checkpoint is kept: lower --lr or raise --warmup-steps and rerun")
-                    params = [p for g in optimizer.param_groups for p in g["params"]]
-                    if t.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
-                    optimizer.step()
-                ema.update(model, progress.step)
+                lr = t.lr * progress.lr_scale * min(1.0, (progress.step + 1) / max(1, t.warmup_steps))
+                losses, problem = train_step(lr)
+                if problem:
+                    progress.elapsed_s = time.perf_counter() - session_start
+                    roll_back(problem)
+                    continue
+                ema.update(family.exported(model), progress.step)
                 progress.step += 1
                 progress.images_seen += t.batch_size
-                progress.last_loss = phase_loss
+                progress.last_loss = losses.get(phases[0].name, progress.last_loss)
                 progress.elapsed_s = time.perf_counter() - session_start
-                window_loss, window_n, window_images = window_loss + phase_loss, window_n + 1, window_images + t.batch_size
+                for name, value in losses.items():
+                    window.setdefault(name, []).append(value)
+                window_images += t.batch_size
                 bar.update(1)
                 if progress.step % t.log_every == 0 or budget_spent():
                     seconds = time.perf_counter() - window_start
                     record = {"step": progress.step, "images_seen": progress.images_seen,
-                              "loss": window_loss / window_n, "lr": lr,
+                              **_loss_fields(window, phases), "lr": lr,
                               "images_per_s": window_images / seconds,
-                              "elapsed_s": round(progress.elapsed_s, 3)}
+                              "elapsed_s": round(progress.elapsed_s, 3), **family.stats(model)}
                     stats_file.write(json.dumps(record) + "\n")
                     stats_file.flush()
                     if writer:
-                        for key in ("loss", "lr", "images_per_s"):
-                            writer.add_scalar(key, record[key], progress.step)
-                    postfix = {"loss": f"{record['loss']:.4f}", "img/s": f"{record['images_per_s']:.0f}"}
+                        for key, value in record.items():
+                            if key not in ("step", "images_seen", "elapsed_s"):
+                                writer.add_scalar(key, value, progress.step)
+                    postfix = {k: f"{v:.4f}" for k, v in record.items() if k.startswith("loss")}
+                    postfix["img/s"] = f"{record['images_per_s']:.0f}"
                     if t.minutes is not None:  # tqdm's own ETA only knows step budgets
                         left = max(0.0, t.minutes * 60 - progress.elapsed_s)
                         postfix["time left"] = f"{int(left // 60)}:{int(left % 60):02d}"
                     bar.set_postfix(postfix)
-                    window_loss, window_n, window_start, window_images = 0.0, 0, time.perf_counter(), 0
+                    window, window_start, window_images = {}, time.perf_counter(), 0
                 if progress.step % t.checkpoint_every == 0:
                     write_checkpoint()
                 if progress.step % t.sample_every == 0:
@@ -236,6 +321,17 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     if on_export:
         on_export(ema.module, spec, progress)
     return result
+
+
+def _loss_fields(window: dict[str, list[float]], phases) -> dict[str, float]:
+    """Mean loss per phase since the last log line: 'loss' for the first phase, 'loss_<name>'
+    for each further phase (a GAN's G, D and R1 losses)."""
+    fields = {}
+    for i, phase in enumerate(phases):
+        values = window.get(phase.name)
+        if values:
+            fields["loss" if i == 0 else f"loss_{phase.name}"] = sum(values) / len(values)
+    return fields
 
 
 def _tensorboard(run_dir: Path):

@@ -56,6 +56,8 @@ class Progress:
     epoch: int = 0
     offset: int = 0
     last_loss: float | None = None
+    lr_scale: float = 1.0   # lowered by each rollback after a divergence
+    rollbacks: int = 0
 
 
 def _optimizer_tensors(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
