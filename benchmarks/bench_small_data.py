@@ -69,7 +69,7 @@ def run(command: list[str], threads: int, log: Path) -> float:
         done = subprocess.run([sys.executable, "-m", "genforge", *command], env=env, stdout=f,
                               stderr=subprocess.STDOUT)
     if done.returncode:
-        raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}; see {log}")
+        raise RuntimeError(f"failed ({done.returncode}): {' '.join(command)}; see {log}")
     return time.perf_counter() - started
 
 
@@ -77,9 +77,9 @@ def job(size: int, name: str, data: str, args: argparse.Namespace) -> dict:
     folder = Path(args.out) / "runs" / f"{size}-{name}"
     folder.mkdir(parents=True, exist_ok=True)
     log = folder.parent / f"{size}-{name}.log"
-    run(["train", data, "--run", str(folder), "--preset", args.preset, "--minutes",
-         str(args.minutes), "--no-progress", "--device", args.device, *CONFIGS[name]],
-        args.threads, log)
+    budget = ["--minutes", str(args.minutes)] + (["--steps", str(args.steps)] if args.steps else [])
+    run(["train", data, "--run", str(folder), "--preset", args.preset, *budget, "--no-progress",
+         "--device", args.device, *CONFIGS[name]], args.threads, log)
     evaluation = folder / "evaluation"
     seconds = run(["evaluate", str(folder / "model"), "--data", "fashion-mnist-test", "-n",
                    str(args.samples), "--extractor", args.encoder, "--metrics",
@@ -93,9 +93,22 @@ def job(size: int, name: str, data: str, args: argparse.Namespace) -> dict:
     for r in records:
         row[r["metric"]] = r["value"]
         row[r["metric"] + "_ci"] = (r["ci_low"], r["ci_high"])
-        row["extractor"] = r["extractor"]
+    row["extractor"] = next(r["extractor"] for r in records if r["metric"] == "fd")
     print(f"done {size} {name}: FD {row.get('fd'):.4g}", flush=True)
+    with open(Path(args.out) / "rows.jsonl", "a") as f:  # each row as it comes: a failure later
+        f.write(json.dumps(row) + "\n")                   # elsewhere loses nothing
     return row
+
+
+def attempt(size: int, name: str, data: str, args: argparse.Namespace) -> dict | None:
+    """One job; a failure is reported (with the tail of its log) and the others go on."""
+    try:
+        return job(size, name, data, args)
+    except RuntimeError as err:
+        log = Path(args.out) / "runs" / f"{size}-{name}.log"
+        tail = log.read_text().strip().splitlines()[-1:] if log.exists() else []
+        print(f"{err}\n  {' '.join(tail)}", flush=True)
+        return None
 
 
 def table(rows: list[dict]) -> str:
@@ -122,6 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/bench-small-data")
     parser.add_argument("--minutes", type=float, default=8.0, help="training time per model")
+    parser.add_argument("--steps", type=int, default=None, help="also stop at this many steps")
     parser.add_argument("--sizes", default="1000,60000")
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--preset", default="cpu-small")
@@ -145,7 +159,9 @@ def main() -> None:
         jobs += [(size, name, data) for name in args.configs.split(",")]
     started = time.perf_counter()
     with ThreadPoolExecutor(args.parallel) as pool:
-        rows = list(pool.map(lambda j: job(*j, args), jobs))
+        rows = [row for row in pool.map(lambda j: attempt(*j, args), jobs) if row is not None]
+    if not rows:
+        raise SystemExit("every job failed")
     text = table(rows)
     header = (f"{args.minutes} training minutes per model, {args.threads} threads, preset "
               f"{args.preset}, device {args.device}; {args.samples} samples vs the 10,000-image "

@@ -62,7 +62,7 @@ def test_augmentation_of_the_other_family_is_refused(family, augment):
 
 @pytest.mark.parametrize("family, items, expected", [
     ("gan", 1_000, "ada"), ("gan", 60_000, "off"),
-    ("diffusion", 1_000, "nonleaking"), ("diffusion", 60_000, "off")])
+    ("diffusion", 1_000, "off"), ("diffusion", 60_000, "off")])
 def test_auto_augmentation_follows_the_family_and_dataset_size(family, items, expected):
     assert resolve_augment(make_config(None, family=family), items).augment.augment == expected
     fixed = make_config(None, {"augment": {"augment": "off"}}, family=family)

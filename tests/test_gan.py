@@ -254,3 +254,47 @@ def test_resuming_a_run_as_the_other_family_is_refused(gan_model, capsys):
 def test_sampling_options_of_the_other_family_are_refused(gan_model, capsys):
     assert main(["generate", str(gan_model / "model"), "-n", "1", "--steps", "5"]) == 2
     assert "--steps does not apply to a gan model" in capsys.readouterr().err
+
+
+def test_a_small_dataset_gets_a_memorisation_warning_and_ada(tmp_path, small_data):
+    folder = tmp_path / "few"
+    MODALITIES["image"].write(small_data.items, folder, [f"{i:03d}" for i in range(16)])
+    options = {k: v for k, v in TINY_GAN.items() if k != "resolution"}
+    with pytest.warns(UserWarning, match=r"holds only 16 items.*memorised_share"):
+        summary = genforge.train(str(folder), tmp_path / "run", family="gan", preset=None,
+                                 steps=1, **options)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["augment"]["augment"] == "ada"
+    assert summary["steps"] == 1
+
+
+def test_r1_needs_no_double_backward_through_the_augmentation(monkeypatch):
+    # CUDA's grid_sample has no second derivative; R1 must not need one (it failed on an H200).
+    from genforge.families import gan as gan_family
+
+    class OnceDifferentiable(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 1.0
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx, grad):
+            return grad
+
+    real_augment = gan_family.ada_augment
+    monkeypatch.setattr(gan_family, "ada_augment",
+                        lambda x, p, g: OnceDifferentiable.apply(real_augment(x, p, g)))
+    config = resolve_config(None, preset=None, family="gan", augment="ada",
+                            **{k: v for k, v in TINY_GAN.items() if k in ("architecture",
+                               "latent_dim", "mapping_layers", "generator_channels",
+                               "discriminator_channels", "max_channels", "batch_size")})
+    spec = ModelSpec("image", (1, 12, 12), ("a", "b"))
+    family = FAMILIES["gan"]
+    pair = family.build(spec, config)
+    pair.augment_p.fill_(0.5)
+    phases = {p.name: p for p in family.phases(config, spec)}
+    reals, labels = torch.rand(8, 1, 12, 12) * 2 - 1, torch.tensor([0, 1] * 4)
+    generator = torch.Generator().manual_seed(0)
+    for name in ("G", "D", "R1"):  # each backward once, as the loop does
+        phases[name].loss(pair, reals, labels, generator).backward()
+    assert all(p.grad is not None for p in pair.discriminator.parameters())

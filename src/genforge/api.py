@@ -51,7 +51,8 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
     if len(dataset) < SMALL_DATASET:
         warnings.warn(f"{dataset.source} holds only {len(dataset)} items: a model trained on so few "
                       "is likely to copy them; check with 'genforge evaluate MODEL --data DATA' "
-                      f"(memorised_share){'' if config.augment.augment != 'off' else ' and consider --augment auto'}")
+                      "(memorised_share); augmentation (--augment ada for GANs, nonleaking for "
+                      "long diffusion runs) makes copying less likely")
     run.mkdir(parents=True, exist_ok=True)
     io.write_json(run / "data_report.json", {"source": dataset.source, **dataset.report.to_dict()})
     dataset_info = _dataset_info(dataset)

@@ -130,7 +130,11 @@ _DIFFAUGMENT_OPS: dict[str, tuple[Callable[[Tensor, _Draw], Tensor], ...]] = {
 
 def diffaugment(x: Tensor, generator: torch.Generator,
                 policy: tuple[str, ...] = DIFFAUGMENT_POLICY) -> Tensor:
-    """DiffAugment (Zhao et al. 2020): the same random colour, translation and cutout ops as the paper's reference code (brightness ±0.5, saturation x[0,2], contrast x[0.5,1.5]; translation by up to 1/8 of the side with zero padding; cutout of a square half the side), applied to every image."""
+    """DiffAugment (Zhao et al. 2020): the same random colour, translation and cutout ops as the
+    paper's reference code (brightness ±0.5, saturation x[0,2], contrast x[0.5,1.5]; translation
+    by up to 1/8 of the side with zero padding; cutout of a square half the side), applied to
+    every image.
+    """
     unknown = [name for name in policy if name not in _DIFFAUGMENT_OPS]
     if unknown:
         raise ConfigError(f"unknown DiffAugment op(s) {unknown}; choose from {sorted(_DIFFAUGMENT_OPS)}")
@@ -289,7 +293,15 @@ def _ada_colour(draw: _Draw, n: int, channels: int, p: Tensor) -> Tensor:
 
 
 def ada_augment(x: Tensor, p: float | Tensor, generator: torch.Generator) -> Tensor:
-    """StyleGAN2-ADA's 'bgc' pipeline (Karras et al. 2020, Appendix B): each op applied per image with probability p: x-flip, 90° rotations, integer translation (±1/8), isotropic scale (lognormal, std 0.2·ln2), arbitrary rotation, anisotropic scale, fractional translation (std 0.125); brightness (std 0.2), contrast (lognormal std 0.5·ln2), luma flip, hue rotation, saturation (lognormal std 1·ln2). Geometric ops compose into one affine matrix per image applied with one grid_sample (reflection padding, bilinear); colour ops compose into one 4x4 colour matrix. Grey images get brightness, contrast and luma flip only. p = 0 must return x unchanged (bit-identical, and cheaply)."""
+    """StyleGAN2-ADA's 'bgc' pipeline (Karras et al. 2020, Appendix B): each op applied per image
+    with probability p: x-flip, 90° rotations, integer translation (±1/8), isotropic scale
+    (lognormal, std 0.2·ln2), arbitrary rotation, anisotropic scale, fractional translation (std
+    0.125); brightness (std 0.2), contrast (lognormal std 0.5·ln2), luma flip, hue rotation,
+    saturation (lognormal std 1·ln2). Geometric ops compose into one affine matrix per image
+    applied with one grid_sample (reflection padding, bilinear); colour ops compose into one 4x4
+    colour matrix. Grey images get brightness, contrast and luma flip only. p = 0 must return x
+    unchanged (bit-identical, and cheaply).
+    """
     p = torch.as_tensor(p, dtype=torch.float32, device=x.device)
     if not bool(p > 0):  # a host sync when p lives on a GPU; it skips all draws and work at p = 0
         return x
@@ -300,7 +312,11 @@ def ada_augment(x: Tensor, p: float | Tensor, generator: torch.Generator) -> Ten
 
 
 def ada_update(p: float, real_sign: float, target: float, images: int, speed_images: float) -> float:
-    """ADA's controller step: p moves by sign(real_sign - target) * images / speed_images, clamped to [0, 1). real_sign is E[sign(D(real))] over the interval; images is how many real images that interval saw; speed_images is how many images it takes p to go from 0 to 1 (StyleGAN2-ADA: 500k)."""
+    """ADA's controller step: p moves by sign(real_sign - target) * images / speed_images, clamped to
+    [0, 1). real_sign is E[sign(D(real))] over the interval; images is how many real images that
+    interval saw; speed_images is how many images it takes p to go from 0 to 1 (StyleGAN2-ADA:
+    500k).
+    """
     difference = real_sign - target
     sign = float(difference > 0) - float(difference < 0)  # 0 at the target, and for NaN (no data)
     return min(max(p + sign * images / speed_images, 0.0), math.nextafter(1.0, 0.0))
@@ -320,7 +336,13 @@ AUGMENT_LABEL_DIM = 11
 
 
 def nonleaking_augment(x: Tensor, p: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """EDM's augmentation (Karras et al. 2022, Appendix F.2, their AugmentPipe with xflip, yflip, integer/arbitrary rotation, scale, anisotropy, fractional translation): each op applied per image with probability p; returns the augmented images and a (B, AUGMENT_LABEL_DIM) float vector describing the transform that is exactly zero for an image left unchanged. A diffusion network conditioned on this vector learns the augmented distributions as separate conditions, so sampling with a zero vector gives the un-augmented distribution (no leaking)."""
+    """EDM's augmentation (Karras et al. 2022, Appendix F.2, their AugmentPipe with xflip, yflip,
+    integer/arbitrary rotation, scale, anisotropy, fractional translation): each op applied per
+    image with probability p; returns the augmented images and a (B, AUGMENT_LABEL_DIM) float
+    vector describing the transform that is exactly zero for an image left unchanged. A diffusion
+    network conditioned on this vector learns the augmented distributions as separate conditions,
+    so sampling with a zero vector gives the un-augmented distribution (no leaking).
+    """
     n, _, h, w = x.shape
     if p <= 0:
         return x, torch.zeros(n, AUGMENT_LABEL_DIM, device=x.device)

@@ -131,9 +131,13 @@ class GANFamily:
         def r1_loss(pair: GANPair, reals, labels, generator):
             # R1 (Mescheder et al. 2018): penalise the gradient of D at real data; lazy (every
             # r1_every steps, scaled by r1_every) as in StyleGAN2, sec. 3.1.
-            reals = reals.detach().float().requires_grad_(True)
-            logits = pair.discriminator(augment(reals, pair, generator), labels)
-            (grad,) = torch.autograd.grad(logits.float().sum(), reals, create_graph=True)
+            # The gradient is taken at D's actual (augmented) inputs: the same penalty on what D
+            # sees, and no double backward through grid_sample (CUDA has none).
+            with torch.no_grad():
+                inputs = augment(reals.float(), pair, generator)
+            inputs.requires_grad_(True)
+            logits = pair.discriminator(inputs, labels)
+            (grad,) = torch.autograd.grad(logits.float().sum(), inputs, create_graph=True)
             return grad.square().flatten(1).sum(1).mean() * (gamma / 2) * r1_every
 
         def generator_parameters(pair: GANPair):

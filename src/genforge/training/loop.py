@@ -127,7 +127,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     labelled = dataset.labels is not None
     spec = ModelSpec(modality.name, dataset.item_shape, tuple(dataset.class_names) if labelled else ())
 
-    config = resolve_augment(config, len(dataset), dataset.item_shape)  # "auto" -> the family's choice for this size
+    config = resolve_augment(config, len(dataset), dataset.item_shape)  # "auto" -> a choice
     torch.manual_seed(t.seed)  # weights: the same seed gives the same initial network
     model = family.build(spec, config).to(device)
     ema = EMA(family.exported(model), t.ema_decay)
