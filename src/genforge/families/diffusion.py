@@ -43,8 +43,7 @@ def edm_loss(denoiser: nn.Module, images: torch.Tensor, labels: torch.Tensor | N
         labels = torch.where(drop, -1, labels)  # -1: the "no class" embedding, for guidance
     sd = denoiser.sigma_data
     weight = ((sigma**2 + sd**2) / (sigma * sd) ** 2)[:, None, None, None]
-    denoised = (denoiser(images + noise, sigma, labels) if augment_labels is None
-                else denoiser(images + noise, sigma, labels, augment_labels))
+    denoised = denoiser(images + noise, sigma, labels, augment_labels)
     return (weight * (denoised - images) ** 2).mean()
 
 
