@@ -19,11 +19,13 @@ from .export import export_model, load_module
 from .families import FAMILIES, ModelSpec
 from .modalities import MODALITIES
 from .training.devices import resolve_device
+from .version import __version__
 from .metrics import registry
 from .metrics.extractors import load_extractor
 from .training.loop import TrainResult, train as run_loop
 
 DEFAULT_PRESET = "cpu-small"
+MAX_REJECTION_ROUNDS = 10  # --reject-copies redraws at most this often before calling it memorisation
 
 
 def resolve_config(data: str | None = None, preset: str | None = DEFAULT_PRESET,
@@ -198,12 +200,16 @@ class GenerativeModel:
     def generate(self, n: int = 16, *, seed: int = 0, sampler: str | None = None,
                  steps: int | None = None, guidance: float | None = None,
                  truncation: float | None = None, class_label: int | str | None = None,
-                 batch_size: int = 64, out: str | Path | None = None) -> torch.Tensor:
+                 batch_size: int = 64, reject_copies: bool = False,
+                 train_data: str | None = None, out: str | Path | None = None) -> torch.Tensor:
         """n items (uint8 images [n, C, H, W]); item i uses seed + i whatever the batch size.
 
         Diffusion models take sampler, steps and guidance; GANs take truncation (1: none; lower
-        trades variety for typical samples). With out, writes one PNG per item, grid.png and
-        generation.json (everything needed to regenerate each item).
+        trades variety for typical samples). reject_copies drops samples that copy a training
+        item (nearest/second-nearest distance ratio below 1/3, as the memorisation metric) and
+        draws the next seeds in their place; the training data is the model's own (or
+        train_data). With out, writes one PNG per item (its generation record inside),
+        grid.png, generation.json and appends each record to generations.jsonl.
         """
         if n < 1:
             raise ConfigError(f"n must be at least 1, got {n}")
@@ -212,11 +218,59 @@ class GenerativeModel:
         labels = self.class_labels(n, class_label)
         options = sampling_options(self.family, sampler=sampler, steps=steps, guidance=guidance,
                                    truncation=truncation)
+        seeds = list(range(seed, seed + n))
         items = generate_items(self.family, self.module, self.spec, self.config, n, seed=seed,
                                labels=labels, batch_size=batch_size, device=self.device, **options)
+        rejected: list[dict] = []
+        if reject_copies:
+            items, seeds, rejected = self._reject_copies(items, seeds, labels, train_data,
+                                                         batch_size, options)
         if out is not None:
-            self._write(items, Path(out), seed, labels, {**self.family.sample_options, **options})
+            self._write(items, Path(out), seeds, labels, {**self.family.sample_options, **options},
+                        rejected=rejected)
         return items
+
+    def _reject_copies(self, items, seeds, labels, train_data, batch_size, options):
+        """Replace samples whose nearest training item is a likely copy by the next seeds."""
+        from .metrics import maths
+        from .metrics.registry import COPY_RATIO, pixel_vectors
+        training = pixel_vectors(self._training_items(train_data), self.device)
+        items, seeds, rejected = items.clone(), list(seeds), []
+        next_seed, todo = max(seeds) + 1, list(range(len(items)))
+        for _ in range(MAX_REJECTION_ROUNDS):
+            nearest = maths.nearest_training_items(pixel_vectors(items[todo], self.device), training)
+            copies = [(i, int(j), float(r)) for i, j, r in
+                      zip(todo, nearest.index, nearest.ratio) if r < COPY_RATIO]
+            if not copies:
+                return items, seeds, rejected
+            rejected += [{"seed": seeds[i], "nearest_training_item": j, "ratio": round(r, 4)}
+                         for i, j, r in copies]
+            todo = [i for i, _, _ in copies]
+            for i in todo:
+                seeds[i], next_seed = next_seed, next_seed + 1
+            redo_labels = None if labels is None else labels[todo]
+            items[todo] = generate_items(self.family, self.module, self.spec, self.config,
+                                         len(todo), seed=0, seeds=[seeds[i] for i in todo],
+                                         labels=redo_labels, batch_size=batch_size,
+                                         device=self.device, **options)
+        raise GenforgeError(f"{len(todo)} samples were still copies of training items after "
+                            f"{MAX_REJECTION_ROUNDS} redraws: this model memorises its data")
+
+    def _training_items(self, train_data: str | None) -> torch.Tensor:
+        """The training items for the copy check: train_data, or the model's own data when it
+        still opens to the fingerprint in the manifest."""
+        if train_data:
+            return self.modality.open(resolve_config(train_data, None).data).items
+        fingerprint = self.manifest["dataset"]["fingerprint"]
+        try:
+            data = self.modality.open(self.config.data)
+        except GenforgeError:
+            data = None
+        if data is None or data.fingerprint != fingerprint:
+            raise ConfigError(f"--reject-copies needs the model's training data "
+                              f"({self.manifest['dataset']['source']}), which is not at hand as "
+                              "it was: pass --train-data DATA")
+        return data.items
 
     def interpolate(self, seeds: list[int], *, frames: int = 16, class_label: int | str | None = None,
                     loop: bool = True, out: str | Path | None = None, frame_ms: int = 80,
@@ -248,9 +302,9 @@ class GenerativeModel:
                                device=self.device, latents=latents, **options)
         if out is not None:
             out = Path(out)
-            self._write(items, out, seeds[0], labels, {**self.family.sample_options, **options,
-                                                       "interpolate": seeds,
-                                                       "frames": frames, "loop": loop},
+            walk = {**self.family.sample_options, **options, "interpolate": seeds,
+                    "frames": frames, "loop": loop}
+            self._write(items, out, [seeds[0]] * len(items), labels, walk,
                         stems=[f"frame-{i:04d}" for i in range(len(items))])
             self._write_gif(items, out / "walk.gif", frame_ms)
         return items
@@ -265,19 +319,30 @@ class GenerativeModel:
         io.write_with(path, lambda tmp: pictures[0].save(
             tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0))
 
-    def _write(self, items: torch.Tensor, out: Path, seed: int, labels: torch.Tensor | None,
-               params: dict, stems: list[str] | None = None) -> None:
+    def _write(self, items: torch.Tensor, out: Path, seeds: list[int],
+               labels: torch.Tensor | None, params: dict, stems: list[str] | None = None,
+               rejected: list[dict] | None = None) -> None:
+        """Files, grid and the generation record: in each file's metadata, generation.json and
+        an append-only generations.jsonl, with everything needed to regenerate and trace it."""
         out.mkdir(parents=True, exist_ok=True)
-        stems = stems or [f"{seed + i:06d}" for i in range(len(items))]
-        paths = self.modality.write(items, out, stems)
+        stems = stems or [f"{s:06d}" for s in seeds]
+        model = {"model": str(self.folder), "model_sha256": self.manifest.get("weights_sha256"),
+                 "family": self.config.family, "genforge_version": __version__}
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        records = [{**model, "file": f"{stem}.png", "seed": s,
+                    "class": None if labels is None or labels[i] < 0 else self.spec.class_names[labels[i]],
+                    **params, "created": created}
+                   for i, (stem, s) in enumerate(zip(stems, seeds))]
+        paths = self.modality.write(items, out, stems, metadata=records)
+        for record, path in zip(records, paths):
+            record["file"] = path.name
         grid = self.modality.preview(items)
         io.write_with(out / "grid.png", lambda tmp: grid.save(tmp, format="PNG"))
-        records = [{"file": p.name, "seed": seed + i,
-                    "class": None if labels is None or labels[i] < 0 else self.spec.class_names[labels[i]]}
-                   for i, p in enumerate(paths)]
-        io.write_json(out / "generation.json", {
-            "model": str(self.folder), "model_sha256": self.manifest.get("weights_sha256"),
-            **params, "items": records})
+        io.write_json(out / "generation.json", {**model, **params, "created": created,
+                                                "rejected_copies": rejected or [],
+                                                "items": [{k: r[k] for k in ("file", "seed", "class")}
+                                                          for r in records]})
+        io.append_jsonl(out / "generations.jsonl", records)
 
     def info(self) -> dict:
         """What the model is: family, content kind, shape, classes, size and provenance."""

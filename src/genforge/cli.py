@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=16, help="frames between two seeds (default: 16)")
     p.add_argument("--no-loop", dest="loop", action="store_false",
                    help="end the walk at the last seed instead of returning to the first")
+    p.add_argument("--reject-copies", action="store_true",
+                   help="drop (and log) samples that copy a training item, drawing the next "
+                        "seeds instead")
+    p.add_argument("--train-data", default=None,
+                   help="training data for --reject-copies (default: the model's own)")
     p.add_argument("--class", dest="class_label", default=None,
                    help="class index or name (default: cycle through the classes; 'none': unconditional)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -198,8 +203,11 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"wrote {len(items)} frames, walk.gif and generation.json to {args.out}")
         return 0
     items = model.generate(args.n, seed=args.seed, class_label=args.class_label,
-                           batch_size=args.batch_size, out=args.out, **options)
-    print(f"wrote {len(items)} samples, grid.png and generation.json to {args.out}")
+                           batch_size=args.batch_size, reject_copies=args.reject_copies,
+                           train_data=args.train_data, out=args.out, **options)
+    rejected = json.loads((Path(args.out) / "generation.json").read_text())["rejected_copies"]
+    print(f"wrote {len(items)} samples, grid.png and generation.json to {args.out}"
+          + (f"; {len(rejected)} copies of training items rejected and logged" if rejected else ""))
     return 0
 
 

@@ -47,6 +47,16 @@ def write_json(path: Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def append_jsonl(path: Path, rows: list[dict]) -> None:
+    """Append one JSON line per row, flushed to disk; earlier lines are never rewritten."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(row) + "\n" for row in rows))
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def read_json(path: Path, what: str = "file") -> Any:
     """Read JSON, raising CheckpointError naming the file when it is missing or malformed."""
     try:

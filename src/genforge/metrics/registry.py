@@ -322,13 +322,7 @@ def _check_fingerprint(extractor: FeatureExtractor, training) -> None:
 
 def append_records(path: Path, records: list[MetricRecord]) -> None:
     """Append records to a JSONL file (one line each; earlier lines are never rewritten)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = "".join(json.dumps(json_safe(r.to_dict())) + "\n" for r in records)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(lines)
-        f.flush()
-        os.fsync(f.fileno())
+    io.append_jsonl(path, [json_safe(r.to_dict()) for r in records])
 
 
 def json_safe(obj):

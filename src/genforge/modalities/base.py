@@ -86,8 +86,10 @@ class Modality(Protocol):
     def from_model(self, x: torch.Tensor) -> torch.Tensor:
         """Model output -> integer items (clamped and rounded)."""
 
-    def write(self, items: torch.Tensor, folder: Path, stems: list[str]) -> list[Path]:
-        """Write each item as a file named by its stem; return the paths."""
+    def write(self, items: torch.Tensor, folder: Path, stems: list[str],
+              metadata: list[dict] | None = None) -> list[Path]:
+        """Write each item as a file named by its stem (with its metadata inside the file where
+        the format allows); return the paths."""
 
     def preview(self, items: torch.Tensor, columns: int | None = None) -> Image.Image:
         """One picture showing many items, for sample grids and progress previews."""

@@ -7,6 +7,7 @@ only (no torchvision).
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
 
 from .. import io
 from ..config import DataConfig
@@ -259,6 +261,16 @@ def open_fashion_mnist(cfg: DataConfig) -> Dataset:
                    source=cfg.source, report=LoadReport(found=len(images), loaded=len(images)))
 
 
+PNG_METADATA_KEY = "genforge"  # the text chunk holding how an image was made (JSON)
+
+
+def read_metadata(path: str | Path) -> dict | None:
+    """The generation record stored in a PNG by write(), or None when it has none."""
+    with Image.open(path) as image:
+        text = getattr(image, "text", {}).get(PNG_METADATA_KEY)
+    return json.loads(text) if text else None
+
+
 def _to_pil(item: torch.Tensor) -> Image.Image:
     """One uint8 item [C, H, W] as an L, RGB or RGBA image."""
     arr = item.detach().cpu().numpy()
@@ -289,19 +301,25 @@ class ImageModality:
         x = torch.nan_to_num(x.to(torch.float32))
         return ((x + 1.0) * 127.5).clamp(0, 255).round().to(torch.uint8)
 
-    def write(self, items: torch.Tensor, folder: Path, stems: list[str]) -> list[Path]:
-        """One PNG per item, each written to a temp name and renamed so no half-written file appears."""
+    def write(self, items: torch.Tensor, folder: Path, stems: list[str],
+              metadata: list[dict] | None = None) -> list[Path]:
+        """One PNG per item, each written to a temp name and renamed so no half-written file
+        appears; metadata (one dict per item) goes into a 'genforge' text chunk as JSON."""
         if len(stems) != len(items):
             raise ValueError(f"{len(items)} items but {len(stems)} stems")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         paths = []
-        for item, stem in zip(items, stems):
+        for i, (item, stem) in enumerate(zip(items, stems)):
             if not stem or Path(stem).name != stem:
                 raise ValueError(f"stem {stem!r} must be a plain file name")
-            image = _to_pil(item)
+            image, info = _to_pil(item), None
+            if metadata is not None:
+                info = PngInfo()
+                info.add_text("Software", "genforge")
+                info.add_text(PNG_METADATA_KEY, json.dumps(metadata[i], sort_keys=True))
             paths.append(io.write_with(folder / f"{stem}.png",
-                                       lambda tmp: image.save(tmp, format="PNG")))
+                                       lambda tmp: image.save(tmp, format="PNG", pnginfo=info)))
         return paths
 
     def preview(self, items: torch.Tensor, columns: int | None = None) -> Image.Image:
