@@ -37,8 +37,8 @@ def test_train_writes_the_run_folder(trained):
 
 def test_exported_model_is_self_describing(trained):
     folder = trained / "model"
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "manifest.json",
-                                                         "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json",
+                                                         "manifest.json", "model.safetensors"]
     manifest = json.loads((folder / "manifest.json").read_text())
     for key in ("genforge_version", "torch_version", "config_hash", "dataset", "seed",
                 "weights_sha256"):

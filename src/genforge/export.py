@@ -19,6 +19,7 @@ from . import io
 from .version import __version__
 from .config import RunConfig, config_from_dict
 from .errors import CheckpointError, ConfigError
+from .provenance.model_card import write_model_card
 from .families import FAMILIES, ModelSpec
 from .modalities import MODALITIES
 
@@ -60,6 +61,7 @@ def export_model(folder: Path, module: nn.Module, spec: ModelSpec, config: RunCo
         io.write_json(staging / "manifest.json", manifest)
         if (folder / METRICS_LOG).exists():  # the evaluation history outlives re-exports
             shutil.copy2(folder / METRICS_LOG, staging / METRICS_LOG)
+        write_model_card(staging)
         return io.replace_dir(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

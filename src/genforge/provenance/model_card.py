@@ -1,0 +1,149 @@
+"""Model cards: README.md in the Hugging Face model-card format, filled from the model folder.
+
+The card is a pure function of what the folder holds (config.json, manifest.json, metrics.jsonl
+and, when present, the training run's audit.json and the latest evaluation report), so it is
+rewritten whenever one of them changes: at export and after each evaluation. What only a person
+can say (intended use, who may be affected) is left as marked prompts, never invented.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import io
+
+CARD_NAME = "README.md"
+HUMAN = "<!-- to be written by a person: "  # prompts a person must answer; tools can grep for it
+
+# Licences genforge knows for the named datasets it reads.
+DATASET_LICENCES = {"fashion-mnist": "mit", "fashion-mnist-test": "mit",
+                    "fashion-mnist-sample": "mit"}
+
+
+def _latest_records(folder: Path) -> list[dict]:
+    """The newest record of each metric label in metrics.jsonl (in-training ones excluded)."""
+    path = folder / "metrics.jsonl"
+    latest: dict[str, dict] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record.get("step") is None:
+                latest[record["label"]] = record
+    return list(latest.values())
+
+
+def _yaml_value(value: Any) -> str:
+    return json.dumps(value)  # JSON scalars and flow lists are valid YAML
+
+
+def _front_matter(config: dict, manifest: dict, records: list[dict], name: str) -> str:
+    run = config["run_config"]
+    source = manifest["dataset"]["source"]
+    tags = ["genforge", run["family"], config["modality"],
+            "class-conditional" if config.get("class_names") else "unconditional",
+            f"{config['modality']}-generation"]
+    lines = ["---", f"license: {DATASET_LICENCES.get(source, 'other')}",
+             "library_name: genforge", "tags:"] + [f"- {t}" for t in tags]
+    if source in DATASET_LICENCES:
+        lines += ["datasets:", "- zalando-datasets/fashion_mnist"]
+    if records:
+        task = "class-conditional" if config.get("class_names") else "unconditional"
+        reference = records[0]["protocol"].get("reference_source", source)
+        lines += ["model-index:", f"- name: {_yaml_value(name)}", "  results:",
+                  "  - task:", f"      type: {task}-{config['modality']}-generation",
+                  "    dataset:", f"      name: {_yaml_value(reference)}",
+                  f"      type: {_yaml_value(reference)}", "    metrics:"]
+        for r in records:
+            described = f"{r['label']} ({r['extractor']}, {r['generated']} samples)"
+            lines += [f"    - type: {_yaml_value(r['label'])}", f"      value: {r['value']:.6g}",
+                      f"      name: {_yaml_value(described)}"]
+    lines.append("---")
+    return "\n".join(lines)
+
+
+def model_card(folder: str | Path) -> str:
+    """The model card text for an exported model folder."""
+    folder = Path(folder)
+    config = io.read_json(folder / "config.json", "model config")
+    manifest = io.read_json(folder / "manifest.json", "manifest")
+    run, data, training = config["run_config"], manifest["dataset"], manifest["training"]
+    records = _latest_records(folder)
+    audit_path = folder.parent / "audit.json"
+    audit = io.read_json(audit_path, "audit") if audit_path.exists() else None
+    family = run["family"]
+    network = run["gan"] if family == "gan" else run["network"]
+    classes = ", ".join(config.get("class_names") or []) or "none (unconditional)"
+
+    name = folder.parent.name or folder.name
+    parts = [_front_matter(config, manifest, records, name), "",
+             f"# {name}: a genforge {family} model", "",
+             f"A {family} model that generates {config['modality']} items of shape "
+             f"{config['item_shape']}, trained with genforge {manifest['genforge_version']} "
+             f"(torch {manifest['torch_version']}). Weights: `model.safetensors` (EMA), "
+             f"sha256 `{manifest['weights_sha256']}`; {manifest['parameters']:,} parameters.", "",
+             "## Training data", "",
+             f"- source: `{data['source']}`, {data['items']:,} items, fingerprint "
+             f"`{data['fingerprint'][:16]}`", f"- classes: {classes}",
+             f"- licence: {DATASET_LICENCES.get(data['source'], HUMAN + 'the licence of the training data, and whether its owners consented -->')}"]
+    if audit is not None:
+        parts.append(f"- audit (`audit.json` of the run): {_audit_line(audit)}")
+    else:
+        parts.append("- audit: none recorded with this model (`genforge audit DATA`)")
+    parts += ["", "## Training", "",
+              f"- {training['steps']:,} steps, {training['images_seen']:,} images seen, "
+              f"{training.get('seconds', '?')} s; seed {manifest['seed']}; config hash "
+              f"`{manifest['config_hash']}`",
+              f"- network: " + ", ".join(f"{k} {v}" for k, v in network.items()),
+              f"- optimisation: batch {run['train']['batch_size']}, lr {run['train']['lr']}, "
+              f"EMA {run['train']['ema_decay']}, augmentation {run['augment']['augment']}", "",
+              "## Evaluation", ""]
+    if records:
+        parts += ["| metric | value | 95% interval | extractor | samples vs reference | protocol |",
+                  "|---|---|---|---|---|---|"]
+        for r in records:
+            ci = "" if r["ci_low"] is None else f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
+            against = ("training items" if r["extractor"] == "pixels"  # memorisation's reference
+                       else r["protocol"].get("reference_source", "reference"))
+            parts.append(f"| {r['label']} | {r['value']:.5g} | {ci} | {r['extractor']} | "
+                         f"{r['generated']:,} vs {r['reference']:,} {against} | "
+                         f"{r['protocol']['name']} |")
+        share = next((r for r in records if r["metric"] == "memorised_share"), None)
+        parts += ["", f"Memorisation: {share['value']:.4f} of samples are likely copies of a "
+                      f"training item (nearest/second-nearest ratio < 1/3, pixel space)."
+                  if share else "Memorisation: not measured yet (`genforge evaluate MODEL --data DATA`)."]
+        report = folder.parent / "evaluation" / "report.html"
+        if report.exists():
+            parts.append(f"The closest generated/training pairs are in the evaluation report's "
+                         f"gallery: `{report.relative_to(folder.parent)}`.")
+    else:
+        parts.append("Not evaluated yet: `genforge evaluate MODEL --data DATA` adds FD, KID, "
+                     "precision/recall and memorisation here.")
+    parts += ["", "## Provenance of generated files", "",
+              "Every file `genforge generate` writes carries its generation record (model hash, "
+              "seed, sampler and parameters) in its metadata and in `generations.jsonl`, so it "
+              "can be regenerated and traced. `--reject-copies` drops samples that copy a "
+              "training item.", "",
+              "## Intended use and limitations", "",
+              f"{HUMAN}what this model is for, and what it must not be used for -->",
+              f"{HUMAN}who could be affected by its outputs, and how -->",
+              "- It reproduces the statistics of its training data, including its biases and "
+              "gaps; with few training items it may copy them (see Memorisation).",
+              "- Metric values hold only for the protocol, extractor and sample count given with "
+              "them; FD values from different extractors are not comparable.", ""]
+    return "\n".join(parts)
+
+
+def _audit_line(audit: dict) -> str:
+    keys = ("items", "exact_duplicates", "near_duplicates", "corrupt")
+    found = {k: audit[k] for k in keys if k in audit}
+    return ", ".join(f"{k.replace('_', ' ')} {len(v) if isinstance(v, list) else v}"
+                     for k, v in found.items()) or "recorded"
+
+
+def write_model_card(folder: str | Path) -> Path:
+    """Write (or rewrite) README.md in an exported model folder, atomically."""
+    return io.write_text(Path(folder) / CARD_NAME, model_card(folder))
