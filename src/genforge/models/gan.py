@@ -37,6 +37,13 @@ def feature_sides(height: int, width: int) -> list[tuple[int, int]]:
     return sides
 
 
+def _pyramid(item_shape: tuple[int, ...], channels: int,
+             max_channels: int) -> tuple[list[tuple[int, int]], list[int]]:
+    """(sides, widths) of every network's levels, smallest side first."""
+    sides = feature_sides(*item_shape[1:])
+    return sides, _widths(len(sides), channels, max_channels)
+
+
 def _widths(levels: int, base: int, cap: int) -> list[int]:
     """Channels per level, smallest side first: `base` at full resolution, doubling per halving."""
     return [min(base * 2 ** (levels - 1 - i), cap) for i in range(levels)]
@@ -208,8 +215,7 @@ class StyleGAN2Generator(nn.Module):
                  channels: int, max_channels: int, mapping_layers: int):
         super().__init__()
         self.item_shape, self.num_classes, self.latent_dim = item_shape, num_classes, latent_dim
-        sides = feature_sides(*item_shape[1:])
-        widths = _widths(len(sides), channels, max_channels)
+        sides, widths = _pyramid(item_shape, channels, max_channels)
         # StyleGAN2-ADA's conditional mapping: normalise z and a class embedding, concatenate.
         self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
         in_features = latent_dim * (2 if num_classes else 1)
@@ -279,8 +285,7 @@ class ResidualDiscriminator(nn.Module):
                  max_channels: int):
         super().__init__()
         self.item_shape, self.num_classes = item_shape, num_classes
-        sides = feature_sides(*item_shape[1:])
-        widths = _widths(len(sides), channels, max_channels)
+        sides, widths = _pyramid(item_shape, channels, max_channels)
         self.from_rgb = EqualConv2d(item_shape[0], widths[-1], 1)
         self.blocks = nn.Sequential(*[DiscriminatorBlock(widths[i], widths[i - 1])
                                       for i in range(len(sides) - 1, 0, -1)])
@@ -323,8 +328,7 @@ class DCGANGenerator(nn.Module):
                  channels: int, max_channels: int):
         super().__init__()
         self.item_shape, self.num_classes, self.latent_dim = item_shape, num_classes, latent_dim
-        self.sides = feature_sides(*item_shape[1:])
-        widths = _widths(len(self.sides), channels, max_channels)
+        self.sides, widths = _pyramid(item_shape, channels, max_channels)
         self.input = _LatentInput(latent_dim, num_classes)
         self.first_shape = (widths[0], *self.sides[0])
         self.fc = nn.Linear(self.input.features, math.prod(self.first_shape))
@@ -350,8 +354,7 @@ class DCGANDiscriminator(nn.Module):
                  max_channels: int):
         super().__init__()
         self.item_shape, self.num_classes = item_shape, num_classes
-        sides = feature_sides(*item_shape[1:])
-        widths = _widths(len(sides), channels, max_channels)
+        sides, widths = _pyramid(item_shape, channels, max_channels)
         self.stem = nn.Conv2d(item_shape[0], widths[-1], 3, padding=1)
         self.downs = nn.ModuleList(nn.Conv2d(widths[i], widths[i - 1], 4, 2, 1)
                                    for i in range(len(widths) - 1, 0, -1))
