@@ -4,21 +4,21 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from . import io
+from . import audit as auditing, io
 from .config import (SMALL_DATASET, RunConfig, check_family_options, make_config, nest_options,
                      resolve_augment)
-from .errors import ConfigError, GenforgeError
+from .errors import ConfigError, DataError, GenforgeError
 from .export import export_model, load_module
 from .provenance.model_card import write_model_card
 from .families import FAMILIES, ModelSpec
-from .modalities import MODALITIES
+from .modalities import MODALITIES, Dataset
 from .training.devices import resolve_device
 from .version import __version__
 from .metrics import registry
@@ -49,7 +49,9 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
     config = config or resolve_config(data, preset, family, **options)
     run = Path(run)
     modality = MODALITIES[config.data.kind]
-    dataset = modality.open(config.data)
+    dataset, audit_record = open_training_data(config.data)
+    for message in audit_record["warnings"]:
+        warnings.warn(message)
     config = resolve_augment(config, len(dataset), dataset.item_shape)
     if len(dataset) < SMALL_DATASET:
         warnings.warn(f"{dataset.source} holds only {len(dataset)} items: a model trained on so few "
@@ -58,6 +60,7 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
                       "long diffusion runs) makes copying less likely")
     run.mkdir(parents=True, exist_ok=True)
     io.write_json(run / "data_report.json", {"source": dataset.source, **dataset.report.to_dict()})
+    io.write_json(run / "audit.json", audit_record)
     dataset_info = _dataset_info(dataset)
 
     def export(module, spec: ModelSpec, progress) -> None:
@@ -70,6 +73,7 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
                       on_evaluate=_in_training_evaluator(run, config, dataset, modality))
     summary = _summary(result, config, dataset_info, dataset.report.summary(),
                        time.perf_counter() - started)
+    summary["audit"] = auditing.short_line(audit_record)
     io.write_json(run / "summary.json", summary)
     io.write_text(run / "summary.md", summary_markdown(summary))
     return summary
@@ -112,7 +116,8 @@ def summary_markdown(s: dict) -> str:
             f"- model: {s['family']}, {s['parameters']:,} parameters, trained on {s['device']} ({s['precision']})\n"
             f"- training: {s['steps']} steps, {s['images_seen']:,} images in {s['training_seconds']} s"
             f" ({s['images_per_second']} images/s), final loss {s['final_loss']}\n"
-            f"- exported model: {s['model']}\n- latest sample grid: {s['latest_samples']}\n"
+            + (f"- audit: {s['audit']} (see {Path(s['run']) / 'audit.json'})\n" if s.get("audit") else "")
+            + f"- exported model: {s['model']}\n- latest sample grid: {s['latest_samples']}\n"
             + (f"- best by {s['best']['metric']}: {s['best']['value']:.5g} at step "
                f"{s['best']['step']} (exported to {Path(s['run']) / 'best'})\n" if s.get("best") else ""))
 
@@ -264,7 +269,7 @@ class GenerativeModel:
             return self.modality.open(resolve_config(train_data, None).data).items
         fingerprint = self.manifest["dataset"]["fingerprint"]
         try:
-            data = self.modality.open(self.config.data)
+            data = open_training_data(self.config.data)[0]
         except GenforgeError:
             data = None
         if data is None or data.fingerprint != fingerprint:
@@ -361,6 +366,117 @@ def load(folder: str | Path, device: str = "auto") -> GenerativeModel:
     return GenerativeModel(Path(folder), device)
 
 
+# ----- dataset audit ------------------------------------------------------------------------------
+
+def audit_cache_dir() -> Path:
+    """Where audit hashes are cached ($GENFORGE_CACHE/audit), keyed by fingerprint and file stats."""
+    return registry.default_cache_dir().parent / "audit"
+
+
+def audit(data: str, *, out: str | Path | None = None, manifest: dict[str, str | None] | None = None,
+          features: bool = True, **data_options: Any) -> dict:
+    """Audit a dataset before training on it: sizes, exact and near duplicates, feature-space
+    neighbours, unreadable files, class balance, licence/source/consent and C2PA permissions.
+
+    manifest fields (licence, source, consent) given are first recorded in the data folder's
+    genforge-dataset.json. Problems are reported with warnings.warn; with out, the record is also
+    written there as JSON. Example: genforge.api.audit("./my-images", resolution=32)
+    """
+    data_config = resolve_config(data, None, **data_options).data
+    # Unlike training, the audit reports a folder with many unreadable files rather than refusing it.
+    dataset = MODALITIES[data_config.kind].open(replace(data_config, max_bad_fraction=1.0))
+    if manifest and any(v is not None for v in manifest.values()):
+        auditing.write_manifest(data, **manifest)
+    record = _audit_record(dataset, data_config, features=features)
+    for message in record["warnings"]:
+        warnings.warn(message)
+    if out is not None:
+        io.write_json(Path(out), record)
+    return record
+
+
+def open_training_data(data_config) -> tuple[Dataset, dict]:
+    """The dataset training sees, and its audit: files whose C2PA manifest forbids AI training
+    (and their copies) are left out, and with data.dedup every duplicate of a kept item too."""
+    raw = MODALITIES[data_config.kind].open(data_config)
+    record = _audit_record(raw, data_config, features=False)
+    unchecked = (record["c2pa"] or {}).get("unchecked")
+    if unchecked:
+        raise DataError(f"{len(unchecked)} file(s) in {data_config.source} carry C2PA manifests that "
+                        f"cannot be checked for permission to train (first: {unchecked[0]['path']}: "
+                        f"{unchecked[0]['reason']})")
+    drops = auditing.training_drops(record, data_config.dedup)
+    dataset = raw
+    if drops:
+        if len(drops) == len(raw):
+            raise DataError(f"no items of {data_config.source} are left to train on: all "
+                            f"{len(raw)} are left out (C2PA permissions or duplicates; see "
+                            "'genforge audit')")
+        keep = torch.ones(len(raw), dtype=torch.bool)
+        keep[drops] = False
+        dataset = Dataset(kind=raw.kind, items=raw.items[keep], class_names=raw.class_names,
+                          labels=None if raw.labels is None else raw.labels[keep],
+                          source=raw.source, report=raw.report)
+    record["training"] = {"items": len(dataset), "left_out": len(drops), "dedup": data_config.dedup,
+                          "fingerprint": dataset.fingerprint}
+    return dataset, record
+
+
+def _audit_record(dataset: Dataset, data_config, *, features: bool) -> dict:
+    """The audit of an opened dataset; its costly part is cached (a resumed run reuses it)."""
+    started = time.perf_counter()
+    source = data_config.source
+    files = auditing.list_files(source)
+    names = auditing.item_names(dataset, source, files)
+    cache = audit_cache_dir() / f"{auditing.cache_key(dataset, files)[:32]}.json"
+    heavy = auditing.load_cached(cache)
+    cached = heavy is not None
+    if heavy is None:
+        heavy = auditing.heavy_part(dataset, source, files, names)
+        if not (heavy["c2pa"] or {}).get("unchecked"):  # checked once c2pa-python is there
+            try:
+                io.write_json(cache, heavy)
+            except OSError as err:  # a cache that cannot be written costs time, not correctness
+                warnings.warn(f"audit cache {cache.parent} is not writable ({err})")
+    skipped = {"status": "skipped", "reason": "not run during training, where it would embed "
+               "every item; 'genforge audit DATA' runs it"}
+    record = auditing.report(dataset, source, heavy, names, manifest=auditing.read_manifest(source),
+                             features=skipped, max_bad_fraction=data_config.max_bad_fraction,
+                             dedup=data_config.dedup)
+    if features:
+        record["features"] = _feature_neighbours(dataset, names, record["excluded"])
+    record["seconds"] = {**record["seconds"], "cached": cached,
+                         "total": round(time.perf_counter() - started, 3)}
+    return record
+
+
+def _feature_neighbours(dataset: Dataset, names: list[str] | None, excluded: list[int]) -> dict:
+    """Pairs that the domain encoder trained on this data (if cached) places almost together."""
+    from .metrics.encoder import load_encoder
+    # 'features train' trains on what training sees: without the files that forbid it.
+    fingerprints = [dataset.fingerprint]
+    if excluded:
+        keep = torch.ones(len(dataset), dtype=torch.bool)
+        keep[excluded] = False
+        fingerprints.append(replace(dataset, items=dataset.items[keep], labels=None if dataset.labels
+                                    is None else dataset.labels[keep]).fingerprint)
+    path = next((p for p in (encoder_cache_dir() / f"{f[:16]}.safetensors" for f in fingerprints)
+                 if p.exists()), None)
+    if path is None:
+        return {"status": "skipped", "reason": "no domain encoder for this data in the cache; "
+                f"train one with 'genforge features train {dataset.source}' (a few minutes)"}
+    started = time.perf_counter()
+    extractor = load_encoder(path)
+    pairs, cosines, angle = auditing.feature_neighbours(extractor.features(dataset.items).numpy())
+    name = (lambda i: names[i]) if names else int
+    return {"status": "done", "extractor": str(path), "name": extractor.name,
+            "median_nearest_angle": round(angle, 5), "ratio": round(auditing.FEATURE_RATIO, 4),
+            "pairs": len(pairs),
+            "listed": [[name(a), name(b), round(float(c), 5)] for (a, b), c in
+                       list(zip(pairs.tolist(), cosines))[:auditing.LISTED_GROUPS]],
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
 # ----- evaluation ---------------------------------------------------------------------------------
 
 def encoder_cache_dir() -> Path:
@@ -375,7 +491,7 @@ def train_features(data: str, out: str | Path | None = None, *, name: str | None
     self-supervised where not); saved to out or the encoder cache, found there by evaluate()."""
     from .metrics.encoder import train_encoder
     data_config = resolve_config(data, None, **data_options).data
-    dataset = MODALITIES[data_config.kind].open(data_config)
+    dataset = open_training_data(data_config)[0]
     out = Path(out) if out else encoder_cache_dir() / f"{dataset.fingerprint[:16]}.safetensors"
     kwargs = {k: v for k, v in dict(steps=steps, minutes=minutes).items() if v is not None}
     with tqdm(total=steps, disable=not progress, desc="encoder", unit="step") as bar:
@@ -485,7 +601,7 @@ def _training_data(source, train_data: str | None, reference, modality):
         if fingerprint == reference.fingerprint:
             return reference
         try:
-            data = modality.open(source.config.data)
+            data = open_training_data(source.config.data)[0]
         except GenforgeError:
             data = None
         if data is not None and data.fingerprint == fingerprint:

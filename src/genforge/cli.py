@@ -11,8 +11,8 @@ import warnings
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from . import api, io
-from .config import FAMILIES, PRESETS, SECTIONS
+from . import api, audit, io
+from .config import FAMILIES, PRESETS, SECTIONS, DataConfig
 from .errors import GenforgeError
 from .metrics import registry
 from .modalities.image import NAMED_SOURCES
@@ -23,12 +23,13 @@ from .version import __version__
 DATA_HELP = f"a folder of images, or a dataset name ({', '.join(NAMED_SOURCES)})"
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One --option per config field (except the data source, which is positional)."""
-    for section, cls in SECTIONS.items():
+def _add_config_options(parser: argparse.ArgumentParser, sections: dict = SECTIONS,
+                        skip: tuple[str, ...] = ("source",)) -> None:
+    """One --option per config field (except the data source, which is positional, and skip)."""
+    for section, cls in sections.items():
         group = parser.add_argument_group(f"{section} options")
         for f in fields(cls):
-            if f.name == "source":
+            if f.name in skip:
                 continue
             flag = "--" + f.name.replace("_", "-")
             default = f.default if f.default is not MISSING else f.default_factory()
@@ -137,6 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
 
+    p = sub.add_parser("audit", help="check a dataset before training on it",
+                       description="Sizes, exact and near duplicates, feature-space neighbours, "
+                                   "unreadable files, class balance, licence/source/consent and "
+                                   "C2PA training permissions of a dataset.")
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--json", action="store_true", help="print the whole record as JSON")
+    p.add_argument("--out", default=None, help="also write the record to this JSON file")
+    p.add_argument("--licence", "--license", dest="licence", default=None,
+                   help=f"record the licence (e.g. CC-BY-4.0) in DATA/{audit.MANIFEST_NAME}")
+    p.add_argument("--source", dest="manifest_source", default=None, metavar="URL",
+                   help="record where the data comes from")
+    p.add_argument("--consent", default=None, help="record how consent was obtained")
+    p.add_argument("--no-features", dest="features", action="store_false",
+                   help="skip feature-space neighbours even when an encoder is cached")
+    _add_config_options(p, {"data": DataConfig}, skip=("source", "dedup"))
+
     p = sub.add_parser("info", help="describe an exported model")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -211,6 +228,15 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    skip = {"command", "data", "json", "out", "licence", "manifest_source", "consent", "features"}
+    options = {k: v for k, v in vars(args).items() if k not in skip}
+    manifest = {"licence": args.licence, "source": args.manifest_source, "consent": args.consent}
+    record = api.audit(args.data, out=args.out, manifest=manifest, features=args.features, **options)
+    print(json.dumps(record, indent=2) if args.json else audit.text(record), end="\n" if args.json else "")
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     info = api.load(args.model, device="cpu").info()
     if args.json:
@@ -245,7 +271,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "features": _features,
-            "info": _info, "demo": _demo}
+            "audit": _audit, "info": _info, "demo": _demo}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -37,6 +37,8 @@ class DataConfig:
                          choices=("auto", "folders", "none"))
     max_bad_fraction: float = option(0.1, "refuse to train when more than this share of files "
                                      "cannot be read")
+    dedup: bool = option(False, "train on the first of each group of exact or near-duplicate "
+                         "items only (see 'genforge audit'; changes the data fingerprint)")
 
 
 @dataclass(frozen=True)
