@@ -36,6 +36,7 @@ def test_card_is_written_at_export_and_updated_by_evaluation(tmp_path, monkeypat
     assert "- diffusion" in meta["tags"] and "- class-conditional" in meta["tags"]
     assert "- zalando-datasets/fashion_mnist" in meta["datasets"]
     assert "2 steps" in card and "fashion-mnist-sample" in card and "Not evaluated yet" in card
+    assert "near-duplicate pair(s)" in card and "licence MIT" in card  # the run's audit
     assert card.count(HUMAN) == 2  # intended use and who is affected: a person's words
 
     encoder = tmp_path / "enc.safetensors"

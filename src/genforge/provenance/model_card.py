@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import io
+from ..audit import short_line
 
 CARD_NAME = "README.md"
 HUMAN = "<!-- to be written by a person: "  # prompts a person must answer; tools can grep for it
@@ -90,7 +91,7 @@ def model_card(folder: str | Path) -> str:
              f"`{data['fingerprint'][:16]}`", f"- classes: {classes}",
              f"- licence: {DATASET_LICENCES.get(data['source'], HUMAN + 'the licence of the training data, and whether its owners consented -->')}"]
     if audit is not None:
-        parts.append(f"- audit (`audit.json` of the run): {_audit_line(audit)}")
+        parts.append(f"- audit (`audit.json` of the run): {short_line(audit)}")
     else:
         parts.append("- audit: none recorded with this model (`genforge audit DATA`)")
     parts += ["", "## Training", "",
@@ -135,13 +136,6 @@ def model_card(folder: str | Path) -> str:
               "- Metric values hold only for the protocol, extractor and sample count given with "
               "them; FD values from different extractors are not comparable.", ""]
     return "\n".join(parts)
-
-
-def _audit_line(audit: dict) -> str:
-    keys = ("items", "exact_duplicates", "near_duplicates", "corrupt")
-    found = {k: audit[k] for k in keys if k in audit}
-    return ", ".join(f"{k.replace('_', ' ')} {len(v) if isinstance(v, list) else v}"
-                     for k, v in found.items()) or "recorded"
 
 
 def write_model_card(folder: str | Path) -> Path:
