@@ -262,17 +262,22 @@ class GenerativeModel:
         raise GenforgeError(f"{len(todo)} samples were still copies of training items after "
                             f"{MAX_REJECTION_ROUNDS} redraws: this model memorises its data")
 
+    def own_training_data(self):
+        """The data this model was trained on, rebuilt from its config, or None when that no
+        longer opens to the fingerprint in the manifest (moved, changed, deleted)."""
+        try:
+            data = open_training_data(self.config.data)[0]
+        except GenforgeError:
+            return None
+        return data if data.fingerprint == self.manifest["dataset"]["fingerprint"] else None
+
     def _training_items(self, train_data: str | None) -> torch.Tensor:
         """The training items for the copy check: train_data, or the model's own data when it
         still opens to the fingerprint in the manifest."""
         if train_data:
             return self.modality.open(resolve_config(train_data, None).data).items
-        fingerprint = self.manifest["dataset"]["fingerprint"]
-        try:
-            data = open_training_data(self.config.data)[0]
-        except GenforgeError:
-            data = None
-        if data is None or data.fingerprint != fingerprint:
+        data = self.own_training_data()
+        if data is None:
             raise ConfigError(f"--reject-copies needs the model's training data "
                               f"({self.manifest['dataset']['source']}), which is not at hand as "
                               "it was: pass --train-data DATA")
@@ -597,14 +602,10 @@ def _training_data(source, train_data: str | None, reference, modality):
     if train_data:
         return modality.open(resolve_config(train_data, None).data)
     if isinstance(source, GenerativeModel):
-        fingerprint = source.manifest["dataset"]["fingerprint"]
-        if fingerprint == reference.fingerprint:
+        if source.manifest["dataset"]["fingerprint"] == reference.fingerprint:
             return reference
-        try:
-            data = open_training_data(source.config.data)[0]
-        except GenforgeError:
-            data = None
-        if data is not None and data.fingerprint == fingerprint:
+        data = source.own_training_data()
+        if data is not None:
             return data
         warnings.warn(f"the model's training data ({source.manifest['dataset']['source']}) is not "
                       "at hand: memorisation is measured against the reference data; pass "
