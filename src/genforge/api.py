@@ -16,6 +16,7 @@ from .config import (SMALL_DATASET, RunConfig, check_family_options, make_config
                      resolve_augment)
 from .errors import ConfigError, DataError, GenforgeError
 from .export import export_model, load_module
+from .provenance import stamp, watermark as watermarking
 from .provenance.model_card import write_model_card
 from .families import FAMILIES, ModelSpec
 from .modalities import MODALITIES, Dataset
@@ -207,14 +208,16 @@ class GenerativeModel:
                  steps: int | None = None, guidance: float | None = None,
                  truncation: float | None = None, class_label: int | str | None = None,
                  batch_size: int = 64, reject_copies: bool = False,
-                 train_data: str | None = None, out: str | Path | None = None) -> torch.Tensor:
+                 train_data: str | None = None, watermark: bool = True,
+                 out: str | Path | None = None) -> torch.Tensor:
         """n items (uint8 images [n, C, H, W]); item i uses seed + i whatever the batch size.
 
         Diffusion models take sampler, steps and guidance; GANs take truncation (1: none; lower
         trades variety for typical samples). reject_copies drops samples that copy a training
         item (nearest/second-nearest distance ratio below 1/3, as the memorisation metric) and
         draws the next seeds in their place; the training data is the model's own (or
-        train_data). With out, writes one PNG per item (its generation record inside),
+        train_data). Images carry the invisible watermark naming the model unless watermark is
+        False (recorded) or they are too small for it (recorded). With out, writes one PNG per item (its generation record inside),
         grid.png, generation.json and appends each record to generations.jsonl.
         """
         if n < 1:
@@ -231,10 +234,18 @@ class GenerativeModel:
         if reject_copies:
             items, seeds, rejected = self._reject_copies(items, seeds, labels, train_data,
                                                          batch_size, options)
+        items, mark = self._watermark(items, watermark)
         if out is not None:
             self._write(items, Path(out), seeds, labels, {**self.family.sample_options, **options},
-                        rejected=rejected)
+                        rejected=rejected, mark=mark)
         return items
+
+    def _watermark(self, items: torch.Tensor, enabled: bool) -> tuple[torch.Tensor, dict]:
+        """Items with the invisible watermark where the kind and size allow, and its record."""
+        if self.spec.modality != "image":
+            return items, {"applied": False, "reason": f"{self.spec.modality} items carry no "
+                           "pixel watermark; provenance rests on the signed pack and the log"}
+        return stamp.mark_images(items, self.manifest.get("weights_sha256"), enabled=enabled)
 
     def _reject_copies(self, items, seeds, labels, train_data, batch_size, options):
         """Replace samples whose nearest training item is a likely copy by the next seeds."""
@@ -285,7 +296,7 @@ class GenerativeModel:
 
     def interpolate(self, seeds: list[int], *, frames: int = 16, class_label: int | str | None = None,
                     loop: bool = True, out: str | Path | None = None, frame_ms: int = 80,
-                    **options: Any) -> torch.Tensor:
+                    watermark: bool = True, **options: Any) -> torch.Tensor:
         """A walk through the latents of the given seeds (slerp, `frames` steps between each pair,
         back to the first when loop): items [k, ...]. With out, writes the frames, walk.gif and
         generation.json. The walk keeps the first seed's other noise, so frames change smoothly;
@@ -311,11 +322,12 @@ class GenerativeModel:
         items = generate_items(self.family, self.module, self.spec, self.config, len(latents),
                                seed=seeds[0], seeds=[seeds[0]] * len(latents), labels=labels,
                                device=self.device, latents=latents, **options)
+        items, mark = self._watermark(items, watermark)
         if out is not None:
             out = Path(out)
             walk = {**self.family.sample_options, **options, "interpolate": seeds,
                     "frames": frames, "loop": loop}
-            self._write(items, out, [seeds[0]] * len(items), labels, walk,
+            self._write(items, out, [seeds[0]] * len(items), labels, walk, mark=mark,
                         stems=[f"frame-{i:04d}" for i in range(len(items))])
             self._write_gif(items, out / "walk.gif", frame_ms)
         return items
@@ -332,7 +344,7 @@ class GenerativeModel:
 
     def _write(self, items: torch.Tensor, out: Path, seeds: list[int],
                labels: torch.Tensor | None, params: dict, stems: list[str] | None = None,
-               rejected: list[dict] | None = None) -> None:
+               rejected: list[dict] | None = None, mark: dict | None = None) -> None:
         """Files, grid and the generation record: in each file's metadata, generation.json and
         an append-only generations.jsonl, with everything needed to regenerate and trace it."""
         out.mkdir(parents=True, exist_ok=True)
@@ -342,7 +354,7 @@ class GenerativeModel:
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         records = [{**model, "file": f"{stem}.png", "seed": s,
                     "class": None if labels is None or labels[i] < 0 else self.spec.class_names[labels[i]],
-                    **params, "created": created}
+                    **params, "watermark": mark, "created": created}
                    for i, (stem, s) in enumerate(zip(stems, seeds))]
         paths = self.modality.write(items, out, stems, metadata=records)
         for record, path in zip(records, paths):
@@ -350,6 +362,7 @@ class GenerativeModel:
         grid = self.modality.preview(items)
         io.write_with(out / "grid.png", lambda tmp: grid.save(tmp, format="PNG"))
         io.write_json(out / "generation.json", {**model, **params, "created": created,
+                                                "watermark": mark,
                                                 "rejected_copies": rejected or [],
                                                 "items": [{k: r[k] for k in ("file", "seed", "class")}
                                                           for r in records]})
@@ -369,6 +382,41 @@ class GenerativeModel:
 def load(folder: str | Path, device: str = "auto") -> GenerativeModel:
     """Rebuild an exported model from its folder (config.json, model.safetensors, manifest.json)."""
     return GenerativeModel(Path(folder), device)
+
+
+# ----- provenance checks ---------------------------------------------------------------------------
+
+def detect(paths: list[str | Path], *, model: str | Path | None = None) -> list[dict]:
+    """Look for genforge's watermark in image files: one record per file (found, payload,
+    confidence, and whether the payload names `model` when one is given)."""
+    from PIL import Image, UnidentifiedImageError
+    import numpy as np
+    expected = None
+    if model is not None:
+        sha = io.read_json(Path(model) / "manifest.json", "model manifest").get("weights_sha256")
+        expected = stamp.payload_hex(stamp.payload_for(sha)) if sha else None
+    results = []
+    for path in map(Path, paths):
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGBA" if "A" in img.getbands() else
+                                  "L" if img.mode in ("1", "L", "I", "I;16", "F") else "RGB")
+                array = np.asarray(img)
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file") from None
+        except (UnidentifiedImageError, OSError) as e:
+            raise DataError(f"{path}: not an image Pillow can read ({e})") from None
+        found = watermarking.detect(array)
+        low = watermarking.min_size()
+        record = {"file": str(path), "size": list(array.shape[:2]), "found": found.found,
+                  "payload": None if found.payload is None else stamp.payload_hex(found.payload),
+                  "confidence": found.confidence, "p_value": found.p_value,
+                  "bit_errors_corrected": found.bit_errors_corrected,
+                  "method": found.method, "too_small": array.shape[0] < low[0] or array.shape[1] < low[1]}
+        if expected is not None:
+            record["matches_model"] = record["payload"] == expected
+        results.append(record)
+    return results
 
 
 # ----- dataset audit ------------------------------------------------------------------------------

@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training data for --reject-copies (default: the model's own)")
     p.add_argument("--class", dest="class_label", default=None,
                    help="class index or name (default: cycle through the classes; 'none': unconditional)")
+    p.add_argument("--no-watermark", dest="watermark", action="store_false",
+                   help="leave images without the invisible watermark (recorded in the log)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="samples", help="output folder (default: samples)")
@@ -153,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-features", dest="features", action="store_false",
                    help="skip feature-space neighbours even when an encoder is cached")
     _add_config_options(p, {"data": DataConfig}, skip=("source", "dedup"))
+
+    p = sub.add_parser("detect", help="look for genforge's invisible watermark in images",
+                       description="Report for each image whether genforge's watermark is present, "
+                                   "its payload (the first 8 hex digits of the model's weights "
+                                   "sha256) and a confidence.")
+    p.add_argument("files", nargs="+", metavar="IMAGE")
+    p.add_argument("--model", default=None, help="an exported model folder: also say whether "
+                   "the payload names it")
+    p.add_argument("--json", action="store_true", help="print the records as JSON")
 
     p = sub.add_parser("info", help="describe an exported model")
     p.add_argument("model", metavar="MODEL")
@@ -216,15 +227,40 @@ def _generate(args: argparse.Namespace) -> int:
                                 f"got {args.interpolate!r}") from None
         items = model.interpolate(seeds, frames=args.frames, loop=args.loop,
                                   class_label=args.class_label, out=args.out,
+                                  watermark=args.watermark,
                                   **{k: v for k, v in options.items() if v is not None})
         print(f"wrote {len(items)} frames, walk.gif and generation.json to {args.out}")
         return 0
     items = model.generate(args.n, seed=args.seed, class_label=args.class_label,
                            batch_size=args.batch_size, reject_copies=args.reject_copies,
-                           train_data=args.train_data, out=args.out, **options)
-    rejected = json.loads((Path(args.out) / "generation.json").read_text())["rejected_copies"]
+                           train_data=args.train_data, watermark=args.watermark,
+                           out=args.out, **options)
+    record = json.loads((Path(args.out) / "generation.json").read_text())
+    rejected, mark = record["rejected_copies"], record["watermark"]
     print(f"wrote {len(items)} samples, grid.png and generation.json to {args.out}"
           + (f"; {len(rejected)} copies of training items rejected and logged" if rejected else ""))
+    print(f"watermark: payload {mark['payload']} in every image" if mark["applied"]
+          else f"watermark: none ({mark['reason']})")
+    return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
+    records = api.detect(args.files, model=args.model)
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    for r in records:
+        if r["found"]:
+            names = ("" if "matches_model" not in r else
+                     ", names this model" if r["matches_model"] else ", NOT this model's payload")
+            print(f"{r['file']}: watermark found, payload {r['payload']}{names}, "
+                  f"confidence {r['confidence']:.6f}")
+        elif r["too_small"]:
+            h, w = r["size"]
+            print(f"{r['file']}: no watermark can be read from a {h}x{w} image (the minimum is "
+                  "128x128); check its C2PA manifest or generation record instead")
+        else:
+            print(f"{r['file']}: no genforge watermark found")
     return 0
 
 
@@ -271,7 +307,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "features": _features,
-            "audit": _audit, "info": _info, "demo": _demo}
+            "audit": _audit, "detect": _detect, "info": _info, "demo": _demo}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
