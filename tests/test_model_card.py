@@ -6,7 +6,7 @@ import pytest
 
 import genforge
 from genforge.cli import main
-from genforge.provenance.model_card import HUMAN
+from genforge.provenance.model_card import HUMAN, watermark_line
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -38,6 +38,7 @@ def test_card_is_written_at_export_and_updated_by_evaluation(tmp_path, monkeypat
     assert "2 steps" in card and "fashion-mnist-sample" in card and "Not evaluated yet" in card
     assert "near-duplicate pair(s)" in card and "licence MIT" in card  # the run's audit
     assert card.count(HUMAN) == 2  # intended use and who is affected: a person's words
+    assert "28x28 images, below the invisible watermark's minimum of 128x128" in card
 
     encoder = tmp_path / "enc.safetensors"
     assert main(["features", "train", "fashion-mnist-sample", "--out", str(encoder),
@@ -50,3 +51,10 @@ def test_card_is_written_at_export_and_updated_by_evaluation(tmp_path, monkeypat
     assert any('type: "precision"' in line for line in meta["model-index"])
     assert "| memorised_share |" in card and "vs 4,000 training items" in card
     assert "likely copies of a training item" in card and "evaluation/report.html" in card
+
+
+def test_card_names_the_watermark_payload_of_large_images():
+    config = {"modality": "image", "item_shape": [3, 128, 160]}
+    line = watermark_line(config, {"weights_sha256": "9e3779b9" + "0" * 56})
+    assert "payload `9e3779b9`" in line and "genforge detect" in line and "--no-watermark" in line
+    assert "no pixel watermark" in watermark_line({"modality": "music", "item_shape": [4, 128]}, {})

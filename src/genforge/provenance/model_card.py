@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import io
 from ..audit import short_line
+from . import stamp, watermark
 
 CARD_NAME = "README.md"
 HUMAN = "<!-- to be written by a person: "  # prompts a person must answer; tools can grep for it
@@ -127,7 +128,7 @@ def model_card(folder: str | Path) -> str:
               "Every file `genforge generate` writes carries its generation record (model hash, "
               "seed, sampler and parameters) in its metadata and in `generations.jsonl`, so it "
               "can be regenerated and traced. `--reject-copies` drops samples that copy a "
-              "training item.", "",
+              "training item.", "", watermark_line(config, manifest), "",
               "## Intended use and limitations", "",
               f"{HUMAN}what this model is for, and what it must not be used for -->",
               f"{HUMAN}who could be affected by its outputs, and how -->",
@@ -136,6 +137,27 @@ def model_card(folder: str | Path) -> str:
               "- Metric values hold only for the protocol, extractor and sample count given with "
               "them; FD values from different extractors are not comparable.", ""]
     return "\n".join(parts)
+
+
+def watermark_line(config: dict, manifest: dict) -> str:
+    """What the card says about the invisible watermark this model's images carry (or why not)."""
+    if config["modality"] != "image":
+        return (f"Watermark: {config['modality']} items carry no pixel watermark; their "
+                "provenance rests on the signed pack and the generation log.")
+    height, width = config["item_shape"][-2:]
+    low_h, low_w = watermark.min_size()
+    if height < low_h or width < low_w:
+        return (f"Watermark: none. This model makes {height}x{width} images, below the invisible "
+                f"watermark's minimum of {low_h}x{low_w}; their provenance rests on the C2PA "
+                "manifest and the generation log.")
+    payload = stamp.payload_hex(stamp.payload_for(manifest["weights_sha256"]))
+    return (f"Watermark: every generated image carries genforge's invisible watermark "
+            f"({watermark.METHOD} v{watermark.VERSION}, public key) with payload `{payload}`, the "
+            "first 32 bits of the weights' sha256; `genforge detect IMAGE --model MODEL` reads it "
+            "back, and an opt-out (`--no-watermark`) is recorded in the generation log. It "
+            "survives JPEG, resizing, small crops and brightness changes, but proves presence, "
+            "not absence: whoever knows the method can remove it, and regeneration or heavy "
+            "editing defeats it.")
 
 
 def write_model_card(folder: str | Path) -> Path:
