@@ -32,6 +32,12 @@ class Points:
 
     name, default_metrics = "points", ()
 
+    def bind(self, vocabulary):
+        return self
+
+    def model_shape(self, item_shape):
+        return tuple(item_shape)
+
     def to_model(self, items):
         return items.float()
 

@@ -19,7 +19,7 @@ from .export import export_model, load_module
 from .provenance import stamp, watermark as watermarking
 from .provenance.model_card import write_model_card
 from .families import FAMILIES, ModelSpec
-from .modalities import MODALITIES, Dataset
+from .modalities import MODALITIES, Dataset, modality_for
 from .training.devices import resolve_device
 from .version import __version__
 from .metrics import registry
@@ -142,7 +142,7 @@ def generate_items(family, module: torch.nn.Module, spec: ModelSpec, config: Run
     options are the family's sampling options (sampler, steps, guidance; truncation); latents,
     one row per item, replace the seeds' own starting latents.
     """
-    modality = MODALITIES[spec.modality]
+    modality = modality_for(spec)
     options = sampling_options(family, **options)
     seeds = seeds if seeds is not None else list(range(seed, seed + n))
     chunks = []
@@ -150,7 +150,7 @@ def generate_items(family, module: torch.nn.Module, spec: ModelSpec, config: Run
         stop = min(n, start + batch_size)
         x = family.sample(module, seeds[start:stop],
                           None if labels is None else labels[start:stop],
-                          item_shape=spec.item_shape, device=device, config=config,
+                          item_shape=spec.model_shape, device=device, config=config,
                           latents=None if latents is None else latents[start:stop], **options)
         chunks.append(modality.from_model(x.cpu()))
     return torch.cat(chunks)
@@ -177,7 +177,7 @@ class GenerativeModel:
         self.folder = Path(folder)
         self.device = resolve_device(device)
         self.module, self.spec, self.config, self.manifest = load_module(self.folder, self.device)
-        self.modality = MODALITIES[self.spec.modality]
+        self.modality = modality_for(self.spec)
         self.family = FAMILIES[self.config.family]
 
     @property
@@ -310,7 +310,7 @@ class GenerativeModel:
             raise ConfigError("interpolation needs a deterministic sampler; euler-ancestral adds "
                               "fresh noise at every step")
         from .sampling import SeededNoise
-        shape = self.family.latent_shape(self.module, self.spec.item_shape)
+        shape = self.family.latent_shape(self.module, self.spec.model_shape)
         keys = [SeededNoise([s])(shape)[0] for s in seeds]
         if loop:
             keys.append(keys[0])

@@ -6,7 +6,7 @@ discriminator and regularisation phases through the same seam.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -15,24 +15,41 @@ from torch import nn
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What the data decided about the model: the item shape and the classes."""
+    """What the data decided about the model: the item shape, the classes, the shape of the
+    tensors the networks see (one-hot tiles or notes are wider than their integer items; images
+    are the same) and what the content kind needs to decode items (a level's tile set)."""
 
     modality: str
     item_shape: tuple[int, ...]
     class_names: tuple[str, ...] = ()
+    tensor_shape: tuple[int, ...] | None = None   # None: the item shape
+    vocabulary: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def model_shape(self) -> tuple[int, ...]:
+        """The shape of one item as the networks see it."""
+        return self.tensor_shape or self.item_shape
+
     def to_dict(self) -> dict[str, Any]:
-        return {"modality": self.modality, "item_shape": list(self.item_shape),
-                "class_names": list(self.class_names)}
+        d = {"modality": self.modality, "item_shape": list(self.item_shape),
+             "class_names": list(self.class_names)}
+        if self.tensor_shape is not None:  # older configs have neither key
+            d["model_shape"] = list(self.tensor_shape)
+        if self.vocabulary:
+            d["vocabulary"] = self.vocabulary
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
+        shape = d.get("model_shape")
         return cls(d["modality"], tuple(int(s) for s in d["item_shape"]),
-                   tuple(d.get("class_names", ())))
+                   tuple(d.get("class_names", ())),
+                   None if shape is None else tuple(int(s) for s in shape),
+                   dict(d.get("vocabulary", {})))
 
 
 # loss(module, batch, labels, generator) -> scalar loss for one micro-batch

@@ -18,7 +18,7 @@ DEFAULT_SAMPLER, DEFAULT_STEPS = "dpmpp-2m", 20
 def build_denoiser(spec: ModelSpec, config: RunConfig) -> EDMDenoiser:
     """The raw U-Net sized by the config and the data, wrapped into an EDM denoiser."""
     n = config.network
-    channels, height, width = spec.item_shape
+    channels, height, width = spec.model_shape
     net = UNet(channels, n.model_channels, n.channel_mult, n.num_blocks, n.attn_resolutions,
                n.dropout, num_classes=spec.num_classes, resolution=max(height, width),
                patch_size=n.patch_size,

@@ -57,7 +57,7 @@ def r1_weight(config: RunConfig, spec: ModelSpec) -> float:
     if config.gan.r1_gamma is not None:
         return config.gan.r1_gamma
     pixels = 1
-    for side in spec.item_shape[1:]:
+    for side in spec.model_shape[1:]:
         pixels *= side
     return 0.0002 * pixels / config.train.batch_size
 
@@ -93,7 +93,7 @@ class GANFamily:
         g = config.gan
         try:
             generator, discriminator = build_gan(
-                g.architecture, spec.item_shape, spec.num_classes, latent_dim=g.latent_dim,
+                g.architecture, spec.model_shape, spec.num_classes, latent_dim=g.latent_dim,
                 generator_channels=g.generator_channels,
                 discriminator_channels=g.discriminator_channels, max_channels=g.max_channels,
                 mapping_layers=g.mapping_layers)

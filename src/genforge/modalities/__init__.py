@@ -4,4 +4,10 @@ from .image import IMAGE
 
 MODALITIES: dict[str, Modality] = {IMAGE.name: IMAGE}
 
-__all__ = ["MODALITIES", "Dataset", "LoadReport", "Modality"]
+
+def modality_for(spec) -> Modality:
+    """The content kind of a model spec, bound to its vocabulary."""
+    return MODALITIES[spec.modality].bind(spec.vocabulary)
+
+
+__all__ = ["MODALITIES", "Dataset", "LoadReport", "Modality", "modality_for"]

@@ -7,6 +7,7 @@ peers behind this seam; nothing above it knows which one it holds.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -48,6 +49,7 @@ class Dataset:
     class_names: list[str]
     source: str                    # what the user named: a path or a dataset name
     report: LoadReport = field(default_factory=LoadReport)
+    vocabulary: dict = field(default_factory=dict)  # what decoding needs (a level's tile set)
 
     def __len__(self) -> int:
         return int(self.items.shape[0])
@@ -68,6 +70,8 @@ class Dataset:
         digest.update(self.items.contiguous().numpy().tobytes())
         if self.labels is not None:
             digest.update(self.labels.contiguous().numpy().tobytes())
+        if self.vocabulary:  # the same integers mean other things under another tile set
+            digest.update(json.dumps(self.vocabulary, sort_keys=True).encode())
         return digest.hexdigest()
 
 
@@ -79,6 +83,13 @@ class Modality(Protocol):
 
     def open(self, data_config) -> Dataset:
         """Read the dataset the config names; raise DataError with a one-line message when it can't."""
+
+    def bind(self, vocabulary: dict) -> "Modality":
+        """This kind for data with the given vocabulary (a dataset's or a model's): what
+        to_model, from_model, write and preview then use. Images have none: themselves."""
+
+    def model_shape(self, item_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of one item as to_model makes it (images: the same)."""
 
     def to_model(self, items: torch.Tensor) -> torch.Tensor:
         """Integer items -> float tensor in the model's range ([-1, 1] for images)."""

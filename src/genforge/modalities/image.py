@@ -292,6 +292,12 @@ class ImageModality:
             return open_fashion_mnist(data_config)
         return read_folder(data_config)
 
+    def bind(self, vocabulary: dict) -> "ImageModality":
+        return self  # pixels need no vocabulary
+
+    def model_shape(self, item_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(item_shape)
+
     def to_model(self, items: torch.Tensor) -> torch.Tensor:
         """uint8 [0, 255] -> float32 [-1, 1]."""
         return items.to(torch.float32) / 127.5 - 1.0

@@ -125,7 +125,11 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     device = resolve_device(t.device)
     amp_dtype = autocast_dtype(t.precision, device)
     labelled = dataset.labels is not None
-    spec = ModelSpec(modality.name, dataset.item_shape, tuple(dataset.class_names) if labelled else ())
+    modality = modality.bind(dataset.vocabulary)
+    tensor_shape = modality.model_shape(dataset.item_shape)
+    spec = ModelSpec(modality.name, dataset.item_shape, tuple(dataset.class_names) if labelled else (),
+                     None if tensor_shape == dataset.item_shape else tensor_shape,
+                     dict(dataset.vocabulary))
 
     config = resolve_augment(config, len(dataset), dataset.item_shape)  # "auto" -> a choice
     torch.manual_seed(t.seed)  # weights: the same seed gives the same initial network
@@ -162,7 +166,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     def preview() -> None:
         seeds = list(range(t.preview_count))
         labels = (torch.arange(t.preview_count) % spec.num_classes) if labelled else None
-        x = family.sample(ema.module, seeds, labels, item_shape=spec.item_shape, device=device,
+        x = family.sample(ema.module, seeds, labels, item_shape=spec.model_shape, device=device,
                           config=config)
         image = modality.preview(modality.from_model(x.cpu()),
                                  columns=spec.num_classes if labelled and spec.num_classes <= 16 else None)
