@@ -1,7 +1,6 @@
 """Dataset audit: planted duplicates, bad files, unbalanced classes, the manifest, C2PA, training."""
 from __future__ import annotations
 
-import datetime
 import json
 import shutil
 import warnings
@@ -184,50 +183,11 @@ def _options() -> dict:
 
 
 def _signer(tmp_path: Path):
-    """A C2PA signer with a test root CA and a leaf for signing (the SDK rejects self-signed leaves)."""
+    """A C2PA signer from a development PKI: a root CA and a leaf (the SDK rejects self-signed leaves)."""
     c2pa = pytest.importorskip("c2pa")
     pytest.importorskip("cryptography")
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
-                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "genforge tests")])
-
-    def usage(**on: bool) -> x509.KeyUsage:
-        flags = ["digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-                 "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"]
-        return x509.KeyUsage(**{f: on.get(f, False) for f in flags})
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-
-    def cert(subject, issuer, key, signing_key, ca: bool):
-        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(days=1))
-                   .not_valid_after(now + datetime.timedelta(days=30))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                                  critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                       signing_key.public_key()), critical=False))
-        if ca:
-            builder = builder.add_extension(usage(key_cert_sign=True, crl_sign=True), critical=True)
-        else:
-            builder = (builder.add_extension(usage(digital_signature=True), critical=True)
-                       .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]),
-                                      critical=False))
-        return builder.sign(signing_key, hashes.SHA256())
-
-    root_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    root = cert(name("test root"), name("test root"), root_key, root_key, ca=True)
-    leaf = cert(name("test signer"), root.subject, leaf_key, root_key, ca=False)
-    chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, root))
-    key = leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
-    return c2pa, c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, key, None))
+    from genforge.provenance.keys import init_keys, load_signer
+    return c2pa, load_signer(init_keys(tmp_path / "keys").folder).signer
 
 
 def sign(c2pa, signer, source: Path, dest: Path, use: str) -> None:
