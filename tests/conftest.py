@@ -1,5 +1,6 @@
 """Shared test set-up."""
 import os
+import tempfile
 
 import pytest
 import torch
@@ -17,3 +18,7 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# Signing keys that generation creates on first use go to a throwaway folder, never the user's.
+os.environ["GENFORGE_KEYS"] = tempfile.mkdtemp(prefix="genforge-test-keys-")

@@ -39,6 +39,7 @@ def test_card_is_written_at_export_and_updated_by_evaluation(tmp_path, monkeypat
     assert "near-duplicate pair(s)" in card and "licence MIT" in card  # the run's audit
     assert card.count(HUMAN) == 2  # intended use and who is affected: a person's words
     assert "28x28 images, below the invisible watermark's minimum of 128x128" in card
+    assert "signed by default with a C2PA manifest" in card and "genforge verify" in card
 
     encoder = tmp_path / "enc.safetensors"
     assert main(["features", "train", "fashion-mnist-sample", "--out", str(encoder),

@@ -208,8 +208,8 @@ class GenerativeModel:
                  steps: int | None = None, guidance: float | None = None,
                  truncation: float | None = None, class_label: int | str | None = None,
                  batch_size: int = 64, reject_copies: bool = False,
-                 train_data: str | None = None, watermark: bool = True,
-                 out: str | Path | None = None) -> torch.Tensor:
+                 train_data: str | None = None, watermark: bool = True, sign: bool = True,
+                 signer=None, out: str | Path | None = None) -> torch.Tensor:
         """n items (uint8 images [n, C, H, W]); item i uses seed + i whatever the batch size.
 
         Diffusion models take sampler, steps and guidance; GANs take truncation (1: none; lower
@@ -217,7 +217,9 @@ class GenerativeModel:
         item (nearest/second-nearest distance ratio below 1/3, as the memorisation metric) and
         draws the next seeds in their place; the training data is the model's own (or
         train_data). Images carry the invisible watermark naming the model unless watermark is
-        False (recorded) or they are too small for it (recorded). With out, writes one PNG per item (its generation record inside),
+        False (recorded) or they are too small for it (recorded). Written files are signed with
+        a C2PA manifest unless sign is False (recorded): by signer (a provenance.keys.LoadedSigner),
+        else by the default keys, created on first use. With out, writes one PNG per item (its generation record inside),
         grid.png, generation.json and appends each record to generations.jsonl.
         """
         if n < 1:
@@ -227,6 +229,8 @@ class GenerativeModel:
         labels = self.class_labels(n, class_label)
         options = sampling_options(self.family, sampler=sampler, steps=steps, guidance=guidance,
                                    truncation=truncation)
+        # before sampling: a certificate problem should cost no time
+        signer = (signer or stamp.default_signer()) if sign and out is not None else None
         seeds = list(range(seed, seed + n))
         items = generate_items(self.family, self.module, self.spec, self.config, n, seed=seed,
                                labels=labels, batch_size=batch_size, device=self.device, **options)
@@ -237,7 +241,7 @@ class GenerativeModel:
         items, mark = self._watermark(items, watermark)
         if out is not None:
             self._write(items, Path(out), seeds, labels, {**self.family.sample_options, **options},
-                        rejected=rejected, mark=mark)
+                        rejected=rejected, mark=mark, signer=signer)
         return items
 
     def _watermark(self, items: torch.Tensor, enabled: bool) -> tuple[torch.Tensor, dict]:
@@ -296,7 +300,8 @@ class GenerativeModel:
 
     def interpolate(self, seeds: list[int], *, frames: int = 16, class_label: int | str | None = None,
                     loop: bool = True, out: str | Path | None = None, frame_ms: int = 80,
-                    watermark: bool = True, **options: Any) -> torch.Tensor:
+                    watermark: bool = True, sign: bool = True, signer=None,
+                    **options: Any) -> torch.Tensor:
         """A walk through the latents of the given seeds (slerp, `frames` steps between each pair,
         back to the first when loop): items [k, ...]. With out, writes the frames, walk.gif and
         generation.json. The walk keeps the first seed's other noise, so frames change smoothly;
@@ -306,6 +311,7 @@ class GenerativeModel:
         if frames < 1:
             raise ConfigError(f"frames must be at least 1, got {frames}")
         options = sampling_options(self.family, **options)
+        signer = (signer or stamp.default_signer()) if sign and out is not None else None
         if options.get("sampler") in ("euler-ancestral",):
             raise ConfigError("interpolation needs a deterministic sampler; euler-ancestral adds "
                               "fresh noise at every step")
@@ -327,9 +333,10 @@ class GenerativeModel:
             out = Path(out)
             walk = {**self.family.sample_options, **options, "interpolate": seeds,
                     "frames": frames, "loop": loop}
-            self._write(items, out, [seeds[0]] * len(items), labels, walk, mark=mark,
-                        stems=[f"frame-{i:04d}" for i in range(len(items))])
             self._write_gif(items, out / "walk.gif", frame_ms)
+            self._write(items, out, [seeds[0]] * len(items), labels, walk, mark=mark,
+                        stems=[f"frame-{i:04d}" for i in range(len(items))], signer=signer,
+                        extra=[out / "walk.gif"])
         return items
 
     def _write_gif(self, items: torch.Tensor, path: Path, frame_ms: int) -> None:
@@ -344,7 +351,8 @@ class GenerativeModel:
 
     def _write(self, items: torch.Tensor, out: Path, seeds: list[int],
                labels: torch.Tensor | None, params: dict, stems: list[str] | None = None,
-               rejected: list[dict] | None = None, mark: dict | None = None) -> None:
+               rejected: list[dict] | None = None, mark: dict | None = None, signer=None,
+               extra: list[Path] = ()) -> None:
         """Files, grid and the generation record: in each file's metadata, generation.json and
         an append-only generations.jsonl, with everything needed to regenerate and trace it."""
         out.mkdir(parents=True, exist_ok=True)
@@ -354,15 +362,20 @@ class GenerativeModel:
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         records = [{**model, "file": f"{stem}.png", "seed": s,
                     "class": None if labels is None or labels[i] < 0 else self.spec.class_names[labels[i]],
-                    **params, "watermark": mark, "created": created}
+                    **params, "watermark": mark, "c2pa": stamp.signing_record(signer),
+                    "created": created}
                    for i, (stem, s) in enumerate(zip(stems, seeds))]
         paths = self.modality.write(items, out, stems, metadata=records)
         for record, path in zip(records, paths):
             record["file"] = path.name
         grid = self.modality.preview(items)
         io.write_with(out / "grid.png", lambda tmp: grid.save(tmp, format="PNG"))
+        packs = [] if signer is None else stamp.sign_outputs(
+            out, stems, records, signer, self.manifest["dataset"]["fingerprint"],
+            extra=[out / "grid.png", *extra])
         io.write_json(out / "generation.json", {**model, **params, "created": created,
-                                                "watermark": mark,
+                                                "watermark": mark, "c2pa": records[0]["c2pa"],
+                                                "signed_packs": [p.name for p in packs],
                                                 "rejected_copies": rejected or [],
                                                 "items": [{k: r[k] for k in ("file", "seed", "class")}
                                                           for r in records]})
@@ -385,6 +398,37 @@ def load(folder: str | Path, device: str = "auto") -> GenerativeModel:
 
 
 # ----- provenance checks ---------------------------------------------------------------------------
+
+def init_keys(folder: str | Path | None = None, *, name: str | None = None, days: int | None = None,
+              force: bool = False) -> dict:
+    """Create a local development PKI for C2PA signing; returns its description (keys.json)."""
+    from .provenance import keys
+    options = {k: v for k, v in (("common_name", name), ("days", days)) if v is not None}
+    paths = keys.init_keys(folder, force=force, **options)
+    return {"folder": str(paths.folder), **keys.describe_keys(paths.folder)}
+
+
+def signer(keys: str | Path | None = None, *, cert: str | Path | None = None,
+           key: str | Path | None = None, tsa_url: str | None = None):
+    """A checked C2PA signer: cert and key, else the keys folder's (created on first use)."""
+    return stamp.default_signer(keys, cert=cert, key=key, tsa_url=tsa_url)
+
+
+def describe_keys(folder: str | Path | None = None) -> dict:
+    """What a keys folder holds (its keys.json), or a one-line error when it holds none."""
+    from .provenance import keys
+    info = keys.describe_keys(folder)
+    if not info:
+        raise ConfigError(f"no signing keys in {folder or keys.default_keys_dir()}: run "
+                          "'genforge keys init'")
+    return {"folder": str(folder or keys.default_keys_dir()), **info}
+
+
+def verify(paths: list[str | Path], *, trust: str | Path | None = None) -> list:
+    """Validate each file's C2PA manifest: provenance.signing.VerifyReport per file."""
+    from .provenance import signing
+    return [signing.verify_file(path, trust) for path in paths]
+
 
 def detect(paths: list[str | Path], *, model: str | Path | None = None) -> list[dict]:
     """Look for genforge's watermark in image files: one record per file (found, payload,

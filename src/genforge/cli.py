@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 import warnings
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 from . import api, audit, io
@@ -60,6 +60,27 @@ def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
                        help="truncation psi (1: none; 0.5-0.8 trade variety for typical samples)")
 
 
+def _add_signing_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("C2PA signing (default: the local development keys, created on "
+                                 "first use)")
+    group.add_argument("--no-sign", dest="sign", action="store_false",
+                       help="write files without a C2PA manifest (recorded in the log)")
+    group.add_argument("--keys", default=None, help="keys folder (default: $GENFORGE_KEYS or "
+                       "~/.config/genforge/keys)")
+    group.add_argument("--cert", default=None, help="your certificate chain (PEM, signing "
+                       "certificate first), instead of the development keys")
+    group.add_argument("--key", default=None, help="the private key (PEM) of --cert")
+    group.add_argument("--tsa-url", default=None, help="an RFC 3161 time-stamp server, so "
+                       "signatures outlive the certificate (default: none, fully offline)")
+
+
+def _signer(args: argparse.Namespace):
+    """The signer the signing options name (checked before anything is generated), or None."""
+    if not args.sign:
+        return None
+    return api.signer(args.keys, cert=args.cert, key=args.key, tsa_url=args.tsa_url)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genforge", description="Create a generative model from your own data.",
@@ -100,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class index or name (default: cycle through the classes; 'none': unconditional)")
     p.add_argument("--no-watermark", dest="watermark", action="store_false",
                    help="leave images without the invisible watermark (recorded in the log)")
+    _add_signing_options(p)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="samples", help="output folder (default: samples)")
@@ -165,6 +187,26 @@ def build_parser() -> argparse.ArgumentParser:
                    "the payload names it")
     p.add_argument("--json", action="store_true", help="print the records as JSON")
 
+    p = sub.add_parser("verify", help="check the C2PA manifests of files genforge (or anyone) signed",
+                       description="Validate each file's C2PA manifest and show its claims; exit "
+                                   "status 1 when a file is unsigned or fails validation.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--trust", default=None, help="root certificates (PEM) to trust (default: the "
+                   "local development root, when there)")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON")
+
+    p = sub.add_parser("keys", help="signing keys for C2PA provenance")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    k = keys_sub.add_parser("init", help="create a local development PKI (a root CA and a "
+                            "signing certificate) for C2PA signing")
+    k.add_argument("--dir", default=None, help="keys folder (default: $GENFORGE_KEYS or "
+                   "~/.config/genforge/keys)")
+    k.add_argument("--name", default=None, help="the signer's common name")
+    k.add_argument("--days", type=int, default=None, help="validity of the signing certificate")
+    k.add_argument("--force", action="store_true", help="replace existing keys")
+    k = keys_sub.add_parser("show", help="describe the keys in a keys folder")
+    k.add_argument("--dir", default=None)
+
     p = sub.add_parser("info", help="describe an exported model")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -227,20 +269,45 @@ def _generate(args: argparse.Namespace) -> int:
                                 f"got {args.interpolate!r}") from None
         items = model.interpolate(seeds, frames=args.frames, loop=args.loop,
                                   class_label=args.class_label, out=args.out,
-                                  watermark=args.watermark,
+                                  watermark=args.watermark, sign=args.sign, signer=_signer(args),
                                   **{k: v for k, v in options.items() if v is not None})
         print(f"wrote {len(items)} frames, walk.gif and generation.json to {args.out}")
         return 0
     items = model.generate(args.n, seed=args.seed, class_label=args.class_label,
                            batch_size=args.batch_size, reject_copies=args.reject_copies,
                            train_data=args.train_data, watermark=args.watermark,
-                           out=args.out, **options)
+                           sign=args.sign, signer=_signer(args), out=args.out, **options)
     record = json.loads((Path(args.out) / "generation.json").read_text())
-    rejected, mark = record["rejected_copies"], record["watermark"]
+    rejected, mark, c2pa = record["rejected_copies"], record["watermark"], record["c2pa"]
     print(f"wrote {len(items)} samples, grid.png and generation.json to {args.out}"
           + (f"; {len(rejected)} copies of training items rejected and logged" if rejected else ""))
     print(f"watermark: payload {mark['payload']} in every image" if mark["applied"]
           else f"watermark: none ({mark['reason']})")
+    print(f"C2PA: every file signed by {c2pa['signer']}"
+          + (f" (music and level files in {', '.join(record['signed_packs'])})"
+             if record["signed_packs"] else "") if c2pa["signed"] else f"C2PA: none ({c2pa['reason']})")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    reports = api.verify(args.files, trust=args.trust)
+    if args.json:
+        print(json.dumps([asdict(r) for r in reports], indent=2, default=str))
+    else:
+        for report in reports:
+            print("\n".join(report.lines()))
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def _keys(args: argparse.Namespace) -> int:
+    if args.keys_command == "init":
+        info = api.init_keys(args.dir, name=args.name, days=args.days, force=args.force)
+        print(f"wrote a development root CA and signing certificate to {info['folder']}\n"
+              f"signer: {info['signer']['subject']}, valid until {info['signer']['not_after']}\n"
+              "files signed with it verify as trusted only where root-ca.pem is trusted "
+              "(genforge verify --trust); use --cert/--key for a production certificate")
+        return 0
+    print(json.dumps(api.describe_keys(args.dir), indent=2))
     return 0
 
 
@@ -307,7 +374,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "features": _features,
-            "audit": _audit, "detect": _detect, "info": _info, "demo": _demo}
+            "audit": _audit, "detect": _detect, "verify": _verify, "keys": _keys, "info": _info,
+            "demo": _demo}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

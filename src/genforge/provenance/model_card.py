@@ -129,6 +129,13 @@ def model_card(folder: str | Path) -> str:
               "seed, sampler and parameters) in its metadata and in `generations.jsonl`, so it "
               "can be regenerated and traced. `--reject-copies` drops samples that copy a "
               "training item.", "", watermark_line(config, manifest), "",
+              "C2PA: every file is signed by default with a C2PA manifest (`c2pa.created`, "
+              "digital source type trainedAlgorithmicMedia, this model's hash, the training "
+              "data's fingerprint, the generation parameters and the watermark as a soft "
+              "binding); formats C2PA does not cover (MIDI, level text) are signed as a zip "
+              "pack. `genforge verify FILE` checks it; `genforge keys init` makes a local "
+              "development certificate, `--cert/--key` use your own. Re-encoding or "
+              "screenshots strip the manifest, which is why the watermark exists.", "",
               "## Intended use and limitations", "",
               f"{HUMAN}what this model is for, and what it must not be used for -->",
               f"{HUMAN}who could be affected by its outputs, and how -->",
