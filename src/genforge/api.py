@@ -19,7 +19,7 @@ from .export import export_model, load_module
 from .provenance import stamp, watermark as watermarking
 from .provenance.model_card import write_model_card
 from .families import FAMILIES, ModelSpec
-from .modalities import MODALITIES, Dataset, modality_for
+from .modalities import MODALITIES, Dataset, guess_kind, modality_for
 from .training.devices import resolve_device
 from .version import __version__
 from .metrics import registry
@@ -28,6 +28,10 @@ from .training.loop import TrainResult, train as run_loop
 
 DEFAULT_PRESET = "cpu-small"
 MAX_REJECTION_ROUNDS = 10  # --reject-copies redraws at most this often before calling it memorisation
+MAX_BARS = 64
+# One-hot notes are drowned by sigma ~10 already; starting there leaves fewer noisy steps in which
+# the free voices commit before the given melody counts (measured in tests/test_music_inpaint.py).
+HARMONIZE_SIGMA_MAX = 10.0
 
 
 def resolve_config(data: str | None = None, preset: str | None = DEFAULT_PRESET,
@@ -36,7 +40,10 @@ def resolve_config(data: str | None = None, preset: str | None = DEFAULT_PRESET,
     check_family_options(family, options)
     if data is not None:
         options["source"] = data
-    return make_config(preset, nest_options(options), family=family)
+    config = make_config(preset, nest_options(options), family=family)
+    if config.data.kind == "auto":  # resolved once, so a stored config names its kind
+        config = replace(config, data=replace(config.data, kind=guess_kind(config.data.source)))
+    return config
 
 
 def train(data: str | None = None, run: str | Path = "runs/genforge", *,
@@ -209,7 +216,8 @@ class GenerativeModel:
                  truncation: float | None = None, class_label: int | str | None = None,
                  batch_size: int = 64, reject_copies: bool = False,
                  train_data: str | None = None, watermark: bool = True, sign: bool = True,
-                 signer=None, out: str | Path | None = None) -> torch.Tensor:
+                 signer=None, bars: int | None = None, audio: bool = False,
+                 out: str | Path | None = None) -> torch.Tensor:
         """n items (uint8 images [n, C, H, W]); item i uses seed + i whatever the batch size.
 
         Diffusion models take sampler, steps and guidance; GANs take truncation (1: none; lower
@@ -219,7 +227,9 @@ class GenerativeModel:
         train_data). Images carry the invisible watermark naming the model unless watermark is
         False (recorded) or they are too small for it (recorded). Written files are signed with
         a C2PA manifest unless sign is False (recorded): by signer (a provenance.keys.LoadedSigner),
-        else by the default keys, created on first use. With out, writes one PNG per item (its generation record inside),
+        else by the default keys, created on first use. bars sets a music model's length (its
+        convolutions take any; default: the training crops'); audio adds a WAV per piece. With
+        out, writes one PNG per item (its generation record inside),
         grid.png, generation.json and appends each record to generations.jsonl.
         """
         if n < 1:
@@ -232,7 +242,8 @@ class GenerativeModel:
         # before sampling: a certificate problem should cost no time
         signer = (signer or stamp.default_signer()) if sign and out is not None else None
         seeds = list(range(seed, seed + n))
-        items = generate_items(self.family, self.module, self.spec, self.config, n, seed=seed,
+        spec = self._spec_for(bars, audio)
+        items = generate_items(self.family, self.module, spec, self.config, n, seed=seed,
                                labels=labels, batch_size=batch_size, device=self.device, **options)
         rejected: list[dict] = []
         if reject_copies:
@@ -241,7 +252,55 @@ class GenerativeModel:
         items, mark = self._watermark(items, watermark)
         if out is not None:
             self._write(items, Path(out), seeds, labels, {**self.family.sample_options, **options},
-                        rejected=rejected, mark=mark, signer=signer)
+                        rejected=rejected, mark=mark, signer=signer, audio=audio)
+        return items
+
+    def _spec_for(self, bars: int | None, audio: bool = False) -> ModelSpec:
+        """The model's spec, or one for pieces of `bars` bars (music from a diffusion model)."""
+        if audio and not hasattr(self.modality, "render"):
+            raise ConfigError(f"--wav renders music; this model makes {self.spec.modality} items")
+        if bars is None:
+            return self.spec
+        if self.spec.modality != "music" or self.config.family != "diffusion":
+            raise ConfigError(f"--bars sets the length of music from a diffusion model; this is a "
+                              f"{self.spec.modality} {self.config.family} model")
+        if not 1 <= bars <= MAX_BARS:
+            raise ConfigError(f"--bars must be between 1 and {MAX_BARS}, got {bars}")
+        from .music.representation import STEPS_PER_BAR
+        shape = (*self.spec.item_shape[:-1], bars * STEPS_PER_BAR)
+        return replace(self.spec, item_shape=shape, tensor_shape=self.modality.model_shape(shape))
+
+    def harmonize(self, melody: str | Path, *, n: int = 4, seed: int = 0, voices: str = "S",
+                  steps: int = 32, sigma_max: float = HARMONIZE_SIGMA_MAX, resample: int = 2,
+                  sign: bool = True, signer=None, audio: bool = False,
+                  out: str | Path | None = None) -> torch.Tensor:
+        """n four-part settings of a melody (or of any voices of a four-part file): the given
+        voices come back exactly, the model fills in the rest by inpainting. voices: which parts
+        of the file are given, as letters of SATB (a one-part file is the soprano)."""
+        from .music import harmonize as harmonizing
+        from .sampling import conditional
+        if self.spec.modality != "music" or self.config.family != "diffusion":
+            raise ConfigError(f"harmonising needs a music diffusion model; this is a "
+                              f"{self.spec.modality} {self.config.family} model")
+        given_voices = tuple(sorted({"SATB".index(v) for v in voices.upper() if v in "SATB"}))
+        if not given_voices or len(given_voices) != len(set(voices.upper())) or len(given_voices) == 4:
+            raise ConfigError(f"--voices takes one to three of the letters S, A, T, B, got {voices!r}")
+        if n < 1:
+            raise ConfigError(f"n must be at least 1, got {n}")
+        signer = (signer or stamp.default_signer()) if sign and out is not None else None
+        codes, mask = harmonizing.read_given(melody, given_voices)
+        seeds = list(range(seed, seed + n))
+        given = torch.from_numpy(codes)[None].expand(n, *codes.shape)
+        given_mask = torch.from_numpy(mask)[None].expand(n, *mask.shape)
+        self.module.eval()
+        with torch.no_grad():
+            items = harmonizing.harmonize(conditional(self.module, None), given, given_mask, seeds,
+                                          steps=steps, sigma_max=sigma_max, resample=resample)
+        if out is not None:
+            params = {"harmonize": str(melody), "given_voices": voices.upper(), "steps": steps,
+                      "sigma_max": sigma_max, "resample": resample, "sampler": "inpaint-euler"}
+            self._write(items, Path(out), seeds, None, params,
+                        mark=self._watermark(items, False)[1], signer=signer, audio=audio)
         return items
 
     def _watermark(self, items: torch.Tensor, enabled: bool) -> tuple[torch.Tensor, dict]:
@@ -352,7 +411,7 @@ class GenerativeModel:
     def _write(self, items: torch.Tensor, out: Path, seeds: list[int],
                labels: torch.Tensor | None, params: dict, stems: list[str] | None = None,
                rejected: list[dict] | None = None, mark: dict | None = None, signer=None,
-               extra: list[Path] = ()) -> None:
+               extra: list[Path] = (), audio: bool = False) -> None:
         """Files, grid and the generation record: in each file's metadata, generation.json and
         an append-only generations.jsonl, with everything needed to regenerate and trace it."""
         out.mkdir(parents=True, exist_ok=True)
@@ -366,6 +425,8 @@ class GenerativeModel:
                     "created": created}
                    for i, (stem, s) in enumerate(zip(stems, seeds))]
         paths = self.modality.write(items, out, stems, metadata=records)
+        if audio:  # before signing, so the WAVs are signed too
+            params["audio"] = self.modality.render(items, out, stems)
         for record, path in zip(records, paths):
             record["file"] = path.name
         grid = self.modality.preview(items)
@@ -513,7 +574,7 @@ def open_training_data(data_config) -> tuple[Dataset, dict]:
         keep[drops] = False
         dataset = Dataset(kind=raw.kind, items=raw.items[keep], class_names=raw.class_names,
                           labels=None if raw.labels is None else raw.labels[keep],
-                          source=raw.source, report=raw.report)
+                          source=raw.source, report=raw.report, vocabulary=raw.vocabulary)
     record["training"] = {"items": len(dataset), "left_out": len(drops), "dedup": data_config.dedup,
                           "fingerprint": dataset.fingerprint}
     return dataset, record
@@ -523,7 +584,7 @@ def _audit_record(dataset: Dataset, data_config, *, features: bool) -> dict:
     """The audit of an opened dataset; its costly part is cached (a resumed run reuses it)."""
     started = time.perf_counter()
     source = data_config.source
-    files = auditing.list_files(source)
+    files = auditing.list_files(source) if dataset.kind == "image" else None  # one file, many crops
     names = auditing.item_names(dataset, source, files)
     cache = audit_cache_dir() / f"{auditing.cache_key(dataset, files)[:32]}.json"
     heavy = auditing.load_cached(cache)

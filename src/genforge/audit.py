@@ -598,7 +598,7 @@ def report(dataset: Dataset, source: str, heavy: dict, names: list[str] | None, 
                             f"permissions are unknown (first: {first['path']}: {first['reason']})")
     bad = dataset.report.bad_fraction
     if bad > max_bad_fraction:
-        warnings.append(f"{len(dataset.report.skipped)} of {dataset.report.found} files are "
+        warnings.append(f"{dataset.report.broken} of {dataset.report.found} files are "
                         f"unreadable ({bad:.0%}): training refuses above "
                         f"{max_bad_fraction:.0%} (--max-bad-fraction)")
     return {

@@ -121,10 +121,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class index or name (default: cycle through the classes; 'none': unconditional)")
     p.add_argument("--no-watermark", dest="watermark", action="store_false",
                    help="leave images without the invisible watermark (recorded in the log)")
+    p.add_argument("--bars", type=int, default=None,
+                   help="music: length of each piece in bars (default: the training crops')")
+    p.add_argument("--wav", action="store_true", help="music: also render each piece to WAV "
+                   "(FluidSynth with the General MIDI sound font when installed, else a built-in "
+                   "synthesiser)")
     _add_signing_options(p)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="samples", help="output folder (default: samples)")
+
+    p = sub.add_parser("harmonize", help="music: set a melody (or some voices) for four voices",
+                       description="Fill in the missing voices of a melody (a MIDI or MusicXML "
+                                   "line) or of a four-part file by inpainting with a music "
+                                   "diffusion model; the given voices come back exactly.")
+    p.add_argument("model", metavar="MODEL", help="an exported music model folder")
+    p.add_argument("melody", metavar="FILE", help="MIDI, MusicXML or Humdrum: one part (the "
+                   "soprano) or four (give --voices)")
+    p.add_argument("-n", type=int, default=4, help="how many settings (default: 4)")
+    p.add_argument("--voices", default="S", help="which voices of the file are given, as letters "
+                   "of SATB (default: S)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=32, help="sampling steps (default: 32)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="harmonized", help="output folder (default: harmonized)")
+    p.add_argument("--wav", action="store_true", help="also render each setting to WAV")
+    _add_signing_options(p)
 
     p = sub.add_parser("evaluate", help="judge a model or a folder of generated files against a dataset",
                        description="Compute FD/FID, KID, precision/recall, density/coverage and "
@@ -276,7 +298,9 @@ def _generate(args: argparse.Namespace) -> int:
     items = model.generate(args.n, seed=args.seed, class_label=args.class_label,
                            batch_size=args.batch_size, reject_copies=args.reject_copies,
                            train_data=args.train_data, watermark=args.watermark,
-                           sign=args.sign, signer=_signer(args), out=args.out, **options)
+                           sign=args.sign, signer=_signer(args), bars=args.bars,
+                           audio=args.wav, out=args.out,
+                           **options)
     record = json.loads((Path(args.out) / "generation.json").read_text())
     rejected, mark, c2pa = record["rejected_copies"], record["watermark"], record["c2pa"]
     print(f"wrote {len(items)} samples, grid.png and generation.json to {args.out}"
@@ -286,6 +310,15 @@ def _generate(args: argparse.Namespace) -> int:
     print(f"C2PA: every file signed by {c2pa['signer']}"
           + (f" (music and level files in {', '.join(record['signed_packs'])})"
              if record["signed_packs"] else "") if c2pa["signed"] else f"C2PA: none ({c2pa['reason']})")
+    return 0
+
+
+def _harmonize(args: argparse.Namespace) -> int:
+    model = api.load(args.model, device=args.device)
+    items = model.harmonize(args.melody, n=args.n, seed=args.seed, voices=args.voices,
+                            steps=args.steps, sign=args.sign, signer=_signer(args),
+                            audio=args.wav, out=args.out)
+    print(f"wrote {len(items)} settings of {args.melody} (MIDI, MusicXML, piano rolls) to {args.out}")
     return 0
 
 
@@ -374,7 +407,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "features": _features,
-            "audit": _audit, "detect": _detect, "verify": _verify, "keys": _keys, "info": _info,
+            "harmonize": _harmonize, "audit": _audit, "detect": _detect, "verify": _verify, "keys": _keys, "info": _info,
             "demo": _demo}
 
 

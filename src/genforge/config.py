@@ -21,9 +21,11 @@ def option(default: Any, help: str, choices: tuple | None = None) -> Any:
 
 @dataclass(frozen=True)
 class DataConfig:
-    kind: str = option("image", "content kind of the data", choices=("image",))
-    source: str = option("fashion-mnist-sample", "a folder of images, or a dataset name "
-                         "(fashion-mnist, fashion-mnist-sample)")
+    kind: str = option("auto", "content kind of the data (auto: from the dataset name or the "
+                       "files in the folder)", choices=("auto", "image", "music", "level"))
+    source: str = option("fashion-mnist-sample", "a folder of images, music or levels, or a "
+                         "dataset name (fashion-mnist, fashion-mnist-sample, bach-chorales, "
+                         "sokoban, lode-runner)")
     root: str | None = option(None, "where a named dataset lies (default: search $GENFORGE_DATA, "
                               "Debian's /usr/share/datasets, the download cache)")
     download: bool = option(True, "download a named dataset from its official source when it "
@@ -39,6 +41,16 @@ class DataConfig:
                                      "cannot be read")
     dedup: bool = option(False, "train on the first of each group of exact or near-duplicate "
                          "items only (see 'genforge audit'; changes the data fingerprint)")
+    representation: str = option("satb", "music: satb (four voices on a 16th-note grid, as "
+                                 "Coconet) or pianoroll (any polyphony)",
+                                 choices=("satb", "pianoroll"))
+    bars: int = option(4, "music: length of the training crops in 4/4 bars")
+    hop: int = option(1, "music: bars between the starts of two crops")
+    split: str = option("train", "music: which part of the split by work to read "
+                        "(documented in genforge.music.dataset)",
+                        choices=("train", "validation", "test", "all"))
+    transpose: int = option(6, "music: add copies of the training split transposed up to this "
+                            "many semitones each way (within each voice's range; 0: none)")
 
 
 @dataclass(frozen=True)

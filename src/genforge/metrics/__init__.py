@@ -1,2 +1,2 @@
 """Metrics and the feature extractors they compare with; importing this registers the extractors."""
-from . import extractors, inception  # noqa: F401  (inception registers "inception-v3")
+from . import extractors, inception, music  # noqa: F401  (they register extractors and metrics)

@@ -1,8 +1,30 @@
-"""Content kinds by name. Images today; music and levels plug into the same seam."""
+"""Content kinds by name: images, music and levels, peers behind one seam."""
+from collections import Counter
+from pathlib import Path
+
 from .base import Dataset, LoadReport, Modality
 from .image import IMAGE
+from .music import MUSIC
 
-MODALITIES: dict[str, Modality] = {IMAGE.name: IMAGE}
+MODALITIES: dict[str, Modality] = {IMAGE.name: IMAGE, MUSIC.name: MUSIC}
+MAX_FILES_LOOKED_AT = 2000  # enough to tell a folder's kind without walking a huge tree
+
+
+def guess_kind(source: str) -> str:
+    """The content kind of a dataset name, a file or a folder (by its files' extensions: the kind
+    with the most files wins; images when nothing is recognised)."""
+    for kind, modality in MODALITIES.items():
+        if source in modality.named_sources:
+            return kind
+    path = Path(source).expanduser()
+    files = [path] if path.is_file() else (path.rglob("*") if path.is_dir() else [])
+    counts = Counter()
+    for n, file in enumerate(files):
+        if n >= MAX_FILES_LOOKED_AT:
+            break
+        suffix = file.suffix.lower()
+        counts.update(kind for kind, m in MODALITIES.items() if suffix in m.extensions)
+    return counts.most_common(1)[0][0] if counts else IMAGE.name
 
 
 def modality_for(spec) -> Modality:
@@ -10,4 +32,4 @@ def modality_for(spec) -> Modality:
     return MODALITIES[spec.modality].bind(spec.vocabulary)
 
 
-__all__ = ["MODALITIES", "Dataset", "LoadReport", "Modality", "modality_for"]
+__all__ = ["MODALITIES", "Dataset", "LoadReport", "Modality", "guess_kind", "modality_for"]

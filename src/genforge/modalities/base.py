@@ -23,10 +23,16 @@ class LoadReport:
     found: int = 0
     loaded: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    unreadable: int | None = None  # of the skipped, the broken ones (None: all of them); the
+    #                                others were left out by design (a 5/4 chorale, a trio)
+
+    @property
+    def broken(self) -> int:
+        return len(self.skipped) if self.unreadable is None else self.unreadable
 
     @property
     def bad_fraction(self) -> float:
-        return len(self.skipped) / self.found if self.found else 0.0
+        return self.broken / self.found if self.found else 0.0
 
     def summary(self) -> str:
         text = f"{self.loaded} of {self.found} items loaded"
@@ -80,6 +86,8 @@ class Modality(Protocol):
 
     name: str
     default_metrics: tuple[str, ...]
+    named_sources: tuple[str, ...]   # dataset names it reads (e.g. "bach-chorales")
+    extensions: tuple[str, ...]      # file extensions it reads, lower case with the dot
 
     def open(self, data_config) -> Dataset:
         """Read the dataset the config names; raise DataError with a one-line message when it can't."""

@@ -284,6 +284,7 @@ class ImageModality:
 
     name = "image"
     default_metrics = ("fd",)
+    named_sources, extensions = NAMED_SOURCES, EXTENSIONS
 
     def open(self, data_config: DataConfig) -> Dataset:
         """The named dataset or folder cfg.source gives; a name wins over a folder of that name."""

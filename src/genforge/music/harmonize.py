@@ -1,0 +1,104 @@
+"""Harmonisation and completion: some voices or bars are given, a diffusion model fills the rest.
+
+A melody (a MIDI or MusicXML soprano line, or any voices of a four-part file) becomes SATB codes
+plus a mask of given entries [4, T]; sampling runs `sampling.inpaint.sample_inpaint` in the
+model's one-hot space, and decoding forces the given entries back in, so they come out exactly.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..sampling import SeededNoise, karras_sigmas
+from ..sampling.guidance import Denoiser
+from ..sampling.inpaint import sample_inpaint
+from . import representation as rep
+from .corpus import bar_starts, parse, part_notes
+
+
+def read_given(path: str | Path, voices: tuple[int, ...] = (0,),
+               steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """SATB codes [4, T] and a bool mask [4, T] of the given entries from a file: one part is a
+    soprano melody (its top note where it has chords); four parts give the listed voices. A pickup
+    is preceded by rests so bars start every 16 steps. T is `steps`, else whole bars."""
+    try:
+        score = parse(Path(path))
+    except Exception as e:
+        raise DataError(f"{path}: not readable music ({type(e).__name__})") from None
+    parts = [p for p in score.parts if p.recurse().notes]
+    if len(parts) == 1:
+        notes = part_notes(parts[0], 0)
+        tops = {}
+        for n in notes:  # keep the top note of each chord
+            if n.start not in tops or n.pitch > tops[n.start].pitch:
+                tops[n.start] = n
+        notes, voices = list(tops.values()), (0,)
+    elif len(parts) == len(rep.VOICES):
+        notes = [n for v, p in enumerate(parts) if v in voices for n in part_notes(p, v)]
+    else:
+        raise DataError(f"{path}: {len(parts)} parts with notes; expected a melody (1) or SATB (4)")
+    if not notes:
+        raise DataError(f"{path}: no notes")
+    # rests before a pickup, so bar lines fall every 16 steps as in the training crops
+    starts = bar_starts(score, max(n.end for n in notes))
+    lead = (-int(starts[0])) % rep.STEPS_PER_BAR if len(starts) else 0
+    notes = [n._replace(start=n.start + lead, end=n.end + lead) for n in notes]
+    end = max(n.end for n in notes)
+    steps = steps or -(-end // rep.STEPS_PER_BAR) * rep.STEPS_PER_BAR
+    outside = [n.pitch for n in notes if not rep.PITCH_LOW <= n.pitch <= rep.PITCH_HIGH]
+    if outside:
+        raise DataError(f"{path}: pitch {outside[0]} outside {rep.PITCH_LOW}..{rep.PITCH_HIGH}")
+    codes = rep.notes_to_satb(notes, steps)
+    mask = np.zeros(codes.shape, dtype=bool)
+    mask[list(voices)] = True
+    return codes, mask
+
+
+def given_mask(voices: tuple[int, ...] = (0,), bars: tuple[int, ...] | None = None,
+               steps: int = 4 * rep.STEPS_PER_BAR) -> np.ndarray:
+    """A mask [4, steps] giving the listed voices in the listed bars (all bars when None)."""
+    mask = np.zeros((len(rep.VOICES), steps), dtype=bool)
+    for b in (range(-(-steps // rep.STEPS_PER_BAR)) if bars is None else bars):
+        mask[list(voices), b * rep.STEPS_PER_BAR:(b + 1) * rep.STEPS_PER_BAR] = True
+    return mask
+
+
+def model_mask(mask: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Item mask [N, 4, T] -> model mask [N, 8, T, 48]: a given (voice, step) fixes that voice's
+    whole pitch row and onset row at that step."""
+    m = torch.as_tensor(np.asarray(mask), dtype=torch.bool)
+    return torch.cat([m, m], dim=1)[..., None].expand(*m.shape[:1], 2 * m.shape[1], m.shape[2],
+                                                       rep.WIDTH)
+
+
+def force_given(generated: np.ndarray, given: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The given entries exactly, the generated ones elsewhere made well formed (a generated hold
+    that cannot continue the step before becomes an attack); given entries are never touched."""
+    out = np.where(mask, given, generated).astype(np.uint8)
+    return np.where(mask, out, rep.canonical_satb(out)).astype(np.uint8)
+
+
+def harmonize(denoiser: Denoiser, given: torch.Tensor, mask: torch.Tensor, seeds: list[int], *,
+              steps: int = 32, sigma_min: float = 0.002, sigma_max: float = 80.0,
+              eta: float = 1.0, resample: int = 1) -> torch.Tensor:
+    """Fill in SATB items [N, 4, T] around the entries mask marks as given; returns uint8 codes
+    whose given entries equal `given` exactly. denoiser is D(x, sigma) in the model space of
+    representation.satb_to_model (bind labels with sampling.conditional). One-hot planes are
+    drowned by sigma ~10 already; starting lower than EDM's 80 leaves fewer noisy steps in which
+    the free voices can commit before the given ones count, and resample > 1 helps likewise."""
+    given, mask = torch.as_tensor(np.asarray(given)), torch.as_tensor(np.asarray(mask), dtype=torch.bool)
+    if given.shape != mask.shape or not rep.is_satb(tuple(given.shape[1:])):
+        raise ValueError(f"given {tuple(given.shape)} and mask {tuple(mask.shape)} must both be [N, 4, T]")
+    if len(seeds) != len(given):
+        raise ValueError(f"{len(given)} items but {len(seeds)} seeds")
+    known = rep.satb_to_model(given)
+    noise = SeededNoise(seeds)
+    sigmas = karras_sigmas(steps, sigma_min, sigma_max)
+    x = noise(known.shape[1:]) * sigmas[0]
+    x = sample_inpaint(denoiser, x, sigmas, known, model_mask(mask), noise=noise, eta=eta,
+                       resample=resample)
+    out = rep.satb_from_model(x).numpy()
+    return torch.from_numpy(force_given(out, given.numpy(), mask.numpy()))
