@@ -81,3 +81,15 @@ def test_music_mistakes_are_one_line(model, tmp_path, capsys):
                  "--out", str(tmp_path / "z")]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and err.count("\n") == 1
+
+
+def test_evaluate_judges_music_with_musical_metrics_against_held_out_chorales(model, tmp_path):
+    folder = model.manifest["dataset"]["source"]
+    result = genforge.api.evaluate(model.folder, folder, n=6, steps=3, device="cpu",
+                               data_options={"split": "all"}, out=tmp_path / "eval")
+    labels = {r["label"]: r for r in result["records"]}
+    for name in ("pitch_class_entropy", "parallel_fifths", "voice_crossing", "overlap_mean",
+                 "copied_bars"):
+        assert name in labels and labels[name]["extractor"] == "symbolic"
+    assert labels["pitch_class_entropy"]["generated"] == 6
+    assert 0.0 <= labels["overlap_mean"]["value"] <= 1.0

@@ -688,13 +688,17 @@ def _open_generated(model: Path, n: int, kind: str, device: str):
 
 
 def evaluate(model: str | Path, data: str, *, n: int = 10_000, extractor: str | None = None,
-             metrics: tuple[str, ...] = registry.DEFAULT_METRICS, seed: int = 0,
+             metrics: tuple[str, ...] | None = None, seed: int = 0,
              sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
              truncation: float | None = None, fd_dim: int | None = None, fd_resamples: int = 10, reference_limit: int = 50_000,
              train_data: str | None = None, inception_weights: str | None = None,
-             out: str | Path | None = None, device: str = "auto") -> dict:
+             out: str | Path | None = None, device: str = "auto",
+             data_options: dict[str, Any] | None = None) -> dict:
     """Judge a model (or a folder of generated files) against a dataset; write evaluation.json,
     report.html and a sample grid to out, append the records to metrics.jsonl.
+
+    metrics default to the content kind's; data_options are data settings for the reference
+    (music: split, bars, transpose; by default the held-out test split in the model's length).
 
     Example: genforge.evaluate("runs/demo/model", "fashion-mnist-test", n=2000)
     """
@@ -703,7 +707,7 @@ def evaluate(model: str | Path, data: str, *, n: int = 10_000, extractor: str | 
     if not model.is_dir():
         raise ConfigError(f"{model} is not a folder: give an exported model folder or a folder "
                           "of generated files")
-    kind = "image"
+    kind = guess_kind(str(model))
     source, training_fingerprint = _open_generated(model, n, kind, device)
     if isinstance(source, GenerativeModel):
         kind = source.spec.modality
@@ -721,9 +725,13 @@ def evaluate(model: str | Path, data: str, *, n: int = 10_000, extractor: str | 
         out = Path(out) if out else model.parent / f"{model.name}-evaluation"
         log, sampling = out / "metrics.jsonl", {"files": str(model)}
     modality = MODALITIES[kind]
-    reference = modality.open(resolve_config(data, None).data)
+    defaults = (modality.reference_options(source.spec) if hasattr(modality, "reference_options")
+                and isinstance(source, GenerativeModel) else {})
+    reference = modality.open(resolve_config(data, None, **{**defaults, **(data_options or {})}).data)
     training = _training_data(source, train_data, reference, modality)
-    feature_net = find_extractor(extractor, training_fingerprint or training.fingerprint,
+    metrics = tuple(metrics or modality.default_metrics)
+    feature_net = find_extractor(extractor or modality.default_extractor,
+                                 training_fingerprint or training.fingerprint,
                                  inception_weights=inception_weights, device=resolve_device(device))
     protocol = registry.Protocol(generated=n, reference_limit=reference_limit, seed=seed,
                                  fd_dim=fd_dim, fd_resamples=fd_resamples, sampler=sampling)

@@ -160,8 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "train', or inception-v3 (default: the encoder trained on the model's data)")
     p.add_argument("--inception-weights", default=None,
                    help="pt_inception-2015-12-05-6726825d.pth, for --extractor inception-v3")
-    p.add_argument("--metrics", default=",".join(registry.DEFAULT_METRICS),
-                   help=f"comma-separated, from: {', '.join(registry.METRICS)}")
+    p.add_argument("--metrics", default=None,
+                   help=f"comma-separated (default: the content kind's: {', '.join(registry.DEFAULT_METRICS)} "
+                        f"for images), from: {', '.join(registry.METRICS)}")
+    p.add_argument("--split", default=None, choices=("train", "validation", "test", "all"),
+                   help="music: which split of --data is the reference (default: test)")
     p.add_argument("--train-data", default=None,
                    help="the model's training data for memorisation (default: --data)")
     p.add_argument("--fd-dim", type=int, default=None,
@@ -240,13 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip()) if args.metrics else None
     result = api.evaluate(args.model, args.data, n=args.n, extractor=args.extractor,
                           metrics=metrics, seed=args.seed, sampler=args.sampler, steps=args.steps,
                           guidance=args.guidance, truncation=args.truncation, fd_dim=args.fd_dim,
                           fd_resamples=args.fd_resamples, reference_limit=args.reference_limit,
                           train_data=args.train_data, inception_weights=args.inception_weights,
-                          out=args.out, device=args.device)
+                          out=args.out, device=args.device,
+                          data_options={"split": args.split} if args.split else None)
     for r in result["records"]:
         ci = "" if r["ci_low"] is None else f"  [{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
         print(f"{r['label']:>24}: {r['value']:.5g}{ci}  ({r['generated']} vs {r['reference']}, "

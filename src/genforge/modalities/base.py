@@ -88,6 +88,7 @@ class Modality(Protocol):
     default_metrics: tuple[str, ...]
     named_sources: tuple[str, ...]   # dataset names it reads (e.g. "bach-chorales")
     extensions: tuple[str, ...]      # file extensions it reads, lower case with the dot
+    default_extractor: str | None    # evaluation's feature extractor (None: the domain encoder)
 
     def open(self, data_config) -> Dataset:
         """Read the dataset the config names; raise DataError with a one-line message when it can't."""

@@ -283,7 +283,8 @@ class ImageModality:
     """Images as uint8 [N, C, H, W]; models see float32 in [-1, 1]."""
 
     name = "image"
-    default_metrics = ("fd",)
+    default_metrics = ("fd", "kid", "prdc", "memorisation")
+    default_extractor = None  # the domain encoder trained on the data, found by fingerprint
     named_sources, extensions = NAMED_SOURCES, EXTENSIONS
 
     def open(self, data_config: DataConfig) -> Dataset:

@@ -80,6 +80,12 @@ class MusicModality:
     name = "music"
     default_metrics = ("music_features", "voice_leading", "music_overlap", "music_memorisation")
     named_sources, extensions = (corpus_mod.BACH,), corpus_mod.EXTENSIONS
+    default_extractor = "symbolic"
+
+    def reference_options(self, spec) -> dict:
+        """How evaluation reads the reference data: the held-out test split, untransposed, in
+        crops as long as the model's."""
+        return {"split": "test", "transpose": 0, "bars": spec.item_shape[-1] // rep.STEPS_PER_BAR}
 
     def open(self, data_config) -> Dataset:
         """The chorales or the folder data_config.source names (see module docstring)."""
