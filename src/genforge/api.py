@@ -32,6 +32,8 @@ MAX_BARS = 64
 # One-hot notes are drowned by sigma ~10 already; starting there leaves fewer noisy steps in which
 # the free voices commit before the given melody counts (measured in tests/test_music_inpaint.py).
 HARMONIZE_SIGMA_MAX = 10.0
+ITEM_KEYS = ("file", "seed", "class", "playable", "status", "solution_moves", "repaired")
+MAX_PLAYABLE_TRIES = 20  # --playable-only draws at most this many times n levels
 
 
 def resolve_config(data: str | None = None, preset: str | None = DEFAULT_PRESET,
@@ -217,6 +219,7 @@ class GenerativeModel:
                  batch_size: int = 64, reject_copies: bool = False,
                  train_data: str | None = None, watermark: bool = True, sign: bool = True,
                  signer=None, bars: int | None = None, audio: bool = False,
+                 repair: bool = False, playable_only: bool = False,
                  out: str | Path | None = None) -> torch.Tensor:
         """n items (uint8 images [n, C, H, W]); item i uses seed + i whatever the batch size.
 
@@ -228,8 +231,10 @@ class GenerativeModel:
         False (recorded) or they are too small for it (recorded). Written files are signed with
         a C2PA manifest unless sign is False (recorded): by signer (a provenance.keys.LoadedSigner),
         else by the default keys, created on first use. bars sets a music model's length (its
-        convolutions take any; default: the training crops'); audio adds a WAV per piece. With
-        out, writes one PNG per item (its generation record inside),
+        convolutions take any; default: the training crops'); audio adds a WAV per piece. Levels:
+        repair fixes their structure (one player, as many boxes as goals, closed walls),
+        playable_only draws further seeds until n levels pass the game's check (the acceptance
+        rate is recorded); every level's check is in its record. With out, writes one PNG per item (its generation record inside),
         grid.png, generation.json and appends each record to generations.jsonl.
         """
         if n < 1:
@@ -249,15 +254,57 @@ class GenerativeModel:
         if reject_copies:
             items, seeds, rejected = self._reject_copies(items, seeds, labels, train_data,
                                                          batch_size, options)
+        checks, acceptance = None, None
+        if repair or playable_only or self.spec.modality == "level":
+            items, seeds, checks, acceptance = self._check_levels(
+                items, seeds, labels, batch_size, options, repair, playable_only)
         items, mark = self._watermark(items, watermark)
         if out is not None:
             self._write(items, Path(out), seeds, labels, {**self.family.sample_options, **options},
-                        rejected=rejected, mark=mark, signer=signer, audio=audio)
+                        rejected=rejected, mark=mark, signer=signer, audio=audio,
+                        item_info=checks, summary={"playability": acceptance} if checks else None)
         return items
+
+    def _check_levels(self, items, seeds, labels, batch_size, options, repair, playable_only):
+        """Levels checked (and repaired when asked); with playable_only the unplayable ones are
+        replaced by the next seeds' until n pass, giving up after MAX_PLAYABLE_TRIES * n draws."""
+        from .levels.playable import check_levels
+        if self.spec.modality != "level":
+            raise ConfigError(f"--repair and --playable-only are for level models; this model "
+                              f"makes {self.spec.modality} items")
+        legend = self.modality.legend
+        items, checks = check_levels(items, legend, repair=repair)
+        n, tried, next_seed = len(items), len(items), max(seeds) + 1
+        keep = [i for i, c in enumerate(checks) if c["playable"] or not playable_only]
+        items, seeds = items[keep], [seeds[i] for i in keep]
+        checks = [checks[i] for i in keep]
+        while len(items) < n and tried < MAX_PLAYABLE_TRIES * n:
+            draw = list(range(next_seed, next_seed + batch_size))
+            next_seed += batch_size
+            more = generate_items(self.family, self.module, self.spec, self.config, len(draw),
+                                  seed=0, seeds=draw, labels=None if labels is None else
+                                  labels[:1].expand(len(draw)), batch_size=batch_size,
+                                  device=self.device, **options)
+            more, more_checks = check_levels(more, legend, repair=repair)
+            tried += len(draw)
+            good = [i for i, c in enumerate(more_checks) if c["playable"]][:n - len(items)]
+            items = torch.cat([items, more[good]])
+            seeds += [draw[i] for i in good]
+            checks += [more_checks[i] for i in good]
+        if len(items) < n:
+            raise GenforgeError(f"only {len(items)} of {tried} generated levels were playable "
+                                f"(after {MAX_PLAYABLE_TRIES} x {n} draws): train longer"
+                                + ("" if repair else ", or add --repair"))
+        accepted = n if playable_only else sum(c["playable"] for c in checks)
+        acceptance = {"tried": tried, "playable": accepted,
+                      "acceptance_rate": round(accepted / tried, 4),
+                      "repaired": sum(c["repaired"] for c in checks), "repair": repair,
+                      "playable_only": playable_only}
+        return items, seeds, checks, acceptance
 
     def _spec_for(self, bars: int | None, audio: bool = False) -> ModelSpec:
         """The model's spec, or one for pieces of `bars` bars (music from a diffusion model)."""
-        if audio and not hasattr(self.modality, "render"):
+        if audio and not hasattr(self.modality, "render_audio"):
             raise ConfigError(f"--wav renders music; this model makes {self.spec.modality} items")
         if bars is None:
             return self.spec
@@ -301,6 +348,32 @@ class GenerativeModel:
                       "sigma_max": sigma_max, "resample": resample, "sampler": "inpaint-euler"}
             self._write(items, Path(out), seeds, None, params,
                         mark=self._watermark(items, False)[1], signer=signer, audio=audio)
+        return items
+
+    def complete(self, partial: str | Path, *, n: int = 4, seed: int = 0, steps: int = 32,
+                 repair: bool = False, sign: bool = True, signer=None,
+                 out: str | Path | None = None) -> torch.Tensor:
+        """n completions of a partial level (a text grid in the game's characters, '?' where
+        tiles are to be generated): the given tiles come back exactly, the model fills the rest
+        by inpainting; each completion's playability is checked and recorded."""
+        from .levels import complete as completing
+        if self.spec.modality != "level" or self.config.family != "diffusion":
+            raise ConfigError(f"completing levels needs a level diffusion model; this is a "
+                              f"{self.spec.modality} {self.config.family} model")
+        if n < 1:
+            raise ConfigError(f"n must be at least 1, got {n}")
+        signer = (signer or stamp.default_signer()) if sign and out is not None else None
+        grid, mask = completing.read_partial(partial, self.modality.legend, self.spec.item_shape[-2:])
+        seeds = list(range(seed, seed + n))
+        self.module.eval()
+        items = completing.complete(self.module, self.modality, grid, mask, seeds, steps=steps)
+        from .levels.playable import check_levels
+        items, checks = check_levels(items, self.modality.legend, repair=repair)
+        if out is not None:
+            params = {"complete": str(partial), "given_tiles": int(mask.sum()), "steps": steps,
+                      "sampler": "inpaint-euler-ancestral", "repair": repair}
+            self._write(items, Path(out), seeds, None, params, item_info=checks,
+                        mark=self._watermark(items, False)[1], signer=signer)
         return items
 
     def _watermark(self, items: torch.Tensor, enabled: bool) -> tuple[torch.Tensor, dict]:
@@ -411,7 +484,8 @@ class GenerativeModel:
     def _write(self, items: torch.Tensor, out: Path, seeds: list[int],
                labels: torch.Tensor | None, params: dict, stems: list[str] | None = None,
                rejected: list[dict] | None = None, mark: dict | None = None, signer=None,
-               extra: list[Path] = (), audio: bool = False) -> None:
+               extra: list[Path] = (), audio: bool = False, item_info: list[dict] | None = None,
+               summary: dict | None = None) -> None:
         """Files, grid and the generation record: in each file's metadata, generation.json and
         an append-only generations.jsonl, with everything needed to regenerate and trace it."""
         out.mkdir(parents=True, exist_ok=True)
@@ -421,12 +495,12 @@ class GenerativeModel:
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         records = [{**model, "file": f"{stem}.png", "seed": s,
                     "class": None if labels is None or labels[i] < 0 else self.spec.class_names[labels[i]],
-                    **params, "watermark": mark, "c2pa": stamp.signing_record(signer),
-                    "created": created}
+                    **params, **(item_info[i] if item_info else {}), "watermark": mark,
+                    "c2pa": stamp.signing_record(signer), "created": created}
                    for i, (stem, s) in enumerate(zip(stems, seeds))]
         paths = self.modality.write(items, out, stems, metadata=records)
         if audio:  # before signing, so the WAVs are signed too
-            params["audio"] = self.modality.render(items, out, stems)
+            params["audio"] = self.modality.render_audio(items, out, stems)
         for record, path in zip(records, paths):
             record["file"] = path.name
         grid = self.modality.preview(items)
@@ -435,10 +509,11 @@ class GenerativeModel:
             out, stems, records, signer, self.manifest["dataset"]["fingerprint"],
             extra=[out / "grid.png", *extra])
         io.write_json(out / "generation.json", {**model, **params, "created": created,
+                                                **(summary or {}),
                                                 "watermark": mark, "c2pa": records[0]["c2pa"],
                                                 "signed_packs": [p.name for p in packs],
                                                 "rejected_copies": rejected or [],
-                                                "items": [{k: r[k] for k in ("file", "seed", "class")}
+                                                "items": [{k: r[k] for k in ITEM_KEYS if k in r}
                                                           for r in records]})
         io.append_jsonl(out / "generations.jsonl", records)
 
@@ -687,7 +762,7 @@ def _open_generated(model: Path, n: int, kind: str, device: str):
     return data, None
 
 
-def evaluate(model: str | Path, data: str, *, n: int = 10_000, extractor: str | None = None,
+def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: str | None = None,
              metrics: tuple[str, ...] | None = None, seed: int = 0,
              sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
              truncation: float | None = None, fd_dim: int | None = None, fd_resamples: int = 10, reference_limit: int = 50_000,
@@ -697,7 +772,8 @@ def evaluate(model: str | Path, data: str, *, n: int = 10_000, extractor: str | 
     """Judge a model (or a folder of generated files) against a dataset; write evaluation.json,
     report.html and a sample grid to out, append the records to metrics.jsonl.
 
-    metrics default to the content kind's; data_options are data settings for the reference
+    n, metrics and the extractor default to the content kind's (images: 10,000 samples, FD, KID,
+    precision/recall, density/coverage, memorisation); data_options are data settings for the reference
     (music: split, bars, transpose; by default the held-out test split in the model's length).
 
     Example: genforge.evaluate("runs/demo/model", "fashion-mnist-test", n=2000)
@@ -708,6 +784,9 @@ def evaluate(model: str | Path, data: str, *, n: int = 10_000, extractor: str | 
         raise ConfigError(f"{model} is not a folder: give an exported model folder or a folder "
                           "of generated files")
     kind = guess_kind(str(model))
+    if (model / "config.json").exists():
+        kind = io.read_json(model / "config.json", "model config")["modality"]
+    n = n or MODALITIES[kind].evaluation_samples
     source, training_fingerprint = _open_generated(model, n, kind, device)
     if isinstance(source, GenerativeModel):
         kind = source.spec.modality
@@ -725,9 +804,10 @@ def evaluate(model: str | Path, data: str, *, n: int = 10_000, extractor: str | 
         out = Path(out) if out else model.parent / f"{model.name}-evaluation"
         log, sampling = out / "metrics.jsonl", {"files": str(model)}
     modality = MODALITIES[kind]
-    defaults = (modality.reference_options(source.spec) if hasattr(modality, "reference_options")
+    defaults = (modality.reference_options(source) if hasattr(modality, "reference_options")
                 and isinstance(source, GenerativeModel) else {})
     reference = modality.open(resolve_config(data, None, **{**defaults, **(data_options or {})}).data)
+    modality = modality.bind(reference.vocabulary)
     training = _training_data(source, train_data, reference, modality)
     metrics = tuple(metrics or modality.default_metrics)
     feature_net = find_extractor(extractor or modality.default_extractor,

@@ -606,6 +606,7 @@ def report(dataset: Dataset, source: str, heavy: dict, names: list[str] | None, 
         "kind": dataset.kind, "items": n, "item_shape": list(dataset.item_shape),
         "fingerprint": dataset.fingerprint, "originals": heavy["originals"],
         "unreadable": dataset.report.to_dict()["skipped"], "found": dataset.report.found,
+        "unreadable_count": dataset.report.broken,  # the rest were left out by design
         "exact_duplicates": {
             "pixels": {"groups": len(exact), "items": sum(len(g) for g in exact),
                        "listed": _named(exact, names), "indices": exact},
@@ -655,7 +656,7 @@ def short_line(record: dict) -> str:
              f"pair(s): {d['items']} items ({d['share']:.1%}) {dropped}"]
     if record["excluded"]:
         parts.append(f"{len(record['excluded'])} left out (C2PA: training notAllowed)")
-    parts.append(f"{len(record['unreadable'])} unreadable")
+    parts.append(f"{record.get('unreadable_count', len(record['unreadable']))} unreadable")
     parts.append(f"licence {record['manifest']['licence']}")
     return "; ".join(parts)
 

@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave images without the invisible watermark (recorded in the log)")
     p.add_argument("--bars", type=int, default=None,
                    help="music: length of each piece in bars (default: the training crops')")
+    p.add_argument("--repair", action="store_true", help="levels: fix the structure (one "
+                   "player, as many boxes as goals, a closed outer wall); the share is logged")
+    p.add_argument("--playable-only", action="store_true", help="levels: keep generating until "
+                   "N levels pass the game's check (Sokoban: solved; Lode Runner: all gold "
+                   "reachable); the acceptance rate is logged")
     p.add_argument("--wav", action="store_true", help="music: also render each piece to WAV "
                    "(FluidSynth with the General MIDI sound font when installed, else a built-in "
                    "synthesiser)")
@@ -148,6 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wav", action="store_true", help="also render each setting to WAV")
     _add_signing_options(p)
 
+    p = sub.add_parser("complete", help="levels: generate the missing tiles of a partial level",
+                       description="Fill in the '?' tiles of a level (a text grid in the game's "
+                                   "characters) by inpainting with a level diffusion model; the "
+                                   "given tiles come back exactly.")
+    p.add_argument("model", metavar="MODEL", help="an exported level model folder")
+    p.add_argument("partial", metavar="FILE", help="the partial level, '?' for tiles to generate")
+    p.add_argument("-n", type=int, default=4, help="how many completions (default: 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=32, help="sampling steps (default: 32)")
+    p.add_argument("--repair", action="store_true", help="fix the structure of each completion")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="completed", help="output folder (default: completed)")
+    _add_signing_options(p)
+
     p = sub.add_parser("evaluate", help="judge a model or a folder of generated files against a dataset",
                        description="Compute FD/FID, KID, precision/recall, density/coverage and "
                                    "memorisation; write evaluation.json, report.html and append "
@@ -155,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", help="an exported model folder, or a folder of "
                    "generated files made by any tool")
     p.add_argument("--data", required=True, help="reference data: " + DATA_HELP)
-    p.add_argument("-n", type=int, default=10_000, help="generated samples (default: 10000)")
+    p.add_argument("-n", type=int, default=None, help="generated samples (default: the content "
+                   "kind's: 10000 images, 1000 pieces, 500 levels)")
     p.add_argument("--extractor", default=None, help="an encoder file from 'genforge features "
                    "train', or inception-v3 (default: the encoder trained on the model's data)")
     p.add_argument("--inception-weights", default=None,
@@ -253,7 +273,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                           data_options={"split": args.split} if args.split else None)
     for r in result["records"]:
         ci = "" if r["ci_low"] is None else f"  [{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
-        print(f"{r['label']:>24}: {r['value']:.5g}{ci}  ({r['generated']} vs {r['reference']}, "
+        value = "undefined" if r["value"] is None else f"{r['value']:.5g}"
+        print(f"{r['label']:>24}: {value}{ci}  ({r['generated']} vs {r['reference']}, "
               f"{r['extractor']})")
     print(f"report: {result['report']}\nrecords appended to {result['log']}")
     return 0
@@ -303,12 +324,17 @@ def _generate(args: argparse.Namespace) -> int:
                            batch_size=args.batch_size, reject_copies=args.reject_copies,
                            train_data=args.train_data, watermark=args.watermark,
                            sign=args.sign, signer=_signer(args), bars=args.bars,
-                           audio=args.wav, out=args.out,
+                           audio=args.wav, repair=args.repair,
+                           playable_only=args.playable_only, out=args.out,
                            **options)
     record = json.loads((Path(args.out) / "generation.json").read_text())
     rejected, mark, c2pa = record["rejected_copies"], record["watermark"], record["c2pa"]
     print(f"wrote {len(items)} samples, grid.png and generation.json to {args.out}"
           + (f"; {len(rejected)} copies of training items rejected and logged" if rejected else ""))
+    play = record.get("playability")
+    if play:
+        print(f"playable: {play['playable']} of {play['tried']} generated levels "
+              f"({play['acceptance_rate']:.1%})" + (f", {play['repaired']} repaired" if play["repair"] else ""))
     print(f"watermark: payload {mark['payload']} in every image" if mark["applied"]
           else f"watermark: none ({mark['reason']})")
     print(f"C2PA: every file signed by {c2pa['signer']}"
@@ -323,6 +349,16 @@ def _harmonize(args: argparse.Namespace) -> int:
                             steps=args.steps, sign=args.sign, signer=_signer(args),
                             audio=args.wav, out=args.out)
     print(f"wrote {len(items)} settings of {args.melody} (MIDI, MusicXML, piano rolls) to {args.out}")
+    return 0
+
+
+def _complete(args: argparse.Namespace) -> int:
+    model = api.load(args.model, device=args.device)
+    items = model.complete(args.partial, n=args.n, seed=args.seed, steps=args.steps,
+                           repair=args.repair, sign=args.sign, signer=_signer(args), out=args.out)
+    record = json.loads((Path(args.out) / "generation.json").read_text())
+    playable = sum(bool(item.get("playable")) for item in record["items"])
+    print(f"wrote {len(items)} completions of {args.partial} to {args.out}; {playable} playable")
     return 0
 
 
@@ -411,7 +447,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "features": _features,
-            "harmonize": _harmonize, "audit": _audit, "detect": _detect, "verify": _verify, "keys": _keys, "info": _info,
+            "harmonize": _harmonize, "complete": _complete, "audit": _audit, "detect": _detect, "verify": _verify, "keys": _keys, "info": _info,
             "demo": _demo}
 
 

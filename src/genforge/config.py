@@ -51,6 +51,21 @@ class DataConfig:
                         choices=("train", "validation", "test", "all"))
     transpose: int = option(6, "music: add copies of the training split transposed up to this "
                             "many semitones each way (within each voice's range; 0: none)")
+    max_size: str | None = option(None, "levels: leave out levels larger than N or HxW tiles "
+                                  "(e.g. 10)")
+    level_fit: str = option("pad", "levels: how levels of different sizes become one size: pad "
+                            "with the game's filler tile (Sokoban: wall), crop into windows, or "
+                            "none (all must be the same size)", choices=("pad", "crop", "none"))
+    level_size: str | None = option(None, "levels: the padded size or crop window, N or HxW "
+                                    "(default: --max-size, else the largest level)")
+    level_align: str = option("centre", "levels: where a padded level sits",
+                              choices=("centre", "top-left"))
+    level_stride: int | None = option(None, "levels: crop stride (default: half the window)")
+    level_sets: str = option("free", "levels: which Sokoban sets of cavepacker-data to read: free "
+                             "(public domain and CC0: xsokoban, gri, mgerhardy), all (the GPL sets "
+                             "too, read from your installed package), or set names, comma-separated")
+    legend: str | None = option(None, "levels: the tile legend of a folder of text grids: a "
+                                "legend JSON (VGLC format) or a game name (sokoban, lode-runner)")
 
 
 @dataclass(frozen=True)

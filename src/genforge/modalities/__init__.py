@@ -4,9 +4,10 @@ from pathlib import Path
 
 from .base import Dataset, LoadReport, Modality
 from .image import IMAGE
+from .level import LEVEL
 from .music import MUSIC
 
-MODALITIES: dict[str, Modality] = {IMAGE.name: IMAGE, MUSIC.name: MUSIC}
+MODALITIES: dict[str, Modality] = {IMAGE.name: IMAGE, MUSIC.name: MUSIC, LEVEL.name: LEVEL}
 MAX_FILES_LOOKED_AT = 2000  # enough to tell a folder's kind without walking a huge tree
 
 

@@ -81,6 +81,16 @@ class Dataset:
         return digest.hexdigest()
 
 
+def named_items(items, stems: list[str]):
+    """(index, item, stem) for writing items as files: as many stems as items, each a plain name."""
+    if len(stems) != len(items):
+        raise ValueError(f"{len(items)} items but {len(stems)} stems")
+    for i, (item, stem) in enumerate(zip(items, stems)):
+        if not stem or Path(stem).name != stem:
+            raise ValueError(f"stem {stem!r} must be a plain file name")
+        yield i, item, stem
+
+
 class Modality(Protocol):
     """What every content kind provides. Registered by name in `genforge.modalities.MODALITIES`."""
 
@@ -89,6 +99,7 @@ class Modality(Protocol):
     named_sources: tuple[str, ...]   # dataset names it reads (e.g. "bach-chorales")
     extensions: tuple[str, ...]      # file extensions it reads, lower case with the dot
     default_extractor: str | None    # evaluation's feature extractor (None: the domain encoder)
+    evaluation_samples: int          # how many items evaluation draws by default
 
     def open(self, data_config) -> Dataset:
         """Read the dataset the config names; raise DataError with a one-line message when it can't."""

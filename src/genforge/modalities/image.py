@@ -25,7 +25,7 @@ from .. import io
 from ..config import DataConfig
 from ..errors import ConfigError, DataError
 from . import fashion_mnist
-from .base import Dataset, LoadReport
+from .base import Dataset, LoadReport, named_items
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 NAMED_SOURCES = ("fashion-mnist", "fashion-mnist-test", "fashion-mnist-sample")
@@ -285,6 +285,7 @@ class ImageModality:
     name = "image"
     default_metrics = ("fd", "kid", "prdc", "memorisation")
     default_extractor = None  # the domain encoder trained on the data, found by fingerprint
+    evaluation_samples = 10_000
     named_sources, extensions = NAMED_SOURCES, EXTENSIONS
 
     def open(self, data_config: DataConfig) -> Dataset:
@@ -313,14 +314,10 @@ class ImageModality:
               metadata: list[dict] | None = None) -> list[Path]:
         """One PNG per item, each written to a temp name and renamed so no half-written file
         appears; metadata (one dict per item) goes into a 'genforge' text chunk as JSON."""
-        if len(stems) != len(items):
-            raise ValueError(f"{len(items)} items but {len(stems)} stems")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         paths = []
-        for i, (item, stem) in enumerate(zip(items, stems)):
-            if not stem or Path(stem).name != stem:
-                raise ValueError(f"stem {stem!r} must be a plain file name")
+        for i, item, stem in named_items(items, stems):
             image, info = _to_pil(item), None
             if metadata is not None:
                 info = PngInfo()

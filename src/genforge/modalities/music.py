@@ -20,7 +20,7 @@ from ..music import corpus as corpus_mod
 from ..music import dataset as crops_mod
 from ..music import representation as rep
 from ..music import writing
-from .base import Dataset, LoadReport
+from .base import Dataset, LoadReport, named_items
 
 REPRESENTATIONS = ("satb", "pianoroll")
 DEFAULTS = {"representation": "satb", "bars": 4, "hop": 1, "split": "train", "transpose": 6,
@@ -81,11 +81,13 @@ class MusicModality:
     default_metrics = ("music_features", "voice_leading", "music_overlap", "music_memorisation")
     named_sources, extensions = (corpus_mod.BACH,), corpus_mod.EXTENSIONS
     default_extractor = "symbolic"
+    evaluation_samples = 1000
 
-    def reference_options(self, spec) -> dict:
-        """How evaluation reads the reference data: the held-out test split, untransposed, in
-        crops as long as the model's."""
-        return {"split": "test", "transpose": 0, "bars": spec.item_shape[-1] // rep.STEPS_PER_BAR}
+    def reference_options(self, model) -> dict:
+        """How evaluation reads the reference data for a model: the held-out test split,
+        untransposed, in crops as long as the model's."""
+        return {"split": "test", "transpose": 0,
+                "bars": model.spec.item_shape[-1] // rep.STEPS_PER_BAR}
 
     def open(self, data_config) -> Dataset:
         """The chorales or the folder data_config.source names (see module docstring)."""
@@ -114,13 +116,9 @@ class MusicModality:
               metadata: list[dict] | None = None) -> list[Path]:
         """Per item: <stem>.mid and <stem>.musicxml (metadata inside both) and <stem>.png;
         returns the .mid paths."""
-        if len(stems) != len(items):
-            raise ValueError(f"{len(items)} items but {len(stems)} stems")
         folder = Path(folder)
         paths = []
-        for i, (item, stem) in enumerate(zip(items, stems)):
-            if not stem or Path(stem).name != stem:
-                raise ValueError(f"stem {stem!r} must be a plain file name")
+        for i, item, stem in named_items(items, stems):
             item = item.detach().cpu().numpy()
             meta = metadata[i] if metadata is not None else None
             paths.append(writing.write_midi(item, folder / f"{stem}.mid", meta))
@@ -128,7 +126,7 @@ class MusicModality:
             writing.write_png(item, folder / f"{stem}.png")
         return paths
 
-    def render(self, items: torch.Tensor, folder: Path, stems: list[str]) -> str:
+    def render_audio(self, items: torch.Tensor, folder: Path, stems: list[str]) -> str:
         """<stem>.wav per item, with FluidSynth and the General MIDI sound font when installed,
         else the built-in synthesiser; returns the engine used."""
         from ..music.render import render_wav

@@ -59,7 +59,7 @@ def _front_matter(config: dict, manifest: dict, records: list[dict], name: str) 
                   "  - task:", f"      type: {task}-{config['modality']}-generation",
                   "    dataset:", f"      name: {_yaml_value(reference)}",
                   f"      type: {_yaml_value(reference)}", "    metrics:"]
-        for r in records:
+        for r in (r for r in records if r["value"] is not None):  # undefined values stay out
             described = f"{r['label']} ({r['extractor']}, {r['generated']} samples)"
             lines += [f"    - type: {_yaml_value(r['label'])}", f"      value: {r['value']:.6g}",
                       f"      name: {_yaml_value(described)}"]
@@ -110,7 +110,8 @@ def model_card(folder: str | Path) -> str:
             ci = "" if r["ci_low"] is None else f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
             against = ("training items" if r["extractor"] == "pixels"  # memorisation's reference
                        else r["protocol"].get("reference_source", "reference"))
-            parts.append(f"| {r['label']} | {r['value']:.5g} | {ci} | {r['extractor']} | "
+            value = "undefined" if r["value"] is None else f"{r['value']:.5g}"
+            parts.append(f"| {r['label']} | {value} | {ci} | {r['extractor']} | "
                          f"{r['generated']:,} vs {r['reference']:,} {against} | "
                          f"{r['protocol']['name']} |")
         share = next((r for r in records if r["metric"] == "memorised_share"), None)

@@ -87,8 +87,10 @@ def signing_record(signer: LoadedSigner | None) -> dict:
 
 
 def companions(folder: Path, stem: str) -> list[Path]:
-    """The files generation wrote for one item: every file in folder named stem.<extension>."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.stem == stem)
+    """The files generation wrote for one item: every file in folder named stem.<extension>
+    (or <prefix>_stem.<extension>, as a KGoldrunner game file is)."""
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and (p.stem == stem or p.stem.endswith("_" + stem)))
 
 
 def sign_outputs(folder: Path, stems: list[str], records: list[dict], signer: LoadedSigner,

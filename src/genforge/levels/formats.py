@@ -1,0 +1,305 @@
+"""Tile-grid level formats: legends, text grids, Sokoban XSB, KGoldrunner game files, LURD strings.
+
+A level is a 2-D uint8 array of tile indices into a `Legend`, the Video Game Level Corpus's
+convention (one character per tile, a JSON legend naming each character's tile types). Readers and
+writers come in pairs: `parse_grid`/`format_grid`, `read_xsb`/`write_xsb`,
+`read_kgoldrunner`/`write_kgoldrunner`, `decode_lurd`/`encode_lurd`.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+
+class LevelError(DataError):
+    """One level cannot be used (unknown character, ragged rows, no player): skipped, reported."""
+
+
+@dataclass(frozen=True)
+class Legend:
+    """A game's tile vocabulary: tile index i is written as chars[i] and has the types tags[i]."""
+
+    game: str                                   # "sokoban", "lode-runner", or a user's name
+    chars: tuple[str, ...]                      # one character per tile index
+    tags: tuple[tuple[str, ...], ...]           # VGLC tile types per tile, e.g. ("solid", "wall")
+    filler: str                                 # the tile that pads levels to a common size
+    aliases: dict[str, str] = field(default_factory=dict)  # extra read-only spellings
+    ragged_ok: bool = False                     # short rows are padded with filler, not refused
+
+    @property
+    def size(self) -> int:
+        return len(self.chars)
+
+    def index(self, char: str) -> int:
+        """Tile index of a character (aliases included); KeyError for an unknown one."""
+        return self.chars.index(self.aliases.get(char, char))
+
+    def tiles_with(self, tag: str) -> list[int]:
+        """Indices of the tiles that carry a type, e.g. every tile with "goal"."""
+        return [i for i, t in enumerate(self.tags) if tag in t]
+
+    def to_dict(self) -> dict:
+        """JSON-ready description: VGLC's {"tiles": {char: [types]}} plus game and filler, and
+        the tile order, which the indices mean (JSON writers may sort the tiles' keys)."""
+        return {"game": self.game, "tiles": {c: list(t) for c, t in zip(self.chars, self.tags)},
+                "order": "".join(self.chars), "filler": self.filler,
+                "aliases": dict(self.aliases), "ragged_ok": self.ragged_ok}
+
+    @classmethod
+    def from_dict(cls, data: dict, game: str = "custom") -> "Legend":
+        """Inverse of to_dict; also reads a plain VGLC legend (tiles only; filler: first solid)."""
+        tiles = data.get("tiles")
+        if not isinstance(tiles, dict) or not tiles or any(len(c) != 1 for c in tiles):
+            raise DataError("a legend needs \"tiles\": {one character: [tile types]}")
+        order = data.get("order")
+        if order is not None and sorted(order) != sorted(tiles):
+            raise DataError(f"legend order {order!r} does not list its tiles {''.join(tiles)!r}")
+        chars = tuple(order) if order is not None else tuple(tiles)
+        tags = tuple(tuple([tiles[c]] if isinstance(tiles[c], str) else tiles[c]) for c in chars)
+        solid = [c for c, t in zip(chars, tags) if "solid" in t]
+        filler = data.get("filler") or (solid[0] if solid else chars[0])
+        if filler not in chars:
+            raise DataError(f"legend filler {filler!r} is not one of its tiles")
+        return cls(data.get("game", game), chars, tags, filler, dict(data.get("aliases", {})),
+                   bool(data.get("ragged_ok", False)))
+
+
+def read_legend(path: str | Path) -> Legend:
+    """A VGLC legend JSON file; the game is named after the file's stem unless it names one."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable legend JSON file ({err})") from None
+    return Legend.from_dict(data, game=path.stem)
+
+
+# Sokoban: everything the player can never reach becomes wall, so the filler is wall too.
+SOKOBAN = Legend(
+    "sokoban", ("#", " ", "@", "+", "$", "*", "."),
+    (("solid", "wall"), ("passable", "floor"), ("player",), ("player", "goal"), ("box",),
+     ("box", "goal"), ("goal", "passable")),
+    filler="#", aliases={"-": " ", "_": " ", "p": "@", "P": "+", "b": "$", "B": "*"},
+    ragged_ok=True)
+
+# Lode Runner in VGLC's characters (Summerville et al. 2016).
+LODE_RUNNER = Legend(
+    "lode-runner", ("B", "b", ".", "-", "#", "G", "E", "M"),
+    (("solid", "ground"), ("solid", "diggable", "ground"), ("passable", "empty"),
+     ("passable", "climbable", "rope"), ("passable", "climbable", "ladder"),
+     ("pickupable", "passable", "gold"), ("damaging", "enemy"), ("passable", "spawn", "player")),
+    filler="B")
+
+LEGENDS = {SOKOBAN.game: SOKOBAN, LODE_RUNNER.game: LODE_RUNNER}
+
+
+def parse_grid(text: str, legend: Legend) -> np.ndarray:
+    """Text rows -> uint8 [H, W] of tile indices; LevelError on unknown characters or ragged rows."""
+    rows = [r.rstrip("\r\n") for r in text.split("\n")]
+    while rows and not rows[-1].strip():
+        rows.pop()
+    while rows and not rows[0].strip():
+        rows.pop(0)
+    if not rows:
+        raise LevelError("empty level")
+    width = max(len(r) for r in rows)
+    if not legend.ragged_ok and any(len(r) != width for r in rows):
+        raise LevelError(f"ragged rows (lengths {sorted({len(r) for r in rows})})")
+    lookup = {c: i for i, c in enumerate(legend.chars)}
+    lookup.update({a: lookup[c] for a, c in legend.aliases.items()})
+    fill = lookup[legend.filler] if not legend.ragged_ok else lookup.get(" ", lookup[legend.filler])
+    grid = np.full((len(rows), width), fill, dtype=np.uint8)
+    for y, row in enumerate(rows):
+        for x, ch in enumerate(row):
+            if ch not in lookup:
+                raise LevelError(f"unknown character {ch!r} at row {y + 1}, column {x + 1}")
+            grid[y, x] = lookup[ch]
+    return grid
+
+
+def format_grid(grid: np.ndarray, legend: Legend) -> str:
+    """uint8 [H, W] -> text, one line per row ending in a newline (inverse of parse_grid)."""
+    chars = np.array(legend.chars)
+    return "".join("".join(chars[row]) + "\n" for row in np.asarray(grid, dtype=np.int64))
+
+
+# ---- Sokoban XSB ---------------------------------------------------------------------------
+
+_BOARD = re.compile(r"^[#@+$*.\-_ pPbB]*#[#@+$*.\-_ pPbB]*$")
+_KEY = re.compile(r"^([A-Za-z][\w -]*):\s?(.*)$")
+
+
+@dataclass
+class XsbLevel:
+    """One level of an XSB file: its board text and what surrounds it."""
+
+    board: str                       # the board lines, newline-terminated
+    title: str = ""
+    metadata: dict = field(default_factory=dict)   # Author, Comment, ... as written
+    solution: str | None = None      # LURD, run lengths expanded
+
+
+def read_xsb(text: str) -> list[XsbLevel]:
+    """Every level in an XSB/SOK text: boards, ';' or 'Title:' titles, 'Key: value' lines and
+    'Comment:' ... 'Comment-End:' blocks; 'Solution:' values are decoded LURD."""
+    levels: list[XsbLevel] = []
+    board: list[str] = []
+    pending_title = ""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if _BOARD.match(line) and line.strip():
+            board.append(line.rstrip())
+            continue
+        if board:  # a board just ended
+            levels.append(XsbLevel("\n".join(board) + "\n", title=pending_title))
+            board, pending_title = [], ""
+        stripped = line.strip()
+        if stripped.startswith(";"):
+            if levels and not levels[-1].title and not _next_is_board(lines, i):
+                levels[-1].title = stripped[1:].strip()
+            else:
+                pending_title = stripped[1:].strip()
+            continue
+        match = _KEY.match(stripped)
+        if match and levels:
+            key, value = match.group(1), match.group(2).strip()
+            if key.lower() == "comment" and not value:  # a block up to Comment-End
+                block = []
+                while i < len(lines) and lines[i].strip().lower() != "comment-end:":
+                    block.append(lines[i])
+                    i += 1
+                i += 1
+                value = "\n".join(block)
+            if key.lower() == "title":
+                levels[-1].title = value
+            elif key.lower() == "solution":
+                levels[-1].solution = decode_lurd(value)
+            else:
+                levels[-1].metadata[key] = value
+    if board:
+        levels.append(XsbLevel("\n".join(board) + "\n", title=pending_title))
+    return levels
+
+
+def _next_is_board(lines: list[str], i: int) -> bool:
+    """Whether the next non-blank line starts a board (then a ';' line titles that board)."""
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    return i < len(lines) and bool(_BOARD.match(lines[i]))
+
+
+def write_xsb(levels: list[XsbLevel]) -> str:
+    """XSB text: each board, then Title, other keys and Solution; levels parted by a blank line."""
+    parts = []
+    for level in levels:
+        text = level.board if level.board.endswith("\n") else level.board + "\n"
+        if level.title:
+            text += f"Title: {level.title}\n"
+        for key, value in level.metadata.items():
+            if "\n" in str(value):
+                text += f"{key}:\n{value}\n{key}-End:\n"
+            else:
+                text += f"{key}: {value}\n"
+        if level.solution:
+            text += f"Solution: {level.solution}\n"
+        parts.append(text)
+    return "\n".join(parts)
+
+
+def decode_lurd(text: str) -> str:
+    """Expand run-length LURD ("3r2(dL)u" -> "rrrdLdLu"); whitespace is ignored."""
+    text = re.sub(r"\s+", "", text)
+    out, _ = _decode_run(text, 0)
+    if not re.fullmatch(r"[lurdLURD]*", out):
+        raise LevelError(f"not a LURD solution: {text[:40]!r}")
+    return out
+
+
+def _decode_run(text: str, i: int) -> tuple[str, int]:
+    out = []
+    while i < len(text) and text[i] != ")":
+        count = ""
+        while i < len(text) and text[i].isdigit():
+            count += text[i]
+            i += 1
+        if i < len(text) and text[i] == "(":
+            piece, i = _decode_run(text, i + 1)
+            i += 1  # the ')'
+        elif i < len(text):
+            piece, i = text[i], i + 1
+        else:
+            break
+        out.append(piece * int(count or 1))
+    return "".join(out), i
+
+
+def encode_lurd(moves: str) -> str:
+    """Run-length encode runs of one letter ("rrrd" -> "3rd"); decode_lurd inverts it."""
+    return "".join(f"{len(m.group(0))}{m.group(1)}" if len(m.group(0)) > 2 else m.group(0)
+                   for m in re.finditer(r"([lurdLURD])\1*", moves))
+
+
+# ---- KGoldrunner game files ----------------------------------------------------------------
+
+# KGoldrunner's layout codes (kgrglobals.h) as VGLC Lode Runner tiles. Hidden ladders (Z) appear
+# only once all gold is taken and false bricks (F) cannot be stood on, so for collecting gold both
+# are empty space; concrete (X) cannot be dug, brick (M) can.
+KGR_TO_VGLC = {" ": ".", "X": "B", "M": "b", "F": ".", "Z": ".", "H": "#", "T": "-", "N": "G",
+               "E": "E", "a": "E", "R": "M", "b": "b"}
+VGLC_TO_KGR = {".": " ", "B": "X", "b": "M", "#": "H", "-": "T", "G": "N", "E": "E", "M": "R"}
+KGR_WIDTH, KGR_HEIGHT = 28, 20
+
+
+@dataclass
+class KgrLevel:
+    """One KGoldrunner level: its number, name and 20 rows of 28 VGLC characters."""
+
+    number: int
+    name: str
+    rows: list[str]
+
+
+def read_kgoldrunner(text: str) -> list[KgrLevel]:
+    """Levels of a KGoldrunner 3 game file (game_*.txt): '// L001' then '//  <560 codes>' then an
+    optional i18n("name") line (KGrGameIO: strip '// ', the first byte says what the line is)."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    levels = []
+    for i, line in enumerate(lines[:-1]):
+        if not (line.startswith("// L") and line[4:7].isdigit()):
+            continue
+        layout = lines[i + 1]
+        if not layout.startswith("//  "):
+            continue
+        codes = layout[4:]
+        name = ""
+        if i + 2 < len(lines) and lines[i + 2].startswith(' i18n("'):
+            name = lines[i + 2][7:].rsplit('");', 1)[0]
+        rows = ["".join(KGR_TO_VGLC.get(c, "?") for c in codes[y * KGR_WIDTH:(y + 1) * KGR_WIDTH])
+                for y in range(KGR_HEIGHT)]
+        if len(codes) != KGR_WIDTH * KGR_HEIGHT:
+            rows = [f"?layout has {len(codes)} codes, not {KGR_WIDTH * KGR_HEIGHT}"]
+        levels.append(KgrLevel(int(line[4:7]), name, rows))
+    return levels
+
+
+def write_kgoldrunner(levels: list[KgrLevel], prefix: str = "gen", rules: str = "T",
+                      name: str = "genforge levels") -> str:
+    """A KGoldrunner 3 game file holding the levels (readable by read_kgoldrunner and the game)."""
+    out = [f"// G{len(levels):03d} {rules} {prefix} N", "// .dwf false", f' i18n("{name}");']
+    for k, level in enumerate(levels, 1):
+        codes = "".join(VGLC_TO_KGR[c] for row in level.rows for c in row)
+        if len(codes) != KGR_WIDTH * KGR_HEIGHT:
+            raise ValueError(f"KGoldrunner levels are {KGR_WIDTH}x{KGR_HEIGHT} tiles")
+        out += [f"// L{level.number or k:03d}", f"//  {codes}"]
+        if level.name:
+            out.append(f' i18n("{level.name}");')
+    return "\n".join(out) + "\n"

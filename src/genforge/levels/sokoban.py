@@ -1,0 +1,326 @@
+"""Sokoban rules: checking a level, replaying moves, and a push-level A* solver.
+
+The solver searches over box configurations, not player steps: a state is the set of box squares
+plus the top-left square the player can reach (all player positions in one reachable region are one
+state). Pushes onto dead squares (from which no box can ever reach a goal) and pushes that freeze a
+box off a goal are pruned (Junghanns and Schaeffer 2001, "Sokoban: enhancing general single-agent
+search methods using domain knowledge"). The lower bound is the least-cost assignment of boxes to
+distinct goals by push distance (admissible; for many boxes the sum of nearest-goal distances), so
+A* finds push-optimal solutions. Everything is plain Python on flat indices
+of the level with a one-square wall border added, so neighbours never leave the array.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+import numpy as np
+
+from .formats import LevelError
+
+WALL, FLOOR, PLAYER, PLAYER_GOAL, BOX, BOX_GOAL, GOAL = range(7)  # SOKOBAN legend order
+MOVES = {"l": (0, -1), "u": (-1, 0), "r": (0, 1), "d": (1, 0)}
+SOLVABLE, UNSOLVABLE, UNKNOWN = "solvable", "unsolvable", "unknown"
+
+
+@dataclass
+class Board:
+    """A level as flat indices over the grid with a wall border (width = grid width + 2)."""
+
+    width: int
+    walls: bytes          # 1 where a wall (or the border) is
+    goals: frozenset
+    boxes: tuple          # sorted
+    player: int
+
+    def step(self, letter: str) -> int:
+        dy, dx = MOVES[letter.lower()]
+        return dy * self.width + dx
+
+
+def _count(grid: np.ndarray, *tiles: int) -> int:
+    return int(np.isin(grid, tiles).sum())
+
+
+def board(grid: np.ndarray) -> Board:
+    """Board of a SOKOBAN-legend grid; LevelError unless there is exactly one player."""
+    if _count(grid, PLAYER, PLAYER_GOAL) != 1:
+        raise LevelError(f"{_count(grid, PLAYER, PLAYER_GOAL)} players (need exactly one)")
+    padded = np.pad(np.asarray(grid), 1, constant_values=WALL)
+    flat = padded.reshape(-1)
+    index = lambda *tiles: [int(i) for i in np.flatnonzero(np.isin(flat, tiles))]  # noqa: E731
+    return Board(padded.shape[1], bytes((flat == WALL).astype(np.uint8)),
+                 frozenset(index(GOAL, PLAYER_GOAL, BOX_GOAL)), tuple(index(BOX, BOX_GOAL)),
+                 index(PLAYER, PLAYER_GOAL)[0])
+
+
+def _region(b: Board, start: int, blocked) -> list[int]:
+    """Squares the player reaches from start without crossing walls or `blocked` squares."""
+    seen = {start}
+    todo = [start]
+    w = b.width
+    for p in todo:
+        for q in (p - 1, p + 1, p - w, p + w):
+            if q not in seen and not b.walls[q] and q not in blocked:
+                seen.add(q)
+                todo.append(q)
+    return todo
+
+
+def check(grid: np.ndarray) -> str | None:
+    """Why a level is not a well-formed Sokoban level, or None: one player, as many boxes as goals
+    (at least one), and no path from the player off the edge of the grid."""
+    try:
+        b = board(grid)
+    except LevelError as err:
+        return str(err)
+    if not b.boxes or len(b.boxes) != len(b.goals):
+        return f"{len(b.boxes)} boxes but {len(b.goals)} goals"
+    h, w = np.asarray(grid).shape
+    for p in _region(b, b.player, ()):
+        y, x = divmod(p, b.width)
+        if y in (1, h) or x in (1, w):
+            return "not closed: the player can walk off the edge"
+    return None
+
+
+def fill_outside(grid: np.ndarray) -> np.ndarray:
+    """The level with every floor square the player can never reach made wall (XSB's outside
+    spaces), so equal levels have equal grids and padding with wall changes nothing."""
+    grid = np.array(grid, dtype=np.uint8)
+    if _count(grid, PLAYER, PLAYER_GOAL) != 1:
+        return grid
+    b = board(grid)
+    inside = np.zeros(len(b.walls), dtype=bool)
+    inside[_region(b, b.player, ())] = True
+    inside = inside.reshape(-1, b.width)[1:-1, 1:-1]
+    grid[(grid == FLOOR) & ~inside] = WALL
+    return grid
+
+
+def replay(grid: np.ndarray, moves: str, strict: bool = True) -> np.ndarray:
+    """The grid after playing LURD moves; LevelError on an illegal move. Strict: lowercase letters
+    must not push and uppercase ones must (lenient: case is ignored, as in cavepacker's .sol)."""
+    b = board(grid)
+    boxes, player = set(b.boxes), b.player
+    for k, letter in enumerate(moves):
+        if letter.lower() not in MOVES:
+            raise LevelError(f"move {k + 1}: {letter!r} is not one of lurdLURD")
+        step = b.step(letter)
+        target = player + step
+        if b.walls[target]:
+            raise LevelError(f"move {k + 1} ({letter}) walks into a wall")
+        pushing = target in boxes
+        if strict and pushing != letter.isupper():
+            raise LevelError(f"move {k + 1} ({letter}) {'pushes' if pushing else 'pushes nothing'}")
+        if pushing:
+            if b.walls[target + step] or target + step in boxes:
+                raise LevelError(f"move {k + 1} ({letter}) pushes a box into a wall or box")
+            boxes.remove(target)
+            boxes.add(target + step)
+        player = target
+    return _render(b, boxes, player, np.asarray(grid).shape)
+
+
+def _render(b: Board, boxes, player: int, shape) -> np.ndarray:
+    """Board state back to a SOKOBAN grid of the given shape."""
+    flat = np.where(np.frombuffer(b.walls, dtype=np.uint8) == 1, WALL, FLOOR).astype(np.uint8)
+    goals = list(b.goals)
+    flat[goals] = GOAL
+    for p in boxes:
+        flat[p] = BOX_GOAL if p in b.goals else BOX
+    flat[player] = PLAYER_GOAL if player in b.goals else PLAYER
+    return flat.reshape(-1, b.width)[1:-1, 1:-1].reshape(shape)
+
+
+def is_solution(grid: np.ndarray, moves: str, strict: bool = False) -> bool:
+    """Whether the moves are legal and end with every box on a goal."""
+    try:
+        final = replay(grid, moves, strict)
+    except LevelError:
+        return False
+    return _count(final, BOX) == 0
+
+
+@dataclass
+class SolveResult:
+    """What the solver found: status, LURD solution (lowercase moves, uppercase pushes), effort."""
+
+    status: str                  # SOLVABLE, UNSOLVABLE or UNKNOWN (node budget spent)
+    solution: str | None = None
+    pushes: int = 0
+    nodes: int = 0               # states expanded
+
+    @property
+    def moves(self) -> int:
+        return len(self.solution) if self.solution else 0
+
+
+def push_distances(b: Board, goals=None) -> list[float]:
+    """Per square, the fewest pushes that bring a box from it to one of `goals` (default: any
+    goal; inf: never). Found by pulling a box backwards: a pull needs two free squares behind it."""
+    w, inf = b.width, float("inf")
+    dist = [inf] * len(b.walls)
+    todo = list(b.goals if goals is None else goals)
+    for g in todo:
+        dist[g] = 0
+    for p in todo:  # breadth-first over pulls
+        for d in (-1, 1, -w, w):
+            q = p + d
+            if not b.walls[q] and not b.walls[q + d] and dist[q] == inf:
+                dist[q] = dist[p] + 1
+                todo.append(q)
+    return dist
+
+
+NO_MATCH = 10 ** 6  # stands for an impossible box-goal pair in the assignment
+MATCHING_MAX_BOXES = 8  # above this the O(n^3) assignment costs more than the states it saves
+
+
+def min_matching(cost: list[list[int]]) -> int:
+    """Least total cost of giving each row its own column (Hungarian method with potentials,
+    O(n^3); Kuhn 1955, Munkres 1957). NO_MATCH or more means no assignment avoids a forbidden pair."""
+    n = len(cost)
+    u, v, match, way = [0] * (n + 1), [0] * (n + 1), [0] * (n + 1), [0] * (n + 1)
+    for i in range(1, n + 1):
+        match[0], j0 = i, 0
+        minv, used = [float("inf")] * (n + 1), [False] * (n + 1)
+        while True:
+            used[j0] = True
+            i0, delta, j1 = match[j0], float("inf"), 0
+            row = cost[i0 - 1]
+            for j in range(1, n + 1):
+                if not used[j]:
+                    cur = row[j - 1] - u[i0] - v[j]
+                    if cur < minv[j]:
+                        minv[j], way[j] = cur, j0
+                    if minv[j] < delta:
+                        delta, j1 = minv[j], j
+            for j in range(n + 1):
+                if used[j]:
+                    u[match[j]] += delta
+                    v[j] -= delta
+                else:
+                    minv[j] -= delta
+            j0 = j1
+            if match[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            match[j0] = match[j1]
+            j0 = j1
+    return -v[0]
+
+
+def _frozen(p: int, boxes, b: Board, dead, stopped: set) -> bool:
+    """Whether the box on p can never move again, taking boxes in `stopped` as walls."""
+    stopped.add(p)
+    w = b.width
+
+    def blocked(a: int, c: int) -> bool:  # along one axis, with neighbours a and c
+        if b.walls[a] or b.walls[c] or a in stopped or c in stopped:
+            return True
+        if dead[a] and dead[c]:
+            return True
+        return ((a in boxes and _frozen(a, boxes, b, dead, stopped))
+                or (c in boxes and _frozen(c, boxes, b, dead, stopped)))
+
+    return blocked(p - 1, p + 1) and blocked(p - w, p + w)
+
+
+def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float = 1.0) -> SolveResult:
+    """A* over pushes; UNKNOWN when more than node_budget states would be expanded. The lower
+    bound is the least-cost assignment of boxes to distinct goals by push distance, which also
+    prunes states where no such assignment exists (bipartite deadlock); above MATCHING_MAX_BOXES
+    boxes it is the cheaper sum of each box's distance to its nearest goal. weight > 1 is weighted A*
+    (Pohl 1970): far fewer states, solutions at most `weight` times the fewest pushes."""
+    reason = check(grid)
+    if reason is not None:
+        raise LevelError(reason)
+    b = board(grid)
+    w, goals = b.width, b.goals
+    dist = push_distances(b)
+    dead = [d == float("inf") for d in dist]
+    per_goal = [[NO_MATCH if d == float("inf") else d for d in push_distances(b, [g])]
+                for g in sorted(goals)] if len(goals) <= MATCHING_MAX_BOXES else None
+    bounds: dict = {}
+
+    def bound(boxes: tuple) -> int:  # cached: many states share one box configuration
+        if boxes not in bounds:
+            bounds[boxes] = (min_matching([[row[p] for row in per_goal] for p in boxes])
+                             if per_goal else sum(dist[p] for p in boxes))
+        return bounds[boxes]
+
+    h0 = bound(b.boxes)
+    if h0 >= NO_MATCH:
+        return SolveResult(UNSOLVABLE)
+    heap = [(h0, 0, 0, b.boxes, b.player, None, None)]
+    parents: dict = {}
+    counter = nodes = 0
+    while heap:
+        _, g, _, boxes, player, parent, push = heapq.heappop(heap)
+        box_set = set(boxes)
+        reach = _region(b, player, box_set)
+        key = (boxes, min(reach))
+        if key in parents:
+            continue
+        parents[key] = (parent, push)
+        if goals.issuperset(boxes):
+            return SolveResult(SOLVABLE, _moves(b, parents, key), g, nodes)
+        nodes += 1
+        if nodes > node_budget:
+            return SolveResult(UNKNOWN, nodes=nodes - 1)
+        reach = set(reach)
+        for p in boxes:
+            for d in (-1, 1, -w, w):
+                t = p + d
+                if p - d not in reach or b.walls[t] or t in box_set or dead[t]:
+                    continue
+                new = box_set - {p} | {t}
+                if t not in goals and _frozen(t, new, b, dead, set()):
+                    continue
+                moved = tuple(sorted(new))
+                h = bound(moved)
+                if h >= NO_MATCH:
+                    continue
+                counter += 1
+                heapq.heappush(heap, (g + 1 + weight * h, g + 1, counter, moved, p, key, (p, d)))
+    return SolveResult(UNSOLVABLE, nodes=nodes)
+
+
+def _moves(b: Board, parents: dict, key) -> str:
+    """LURD string for the chain of pushes that led to key: walk to each push, then push."""
+    pushes = []
+    while parents[key][0] is not None:
+        parent, push = parents[key]
+        pushes.append(push)
+        key = parent
+    letters = {b.step(c): c for c in "lurd"}
+    boxes, player, out = set(b.boxes), b.player, []
+    for p, d in reversed(pushes):
+        out.append(_walk(b, player, p - d, boxes, letters))
+        out.append(letters[d].upper())
+        boxes.remove(p)
+        boxes.add(p + d)
+        player = p
+    return "".join(out)
+
+
+def _walk(b: Board, start: int, end: int, boxes, letters) -> str:
+    """Shortest player path (lowercase letters) from start to end around walls and boxes."""
+    back = {start: None}
+    todo = [start]
+    for p in todo:
+        if p == end:
+            break
+        for d in letters:
+            q = p + d
+            if q not in back and not b.walls[q] and q not in boxes:
+                back[q] = p
+                todo.append(q)
+    path = []
+    while end != start:
+        prev = back[end]
+        path.append(letters[end - prev])
+        end = prev
+    return "".join(reversed(path))

@@ -1,0 +1,132 @@
+"""The level modality: opening sources with a LoadReport, padding and windows, one-hot encoding,
+writing files in each game's format, previews, and binding to a saved vocabulary."""
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genforge.errors import ConfigError, DataError
+from genforge.levels import sources
+from genforge.levels.formats import LODE_RUNNER, SOKOBAN, parse_grid, read_kgoldrunner, read_xsb
+from genforge.modalities.level import LEVEL, LevelModality
+
+FIXTURES = Path(__file__).parent / "fixtures" / "levels"
+
+
+def config(source, **extra):
+    """A stand-in for DataConfig with the level fields it will gain."""
+    return SimpleNamespace(**{"source": str(source), "root": None, "resolution": None,
+                              "max_bad_fraction": 1.0, **extra})
+
+
+def test_open_sokoban_file_reports_malformed_levels(tmp_path):
+    (tmp_path / "a.xsb").write_text((FIXTURES / "sokoban" / "tiny.xsb").read_text()
+                                    + "\n" + (FIXTURES / "sokoban" / "malformed.xsb").read_text())
+    data = LEVEL.open(config(tmp_path))
+    assert data.kind == "level" and data.items.dtype == torch.uint8
+    assert data.items.shape == (3, 6, 7)  # padded to the largest level
+    assert data.report.found == 7 and data.report.loaded == 3 and len(data.report.skipped) == 4
+    assert data.vocabulary == SOKOBAN.to_dict() and data.legend == SOKOBAN
+    assert data.names[0].endswith("#One Push")
+    one_push = data.items[0].numpy()  # centred; the padding is wall
+    assert (one_push[:1] == 0).all() and (one_push == 2).sum() == 1
+
+
+def test_too_many_bad_levels_refused(tmp_path):
+    (tmp_path / "bad.xsb").write_text((FIXTURES / "sokoban" / "malformed.xsb").read_text())
+    (tmp_path / "good.xsb").write_text("#####\n#@$.#\n#####\n")
+    with pytest.raises(DataError, match="malformed"):
+        LEVEL.open(config(tmp_path, max_bad_fraction=0.5))
+
+
+def test_max_size_filter_and_alignment():
+    src = FIXTURES / "sokoban" / "tiny.xsb"
+    data = LEVEL.open(config(src, max_size="3x6", level_align="top-left"))
+    assert data.items.shape == (1, 3, 6) and data.report.loaded == 1
+    assert "larger than 3x6" in data.report.skipped[-1][1]
+    assert data.items[0, :, :5].tolist() == parse_grid("#####\n#@$.#\n#####", SOKOBAN).tolist()
+
+
+def test_folder_with_legend_json():
+    data = LEVEL.open(config(FIXTURES / "grids"))
+    assert data.legend.chars == ("X", "-", "c", "p") and data.items.shape == (2, 4, 5)
+    reasons = dict((Path(p).name, r) for p, r in data.report.skipped)
+    assert "ragged" in reasons["ragged.txt"] and "unknown character '?'" in reasons["unknown.txt"]
+
+
+def test_grids_need_a_legend(tmp_path):
+    (tmp_path / "a.txt").write_text("BBB\nBMG\nBBB\n")
+    with pytest.raises(DataError, match="legend"):
+        LEVEL.open(config(tmp_path))
+    data = LEVEL.open(config(tmp_path, legend="lode-runner"))
+    assert data.legend == LODE_RUNNER and data.items.shape == (1, 3, 3)
+
+
+def test_crop_windows_cover_the_level():
+    level = sources.Level("x", np.arange(20, dtype=np.uint8).reshape(4, 5) % 7)
+    items, names, skipped = sources.fit([level], SOKOBAN, "crop", size=(2, 2), stride=2)
+    assert items.shape == (6, 2, 2) and not skipped and names[0] == "x@0"
+    assert items[-1].tolist() == level.grid[2:, 3:].tolist()
+
+
+def test_one_hot_round_trip_and_model_shape():
+    bound = LEVEL.bind(SOKOBAN.to_dict())
+    items = torch.randint(0, 7, (3, 5, 6), dtype=torch.uint8)
+    x = bound.to_model(items)
+    assert x.shape == (3, 7, 5, 6) and x.dtype == torch.float32 and set(x.unique().tolist()) == {-1, 1}
+    assert torch.equal(bound.from_model(x), items)
+    assert torch.equal(bound.from_model(x + 0.3 * torch.randn_like(x).clamp(-1, 1)), items)
+    assert bound.model_shape((5, 6)) == (7, 5, 6)
+    assert LEVEL.bind({}) is LEVEL
+    with pytest.raises(ConfigError, match="vocabulary"):
+        LEVEL.to_model(items)
+
+
+def test_write_sokoban_and_preview(tmp_path):
+    bound = LevelModality(SOKOBAN)
+    items = torch.from_numpy(np.stack([parse_grid("#####\n#@$.#\n#####", SOKOBAN)] * 2))
+    paths = bound.write(items, tmp_path, ["a", "b"], metadata=[{"seed": 1}, {"seed": 2}])
+    assert [p.name for p in paths] == ["a.xsb", "b.xsb"]
+    (level,) = read_xsb(paths[0].read_text())
+    assert level.title == "a" and json.loads(level.metadata["Genforge"]) == {"seed": 1}
+    assert np.array_equal(parse_grid(level.board, SOKOBAN), items[0].numpy())
+    with Image.open(tmp_path / "a.png") as png:
+        assert png.size == (5 * 12, 3 * 12) and json.loads(png.text["genforge"]) == {"seed": 1}
+    sheet = bound.preview(items, columns=2)
+    assert sheet.size == (2 * (60 + 2) + 2, 36 + 4)
+
+
+def test_write_lode_runner_vglc_and_kgoldrunner(tmp_path):
+    rows = ["." * 28] * 18 + ["M" + "." * 26 + "G", "B" * 28]
+    item = torch.from_numpy(parse_grid("\n".join(rows), LODE_RUNNER))[None]
+    (path,) = LevelModality(LODE_RUNNER).write(item, tmp_path, ["lvl"])
+    assert path.name == "lvl.txt" and path.read_text().splitlines() == rows
+    (kgr,) = read_kgoldrunner((tmp_path / "game_lvl.txt").read_text())
+    assert kgr.rows == rows and (tmp_path / "lvl.png").exists()
+
+
+def test_named_sokoban_free_sets_up_to_10x10():
+    try:
+        data = LEVEL.open(config("sokoban", max_size=10))
+    except DataError as err:
+        pytest.skip(str(err))
+    assert data.items.shape[1:] == (10, 10) and len(data) >= 50
+    assert all(name.split("/")[-1].startswith(("gri", "xsokoban", "mgerhardy")) for name in data.names)
+
+
+def test_named_lode_runner():
+    try:
+        data = LEVEL.open(config("lode-runner"))
+    except DataError as err:
+        pytest.skip(str(err))
+    assert data.items.shape[1:] == (20, 28) and len(data) > 400
+    assert LEVEL.bind(data.vocabulary).model_shape(data.item_shape) == (8, 20, 28)
+
+
+def test_nothing_fits_is_an_error_naming_the_reason():
+    with pytest.raises(DataError, match="larger than 2x2"):
+        LEVEL.open(config(FIXTURES / "sokoban" / "tiny.xsb", max_size=2))

@@ -1,0 +1,142 @@
+"""Sokoban rules: shipped solutions replay, the solver agrees with a brute-force search, repair."""
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genforge.levels import sokoban as sk
+from genforge.levels import sources
+from genforge.levels.baseline import random_sokoban
+from genforge.levels.formats import SOKOBAN, LevelError, parse_grid, read_xsb
+from genforge.levels.repair import repair_sokoban
+
+FIXTURES = Path(__file__).parent / "fixtures" / "levels"
+
+
+def level(text: str) -> np.ndarray:
+    return sk.fill_outside(parse_grid(text, SOKOBAN))
+
+
+def brute_force(grid: np.ndarray) -> bool:
+    """Breadth-first search over every (player, boxes) state: slow, simple, obviously right."""
+    b = sk.board(grid)
+    start = (b.player, frozenset(b.boxes))
+    seen, todo = {start}, [start]
+    for player, boxes in todo:
+        if boxes <= b.goals:
+            return True
+        for d in (-1, 1, -b.width, b.width):
+            q = player + d
+            if b.walls[q]:
+                continue
+            if q in boxes:
+                if b.walls[q + d] or q + d in boxes:
+                    continue
+                state = (q, boxes - {q} | {q + d})
+            else:
+                state = (q, boxes)
+            if state not in seen:
+                seen.add(state)
+                todo.append(state)
+    return False
+
+
+def test_fixture_levels_solve_with_valid_lurd():
+    for xsb in read_xsb((FIXTURES / "sokoban" / "tiny.xsb").read_text()):
+        grid = level(xsb.board)
+        result = sk.solve(grid)
+        assert result.status == sk.SOLVABLE, xsb.title
+        assert sk.is_solution(grid, result.solution, strict=True)
+        assert result.pushes == sum(c.isupper() for c in result.solution)
+    assert sk.solve(level("#####\n#@$.#\n#####")).solution == "R"
+
+
+def test_replay_checks_case_and_walls():
+    grid = level("######\n#@ $.#\n######")
+    assert sk.is_solution(grid, "rR", strict=True)
+    assert not sk.is_solution(grid, "rr", strict=True) and sk.is_solution(grid, "rr")
+    with pytest.raises(LevelError, match="wall"):
+        sk.replay(grid, "u")
+    final = sk.replay(grid, "rR")
+    assert (final == sk.BOX_GOAL).sum() == 1 and (final == sk.PLAYER).sum() == 1
+
+
+def test_solver_agrees_with_brute_force_on_random_levels():
+    levels = random_sokoban(60, shape=(6, 6), boxes=2, wall_share=0.15, seed=3)
+    verdicts, checked = set(), 0
+    for grid in levels:
+        if sk.check(grid) is not None:
+            continue
+        checked += 1
+        result = sk.solve(grid, node_budget=50_000)
+        assert result.status != sk.UNKNOWN
+        assert (result.status == sk.SOLVABLE) == brute_force(grid)
+        if result.solution:
+            assert sk.is_solution(grid, result.solution, strict=True)
+        verdicts.add(result.status)
+    assert verdicts == {sk.SOLVABLE, sk.UNSOLVABLE} and checked >= 30
+
+
+def test_proves_small_levels_unsolvable():
+    boxes_in_line = level("#######\n#@    #\n# $$  #\n#..   #\n#######")  # solvable: control
+    assert sk.solve(boxes_in_line).status == sk.SOLVABLE
+    frozen_pair = level("######\n#  ..#\n#@$$ #\n#    #\n######")
+    result = sk.solve(level("######\n#.  .#\n#@$$ #\n######"))
+    assert result.status == sk.UNSOLVABLE and not brute_force(level("######\n#.  .#\n#@$$ #\n######"))
+    assert sk.solve(frozen_pair).status == (sk.SOLVABLE if brute_force(frozen_pair) else sk.UNSOLVABLE)
+    assert sk.solve(level("#####\n#@$ #\n#  .#\n#####")).status == sk.UNSOLVABLE  # box on a wall edge
+
+
+def test_unknown_when_the_budget_is_spent():
+    grid = level("#######\n#     #\n# .$. #\n# $@  #\n#     #\n#######")
+    result = sk.solve(grid, node_budget=1)
+    assert result.status == sk.UNKNOWN and result.solution is None
+
+
+def test_check_reports_malformed_levels():
+    reasons = [sk.check(level(x.board)) for x in
+               read_xsb((FIXTURES / "sokoban" / "malformed.xsb").read_text())]
+    assert ["players" in reasons[0], "players" in reasons[1], "boxes" in reasons[2],
+            "not closed" in reasons[3]] == [True] * 4
+
+
+def test_fill_outside_walls_unreachable_floor():
+    grid = level("  ###\n### #\n#@$.#\n#####")
+    assert grid[0, 0] == grid[0, 1] == sk.WALL and grid[1, 3] == sk.FLOOR  # outside vs inside
+
+
+def test_repair():
+    broken = parse_grid("#@@$$.#\n# $   #\n  ..   \n#######", SOKOBAN)
+    fixed, changed = repair_sokoban(broken)
+    assert changed and sk.check(fixed) is None
+    assert (fixed[0] == sk.WALL).all() and (fixed[:, -1] == sk.WALL).all()
+    assert not repair_sokoban(fixed)[1]
+    no_player, changed = repair_sokoban(level("#####\n# $.#\n#####"))
+    assert changed and (no_player == sk.PLAYER).sum() == 1
+
+
+def test_shipped_solutions_replay_and_small_levels_solve():
+    try:
+        levels, _ = sources.load_sokoban(sets="all")
+    except Exception as err:
+        pytest.skip(str(err))
+    shipped = [lv for lv in levels if lv.solution]
+    assert len(shipped) > 900
+    assert all(sk.is_solution(lv.grid, lv.solution) for lv in shipped[::10])
+    small = [lv for lv in levels if max(lv.grid.shape) <= 10
+             and (lv.grid == sk.BOX).sum() + (lv.grid == sk.BOX_GOAL).sum() <= 3][:25]
+    start = time.perf_counter()
+    for lv in small:
+        result = sk.solve(lv.grid, node_budget=20_000)
+        assert result.status == sk.SOLVABLE, lv.name
+        assert sk.is_solution(lv.grid, result.solution, strict=True)
+        assert len(result.solution) <= 3 * len(lv.solution)  # same order as the shipped one
+    assert time.perf_counter() - start < 20
+
+
+def test_min_matching():
+    assert sk.min_matching([[4, 1, 3], [2, 0, 5], [3, 2, 2]]) == 5
+    assert sk.min_matching([[7]]) == 7
+    blocked = [[1, sk.NO_MATCH], [2, sk.NO_MATCH]]  # both boxes can only reach the first goal
+    assert sk.min_matching(blocked) >= sk.NO_MATCH
