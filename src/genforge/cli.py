@@ -74,6 +74,16 @@ def _add_signing_options(p: argparse.ArgumentParser) -> None:
                        "signatures outlive the certificate (default: none, fully offline)")
 
 
+def _add_inpainting_options(p: argparse.ArgumentParser, what: str, out: str) -> None:
+    """What harmonize and complete share: how many, seeds, steps, device, output and signing."""
+    p.add_argument("-n", type=int, default=4, help=f"how many {what} (default: 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first; the others follow")
+    p.add_argument("--steps", type=int, default=32, help="sampling steps (default: 32)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=out, help=f"output folder (default: {out})")
+    _add_signing_options(p)
+
+
 def _signer(args: argparse.Namespace):
     """The signer the signing options name (checked before anything is generated), or None."""
     if not args.sign:
@@ -143,15 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", help="an exported music model folder")
     p.add_argument("melody", metavar="FILE", help="MIDI, MusicXML or Humdrum: one part (the "
                    "soprano) or four (give --voices)")
-    p.add_argument("-n", type=int, default=4, help="how many settings (default: 4)")
+    _add_inpainting_options(p, "settings", "harmonized")
     p.add_argument("--voices", default="S", help="which voices of the file are given, as letters "
                    "of SATB (default: S)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=32, help="sampling steps (default: 32)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default="harmonized", help="output folder (default: harmonized)")
     p.add_argument("--wav", action="store_true", help="also render each setting to WAV")
-    _add_signing_options(p)
 
     p = sub.add_parser("complete", help="levels: generate the missing tiles of a partial level",
                        description="Fill in the '?' tiles of a level (a text grid in the game's "
@@ -159,13 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "given tiles come back exactly.")
     p.add_argument("model", metavar="MODEL", help="an exported level model folder")
     p.add_argument("partial", metavar="FILE", help="the partial level, '?' for tiles to generate")
-    p.add_argument("-n", type=int, default=4, help="how many completions (default: 4)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=32, help="sampling steps (default: 32)")
+    _add_inpainting_options(p, "completions", "completed")
     p.add_argument("--repair", action="store_true", help="fix the structure of each completion")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default="completed", help="output folder (default: completed)")
-    _add_signing_options(p)
 
     p = sub.add_parser("evaluate", help="judge a model or a folder of generated files against a dataset",
                        description="Compute FD/FID, KID, precision/recall, density/coverage and "
