@@ -113,7 +113,7 @@ def test_memorisation_runs():
 def test_registered_metrics():
     rng = np.random.default_rng(2)
     items = torch.from_numpy(np.stack([piece(*[Note(int(rng.integers(55, 75)), s, s + 4, v)
-                                               for v in range(4) for s in range(0, 32, 4)], steps=32)
+                                               for v in range(4) for s in range(0, 48, 4)], steps=48)
                                        for _ in range(6)]))
     data = Dataset("music", items, None, [], "test")
     inputs = EvalInputs(items[:3], data, m.SymbolicFeatures(), Protocol(generated=3), data)
@@ -123,5 +123,6 @@ def test_registered_metrics():
             assert value.extractor == "symbolic"
             names[value.name] = value.value
     assert set(m.FEATURES) <= set(names) and set(m.RULES) <= set(names)
-    assert names["copied_bars"] == 2 and names["copied_share"] == 1.0  # they are training items
+    # they are training items: 3 bars copied, more than the 2 a copy must exceed
+    assert names["copied_bars"] == 3 and names["copied_share"] == 1.0
     assert m.SymbolicFeatures().features(items).shape == (6, len(m.FEATURES))

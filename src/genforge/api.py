@@ -720,8 +720,9 @@ def encoder_cache_dir() -> Path:
 def train_features(data: str, out: str | Path | None = None, *, name: str | None = None,
                    steps: int | None = None, minutes: float | None = None, seed: int = 0,
                    device: str = "auto", progress: bool = False, **data_options: Any) -> dict:
-    """Train the domain encoder behind FD-<name> on a dataset (a classifier where it has labels,
-    self-supervised where not); saved to out or the encoder cache, found there by evaluate()."""
+    """Train the domain encoder behind FD-<name> on a dataset of images (a classifier where it
+    has labels, self-supervised where not) or SATB music (self-supervised, with musical views);
+    saved to out or the encoder cache, found there by evaluate()."""
     from .metrics.encoder import train_encoder
     data_config = resolve_config(data, None, **data_options).data
     dataset = open_training_data(data_config)[0]
@@ -737,12 +738,16 @@ def train_features(data: str, out: str | Path | None = None, *, name: str | None
 
 
 def find_extractor(name: str | None, training_fingerprint: str | None, *,
-                   inception_weights: str | None = None, device: str | torch.device = "cpu"):
-    """The named extractor, or the cached encoder trained on the data with this fingerprint."""
+                   inception_weights: str | None = None, device: str | torch.device = "cpu",
+                   fallback: str | None = None):
+    """The named extractor, or the cached encoder trained on the data with this fingerprint,
+    or else `fallback` (a kind's own extractor, e.g. music's "symbolic") where there is one."""
     if name is None:
         cached = encoder_cache_dir() / f"{(training_fingerprint or '')[:16]}.safetensors"
         if training_fingerprint and cached.exists():
             name = str(cached)
+        elif fallback is not None:
+            name = fallback
         else:
             raise ConfigError("no feature extractor for this data yet: train one with 'genforge "
                               "features train DATA' (a few minutes; FD-<name> numbers), or pass "
@@ -773,7 +778,9 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
     report.html and a sample grid to out, append the records to metrics.jsonl.
 
     n, metrics and the extractor default to the content kind's (images: 10,000 samples, FD, KID,
-    precision/recall, density/coverage, memorisation); data_options are data settings for the reference
+    precision/recall, density/coverage, memorisation; music: 1,000 samples, the musical metrics,
+    and FD, KID, PRDC too where 'genforge features train' cached an encoder for the model's
+    training data or one is given); data_options are data settings for the reference
     (music: split, bars, transpose; by default the held-out test split in the model's length).
 
     Example: genforge.evaluate("runs/demo/model", "fashion-mnist-test", n=2000)
@@ -809,10 +816,20 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
     reference = modality.open(resolve_config(data, None, **{**defaults, **(data_options or {})}).data)
     modality = modality.bind(reference.vocabulary)
     training = _training_data(source, train_data, reference, modality)
+    feature_net = find_extractor(extractor, training_fingerprint or training.fingerprint,
+                                 inception_weights=inception_weights, device=resolve_device(device),
+                                 fallback=modality.default_extractor)
+    if (metrics is None and modality.default_extractor is not None
+            and getattr(feature_net, "metadata", {}).get("format") == "genforge-encoder"):
+        # a kind with its own extractor (music) judged by a domain encoder: its metrics plus the
+        # encoder's distances, where there are more samples than features (FD needs that)
+        metrics = tuple(modality.default_metrics)
+        if min(n, len(reference), reference_limit) > (fd_dim or feature_net.dim):
+            metrics += ("fd", "kid", "prdc")
+        else:
+            warnings.warn(f"{min(n, len(reference))} samples are too few for FD-{feature_net.name}"
+                          f" ({feature_net.dim} features): reporting the {kind} metrics only")
     metrics = tuple(metrics or modality.default_metrics)
-    feature_net = find_extractor(extractor or modality.default_extractor,
-                                 training_fingerprint or training.fingerprint,
-                                 inception_weights=inception_weights, device=resolve_device(device))
     protocol = registry.Protocol(generated=n, reference_limit=reference_limit, seed=seed,
                                  fd_dim=fd_dim, fd_resamples=fd_resamples, sampler=sampling)
     result = registry.evaluate(sample_fn, reference, feature_net, metrics=metrics,

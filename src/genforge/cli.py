@@ -15,12 +15,14 @@ from . import api, audit, io
 from .config import FAMILIES, PRESETS, SECTIONS, DataConfig
 from .errors import GenforgeError
 from .metrics import registry
-from .modalities.image import NAMED_SOURCES
+from .modalities import MODALITIES
 from .sampling import SAMPLERS
 from .version import __version__
 
 
-DATA_HELP = f"a folder of images, or a dataset name ({', '.join(NAMED_SOURCES)})"
+DATA_HELP = ("a folder of images, music (MIDI, MusicXML, Humdrum) or levels (XSB; text grids "
+             "with --kind level --legend), or a dataset name "
+             f"({', '.join(name for m in MODALITIES.values() for name in m.named_sources)})")
 
 
 def _add_config_options(parser: argparse.ArgumentParser, sections: dict = SECTIONS,
