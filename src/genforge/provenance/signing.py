@@ -64,7 +64,7 @@ _MEANINGS = {
     "signingCredential.expired": "the signer's certificate has expired",
     "signingCredential.invalid": "the signer's certificate is unsuitable for C2PA",
 }
-_RECORD_KEYS = ("model", "model_name", "model_sha256", "model_hash", "data_fingerprint", "seed",
+_RECORD_KEYS = ("model", "model_name", "model_sha256", "model_hash", "data_fingerprint", "seed", "c2pa",
                 "sampler", "watermark", "created", "file", "genforge_version")
 
 
