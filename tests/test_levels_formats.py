@@ -76,7 +76,9 @@ def _installed(load):
 
 def test_cavepacker_levels_round_trip():
     levels, skipped = _installed(lambda: sources.load_sokoban(sets="all"))
-    assert len(levels) > 900 and all("player" in reason or "boxes" in reason for _, reason in skipped)
+    # skipped: a two-player level and grigrspecial0040, whose boxes all start on goals
+    assert len(levels) > 900 and all(("player" in reason or "boxes" in reason
+                                      or "already solved" in reason) for _, reason in skipped)
     for lv in levels[::50]:
         text = format_grid(lv.grid, SOKOBAN)
         assert np.array_equal(parse_grid(text, SOKOBAN), lv.grid)

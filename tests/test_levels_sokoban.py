@@ -140,3 +140,14 @@ def test_min_matching():
     assert sk.min_matching([[7]]) == 7
     blocked = [[1, sk.NO_MATCH], [2, sk.NO_MATCH]]  # both boxes can only reach the first goal
     assert sk.min_matching(blocked) >= sk.NO_MATCH
+
+
+def test_a_level_with_every_box_on_a_goal_is_not_playable():
+    from genforge.levels.formats import SOKOBAN, parse_grid
+    from genforge.metrics.levels import playability
+    done = parse_grid("#####\n#@*.#\n#  $#\n#####", SOKOBAN)
+    assert sk.check(done) is None  # one box still off its goal
+    solved = parse_grid("####\n#@*#\n####", SOKOBAN)
+    assert sk.check(solved) == "already solved: every box starts on a goal"
+    assert playability([solved], SOKOBAN)[0] == {"playable": False, "status": "malformed",
+                                                 "length": None}

@@ -69,13 +69,16 @@ def _region(b: Board, start: int, blocked) -> list[int]:
 
 def check(grid: np.ndarray) -> str | None:
     """Why a level is not a well-formed Sokoban level, or None: one player, as many boxes as goals
-    (at least one), and no path from the player off the edge of the grid."""
+    (at least one, not all of them already on goals), and no path from the player off the edge
+    of the grid."""
     try:
         b = board(grid)
     except LevelError as err:
         return str(err)
     if not b.boxes or len(b.boxes) != len(b.goals):
         return f"{len(b.boxes)} boxes but {len(b.goals)} goals"
+    if set(b.boxes) <= set(b.goals):  # nothing to do is not a puzzle (repair can leave this)
+        return "already solved: every box starts on a goal"
     h, w = np.asarray(grid).shape
     for p in _region(b, b.player, ()):
         y, x = divmod(p, b.width)
