@@ -39,12 +39,14 @@ import hashlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cli import run_genforge as run  # noqa: E402
 
 import numpy as np
 
@@ -58,18 +60,6 @@ GAMES = {  # CLI data arguments; the shape the baselines draw (height, width)
 FAMILIES = {"diffusion": [], "gan": ["--family", "gan"]}
 
 
-def run(command: list[str], threads: int, log: Path) -> float:
-    """Run one genforge command with a fixed number of threads; return its wall time."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    started = time.perf_counter()
-    with open(log, "a") as f:
-        f.write("$ genforge " + " ".join(command) + "\n")
-        f.flush()
-        done = subprocess.run([sys.executable, "-m", "genforge", *command], env=env, stdout=f,
-                              stderr=subprocess.STDOUT)
-    if done.returncode:
-        raise RuntimeError(f"failed ({done.returncode}): genforge {' '.join(command)}; see {log}")
-    return time.perf_counter() - started
 
 
 def train(family: str, args: argparse.Namespace) -> dict:

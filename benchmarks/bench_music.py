@@ -30,10 +30,12 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cli import run_genforge as run  # noqa: E402
 
 import numpy as np
 
@@ -49,18 +51,6 @@ PER_BAR = ("parallel_fifths", "parallel_octaves")  # counts per piece, reported 
 SETS = ("generated", "baseline", "test")
 
 
-def run(command: list[str], threads: int, log: Path) -> float:
-    """Run one genforge command with a fixed number of threads; return its wall time."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    started = time.perf_counter()
-    with open(log, "a") as f:
-        f.write("$ genforge " + " ".join(command) + "\n")
-        f.flush()
-        done = subprocess.run([sys.executable, "-m", "genforge", *command], env=env, stdout=f,
-                              stderr=subprocess.STDOUT)
-    if done.returncode:
-        raise SystemExit(f"failed ({done.returncode}): genforge {' '.join(command)}; see {log}")
-    return time.perf_counter() - started
 
 
 def music_data(split: str, bars: int, transpose: int):

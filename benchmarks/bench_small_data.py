@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cli import run_genforge as run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -59,18 +60,6 @@ def balanced_subset_folder(out: Path, per_class: int) -> Path:
     return folder
 
 
-def run(command: list[str], threads: int, log: Path) -> float:
-    """Run one genforge command with a fixed number of threads; return its wall time."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    started = time.perf_counter()
-    with open(log, "a") as f:
-        f.write("$ " + " ".join(command) + "\n")
-        f.flush()
-        done = subprocess.run([sys.executable, "-m", "genforge", *command], env=env, stdout=f,
-                              stderr=subprocess.STDOUT)
-    if done.returncode:
-        raise RuntimeError(f"failed ({done.returncode}): {' '.join(command)}; see {log}")
-    return time.perf_counter() - started
 
 
 def job(size: int, name: str, data: str, args: argparse.Namespace) -> dict:
