@@ -179,6 +179,12 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return mixed.reshape(a.shape).to(a.dtype)
 
 
+def _output_signer(sign: bool, signer, out):
+    """The signer for files written to out (None when nothing is written or signing is off),
+    resolved before sampling so that a certificate problem costs no time."""
+    return (signer or stamp.default_signer()) if sign and out is not None else None
+
+
 class GenerativeModel:
     """An exported model, ready to generate. Build it with genforge.load(folder)."""
 
@@ -244,8 +250,7 @@ class GenerativeModel:
         labels = self.class_labels(n, class_label)
         options = sampling_options(self.family, sampler=sampler, steps=steps, guidance=guidance,
                                    truncation=truncation)
-        # before sampling: a certificate problem should cost no time
-        signer = (signer or stamp.default_signer()) if sign and out is not None else None
+        signer = _output_signer(sign, signer, out)
         seeds = list(range(seed, seed + n))
         spec = self._spec_for(bars, audio)
         items = generate_items(self.family, self.module, spec, self.config, n, seed=seed,
@@ -334,7 +339,7 @@ class GenerativeModel:
             raise ConfigError(f"--voices takes one to three of the letters S, A, T, B, got {voices!r}")
         if n < 1:
             raise ConfigError(f"n must be at least 1, got {n}")
-        signer = (signer or stamp.default_signer()) if sign and out is not None else None
+        signer = _output_signer(sign, signer, out)
         codes, mask = harmonizing.read_given(melody, given_voices)
         seeds = list(range(seed, seed + n))
         given = torch.from_numpy(codes)[None].expand(n, *codes.shape)
@@ -362,7 +367,7 @@ class GenerativeModel:
                               f"{self.spec.modality} {self.config.family} model")
         if n < 1:
             raise ConfigError(f"n must be at least 1, got {n}")
-        signer = (signer or stamp.default_signer()) if sign and out is not None else None
+        signer = _output_signer(sign, signer, out)
         grid, mask = completing.read_partial(partial, self.modality.legend, self.spec.item_shape[-2:])
         seeds = list(range(seed, seed + n))
         self.module.eval()
@@ -443,7 +448,7 @@ class GenerativeModel:
         if frames < 1:
             raise ConfigError(f"frames must be at least 1, got {frames}")
         options = sampling_options(self.family, **options)
-        signer = (signer or stamp.default_signer()) if sign and out is not None else None
+        signer = _output_signer(sign, signer, out)
         if options.get("sampler") in ("euler-ancestral",):
             raise ConfigError("interpolation needs a deterministic sampler; euler-ancestral adds "
                               "fresh noise at every step")
