@@ -592,12 +592,11 @@ def detect(paths: list[str | Path], *, model: str | Path | None = None) -> list[
         except (UnidentifiedImageError, OSError) as e:
             raise DataError(f"{path}: not an image Pillow can read ({e})") from None
         found = watermarking.detect(array)
-        low = watermarking.min_size()
         record = {"file": str(path), "size": list(array.shape[:2]), "found": found.found,
                   "payload": None if found.payload is None else stamp.payload_hex(found.payload),
                   "confidence": found.confidence, "p_value": found.p_value,
                   "bit_errors_corrected": found.bit_errors_corrected,
-                  "method": found.method, "too_small": array.shape[0] < low[0] or array.shape[1] < low[1]}
+                  "method": found.method, "too_small": not watermarking.fits(*array.shape[:2])}
         if expected is not None:
             record["matches_model"] = record["payload"] == expected
         results.append(record)

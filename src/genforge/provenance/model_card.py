@@ -153,8 +153,8 @@ def watermark_line(config: dict, manifest: dict) -> str:
         return (f"Watermark: {config['modality']} items carry no pixel watermark; their "
                 "provenance rests on the signed pack and the generation log.")
     height, width = config["item_shape"][-2:]
-    low_h, low_w = watermark.min_size()
-    if height < low_h or width < low_w:
+    if not watermark.fits(height, width):
+        low_h, low_w = watermark.min_size()
         return (f"Watermark: none. This model makes {height}x{width} images, below the invisible "
                 f"watermark's minimum of {low_h}x{low_w}; their provenance rests on the C2PA "
                 "manifest and the generation log.")

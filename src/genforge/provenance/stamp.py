@@ -37,8 +37,8 @@ def mark_images(items: torch.Tensor, model_sha256: str | None, *,
     if not model_sha256:
         return items, {"applied": False, "reason": "the model has no weights hash to carry"}
     h, w = items.shape[-2:]
-    low_h, low_w = watermark.min_size()
-    if h < low_h or w < low_w:
+    if not watermark.fits(h, w):
+        low_h, low_w = watermark.min_size()
         return items, {"applied": False,
                        "reason": f"{h}x{w} images are below the watermark's minimum of "
                                  f"{low_h}x{low_w}; provenance rests on the C2PA manifest and "

@@ -102,6 +102,11 @@ def min_size() -> tuple[int, int]:
     return (MIN_SIZE, MIN_SIZE)
 
 
+def fits(height: int, width: int) -> bool:
+    """Whether an image of this size can carry the payload (at least min_size())."""
+    return height >= MIN_SIZE and width >= MIN_SIZE
+
+
 def embed(image: np.ndarray, payload: int, *, key: int = DEFAULT_KEY,
           strength: float = DEFAULT_STRENGTH) -> np.ndarray:
     """A watermarked copy of a uint8 HxW, HxWx3 or HxWx4 image (alpha untouched).
@@ -118,7 +123,7 @@ def embed(image: np.ndarray, payload: int, *, key: int = DEFAULT_KEY,
     if not isinstance(strength, (int, float, np.number)) or not 0 < strength <= 16:
         raise ConfigError(f"watermark strength must be in (0, 16] grey levels, got {strength}")
     h, w = image.shape[:2]
-    if h < MIN_SIZE or w < MIN_SIZE:
+    if not fits(h, w):
         raise WatermarkTooSmall(
             f"a {h}x{w} image is below the watermark's minimum of {MIN_SIZE}x{MIN_SIZE} pixels; "
             "its provenance rests on the C2PA manifest and the generation log")
