@@ -98,3 +98,16 @@ def test_level_mistakes_are_one_line(model, tmp_path, capsys):
     assert main(["generate", str(model.folder), "--bars", "4", "--device", "cpu",
                  "--out", str(tmp_path / "y")]) == 2
     assert "--bars sets the length of music" in capsys.readouterr().err
+
+
+
+def test_level_options_on_an_image_model_are_refused_before_sampling(model, monkeypatch):
+    """The same model object seen as an image model: the refusal comes before any sampling."""
+    from genforge.errors import ConfigError
+    from genforge.families import ModelSpec
+    image = api.GenerativeModel.__new__(api.GenerativeModel)
+    image.__dict__.update(model.__dict__, spec=ModelSpec("image", (1, 8, 8)),
+                          modality=api.MODALITIES["image"])
+    monkeypatch.setattr(api, "generate_items", lambda *a, **k: pytest.fail("sampled first"))
+    with pytest.raises(ConfigError, match="--repair and --playable-only are for level models"):
+        image.generate(2, repair=True)

@@ -252,7 +252,7 @@ class GenerativeModel:
                                    truncation=truncation)
         signer = _output_signer(sign, signer, out)
         seeds = list(range(seed, seed + n))
-        spec = self._spec_for(bars, audio)
+        spec = self._spec_for(bars, audio, repair or playable_only)
         items = generate_items(self.family, self.module, spec, self.config, n, seed=seed,
                                labels=labels, batch_size=batch_size, device=self.device, **options)
         rejected: list[dict] = []
@@ -274,9 +274,6 @@ class GenerativeModel:
         """Levels checked (and repaired when asked); with playable_only the unplayable ones are
         replaced by the next seeds' until n pass, giving up after MAX_PLAYABLE_TRIES * n draws."""
         from .levels.playable import check_levels
-        if self.spec.modality != "level":
-            raise ConfigError(f"--repair and --playable-only are for level models; this model "
-                              f"makes {self.spec.modality} items")
         legend = self.modality.legend
         items, checks = check_levels(items, legend, repair=repair)
         n, tried, next_seed = len(items), len(items), max(seeds) + 1
@@ -307,15 +304,17 @@ class GenerativeModel:
                       "playable_only": playable_only}
         return items, seeds, checks, acceptance
 
-    def _spec_for(self, bars: int | None, audio: bool = False) -> ModelSpec:
-        """The model's spec, or one for pieces of `bars` bars (music from a diffusion model)."""
+    def _spec_for(self, bars: int | None, audio: bool = False, level_checks: bool = False) -> ModelSpec:
+        """The model's spec, or one for pieces of `bars` bars (music from a diffusion model);
+        options the model's kind cannot take are refused here, before any sampling."""
         if audio and not hasattr(self.modality, "render_audio"):
             raise ConfigError(f"--wav renders music; this model makes {self.spec.modality} items")
+        if level_checks and self.spec.modality != "level":
+            raise ConfigError(f"--repair and --playable-only are for level models; this model "
+                              f"makes {self.spec.modality} items")
         if bars is None:
             return self.spec
-        if self.spec.modality != "music" or self.config.family != "diffusion":
-            raise ConfigError(f"--bars sets the length of music from a diffusion model; this is a "
-                              f"{self.spec.modality} {self.config.family} model")
+        self._require_diffusion("music", "--bars sets the length of music from a diffusion model")
         if not 1 <= bars <= MAX_BARS:
             raise ConfigError(f"--bars must be between 1 and {MAX_BARS}, got {bars}")
         from .music.representation import STEPS_PER_BAR
@@ -331,9 +330,7 @@ class GenerativeModel:
         of the file are given, as letters of SATB (a one-part file is the soprano)."""
         from .music import harmonize as harmonizing
         from .sampling import conditional
-        if self.spec.modality != "music" or self.config.family != "diffusion":
-            raise ConfigError(f"harmonising needs a music diffusion model; this is a "
-                              f"{self.spec.modality} {self.config.family} model")
+        self._require_diffusion("music", "harmonising needs a music diffusion model")
         given_voices = tuple(sorted({"SATB".index(v) for v in voices.upper() if v in "SATB"}))
         if not given_voices or len(given_voices) != len(set(voices.upper())) or len(given_voices) == 4:
             raise ConfigError(f"--voices takes one to three of the letters S, A, T, B, got {voices!r}")
@@ -362,9 +359,8 @@ class GenerativeModel:
         tiles are to be generated): the given tiles come back exactly, the model fills the rest
         by inpainting; each completion's playability is checked and recorded."""
         from .levels import complete as completing
-        if self.spec.modality != "level" or self.config.family != "diffusion":
-            raise ConfigError(f"completing levels needs a level diffusion model; this is a "
-                              f"{self.spec.modality} {self.config.family} model")
+        from .levels.playable import check_levels
+        self._require_diffusion("level", "completing levels needs a level diffusion model")
         if n < 1:
             raise ConfigError(f"n must be at least 1, got {n}")
         signer = _output_signer(sign, signer, out)
@@ -372,7 +368,6 @@ class GenerativeModel:
         seeds = list(range(seed, seed + n))
         self.module.eval()
         items = completing.complete(self.module, self.modality, grid, mask, seeds, steps=steps)
-        from .levels.playable import check_levels
         items, checks = check_levels(items, self.modality.legend, repair=repair)
         if out is not None:
             params = {"complete": str(partial), "given_tiles": int(mask.sum()), "steps": steps,
@@ -380,6 +375,12 @@ class GenerativeModel:
             self._write(items, Path(out), seeds, None, params, item_info=checks,
                         mark=self._watermark(items, False)[1], signer=signer)
         return items
+
+    def _require_diffusion(self, kind: str, lead: str) -> None:
+        """A one-line error unless this is a diffusion model of `kind` (lengths and inpainting
+        need the denoiser)."""
+        if self.spec.modality != kind or self.config.family != "diffusion":
+            raise ConfigError(f"{lead}; this is a {self.spec.modality} {self.config.family} model")
 
     def _watermark(self, items: torch.Tensor, enabled: bool) -> tuple[torch.Tensor, dict]:
         """Items with the invisible watermark where the kind and size allow, and its record."""
