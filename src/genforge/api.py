@@ -148,7 +148,8 @@ def generate_items(family, module: torch.nn.Module, spec: ModelSpec, config: Run
                    seeds: list[int] | None = None, **options: Any) -> torch.Tensor:
     """n integer items from a module; item i uses seed + i (or seeds[i]) whatever the batch size.
 
-    options are the family's sampling options (sampler, steps, guidance; truncation); latents,
+    options are the family's sampling options (sampler, steps, guidance; truncation;
+    temperature); latents,
     one row per item, replace the seeds' own starting latents.
     """
     modality = modality_for(spec)
@@ -159,7 +160,7 @@ def generate_items(family, module: torch.nn.Module, spec: ModelSpec, config: Run
         stop = min(n, start + batch_size)
         x = family.sample(module, seeds[start:stop],
                           None if labels is None else labels[start:stop],
-                          item_shape=spec.model_shape, device=device, config=config,
+                          item_shape=spec.model_shape, device=device, config=config, spec=spec,
                           latents=None if latents is None else latents[start:stop], **options)
         chunks.append(modality.from_model(x.cpu()))
     return torch.cat(chunks)
@@ -221,8 +222,9 @@ class GenerativeModel:
 
     def generate(self, n: int = 16, *, seed: int = 0, sampler: str | None = None,
                  steps: int | None = None, guidance: float | None = None,
-                 truncation: float | None = None, class_label: int | str | None = None,
-                 batch_size: int = 64, reject_copies: bool = False,
+                 truncation: float | None = None, temperature: float | None = None,
+                 class_label: int | str | None = None, batch_size: int = 64,
+                 reject_copies: bool = False,
                  train_data: str | None = None, watermark: bool = True, sign: bool = True,
                  signer=None, bars: int | None = None, audio: bool = False,
                  repair: bool = False, playable_only: bool = False,
@@ -230,7 +232,8 @@ class GenerativeModel:
         """n items (uint8 images [n, C, H, W]); item i uses seed + i whatever the batch size.
 
         Diffusion models take sampler, steps and guidance; GANs take truncation (1: none; lower
-        trades variety for typical samples). reject_copies drops samples that copy a training
+        trades variety for typical samples); discrete models take sampler (ancestral or
+        confidence), steps and temperature (below 1: safer, less varied). reject_copies drops samples that copy a training
         item (nearest/second-nearest distance ratio below 1/3, as the memorisation metric) and
         draws the next seeds in their place; the training data is the model's own (or
         train_data). Images carry the invisible watermark naming the model unless watermark is
@@ -249,7 +252,7 @@ class GenerativeModel:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         labels = self.class_labels(n, class_label)
         options = sampling_options(self.family, sampler=sampler, steps=steps, guidance=guidance,
-                                   truncation=truncation)
+                                   truncation=truncation, temperature=temperature)
         signer = _output_signer(sign, signer, out)
         seeds = list(range(seed, seed + n))
         spec = self._spec_for(bars, audio, repair or playable_only)
@@ -342,12 +345,20 @@ class GenerativeModel:
         given = torch.from_numpy(codes)[None].expand(n, *codes.shape)
         given_mask = torch.from_numpy(mask)[None].expand(n, *mask.shape)
         self.module.eval()
-        with torch.no_grad():
-            items = harmonizing.harmonize(conditional(self.module, None), given, given_mask, seeds,
-                                          steps=steps, sigma_max=sigma_max, resample=resample)
-        if out is not None:
+        if self.config.family == "discrete":
+            items = harmonizing.force_given(self._inpaint(given, given_mask, seeds, steps).numpy(),
+                                            given.numpy(), given_mask.numpy())
+            items = torch.from_numpy(items)
+            params = {"harmonize": str(melody), "given_voices": voices.upper(), "steps": steps,
+                      "sampler": "inpaint-masked"}
+        else:
+            with torch.no_grad():
+                items = harmonizing.harmonize(conditional(self.module, None), given, given_mask,
+                                              seeds, steps=steps, sigma_max=sigma_max,
+                                              resample=resample)
             params = {"harmonize": str(melody), "given_voices": voices.upper(), "steps": steps,
                       "sigma_max": sigma_max, "resample": resample, "sampler": "inpaint-euler"}
+        if out is not None:
             self._write(items, Path(out), seeds, None, params,
                         mark=self._watermark(items, False)[1], signer=signer, audio=audio)
         return items
@@ -367,19 +378,36 @@ class GenerativeModel:
         grid, mask = completing.read_partial(partial, self.modality.legend, self.spec.item_shape[-2:])
         seeds = list(range(seed, seed + n))
         self.module.eval()
-        items = completing.complete(self.module, self.modality, grid, mask, seeds, steps=steps)
+        if self.config.family == "discrete":
+            given = torch.from_numpy(grid)[None].expand(n, *grid.shape)
+            given_mask = torch.from_numpy(mask)[None].expand(n, *mask.shape)
+            items, sampler = self._inpaint(given, given_mask, seeds, steps), "inpaint-masked"
+        else:
+            items = completing.complete(self.module, self.modality, grid, mask, seeds, steps=steps)
+            sampler = "inpaint-euler-ancestral"
         items, checks = check_levels(items, self.modality.legend, repair=repair)
         if out is not None:
             params = {"complete": str(partial), "given_tiles": int(mask.sum()), "steps": steps,
-                      "sampler": "inpaint-euler-ancestral", "repair": repair}
+                      "sampler": sampler, "repair": repair}
             self._write(items, Path(out), seeds, None, params, item_info=checks,
                         mark=self._watermark(items, False)[1], signer=signer)
         return items
 
+    def _inpaint(self, given: torch.Tensor, given_mask: torch.Tensor, seeds: list[int],
+                 steps: int) -> torch.Tensor:
+        """Items shaped like `given` from a discrete model: the given_mask entries kept, the rest
+        drawn (the masked model never hides them, so they are exact by construction)."""
+        shape = tuple(given.shape[1:])
+        spec = replace(self.spec, item_shape=shape, tensor_shape=self.modality.model_shape(shape))
+        x = self.family.sample(self.module, seeds, None, item_shape=spec.model_shape,
+                               device=self.device, config=self.config, spec=spec, steps=steps,
+                               given=given, given_mask=given_mask)
+        return self.modality.from_model(x.cpu())
+
     def _require_diffusion(self, kind: str, lead: str) -> None:
-        """A one-line error unless this is a diffusion model of `kind` (lengths and inpainting
-        need the denoiser)."""
-        if self.spec.modality != kind or self.config.family != "diffusion":
+        """A one-line error unless this is a (continuous or discrete) diffusion model of `kind`
+        (lengths and inpainting need a denoiser over the item grid)."""
+        if self.spec.modality != kind or self.config.family not in ("diffusion", "discrete"):
             raise ConfigError(f"{lead}; this is a {self.spec.modality} {self.config.family} model")
 
     def _watermark(self, items: torch.Tensor, enabled: bool) -> tuple[torch.Tensor, dict]:
@@ -775,7 +803,8 @@ def _open_generated(model: Path, n: int, kind: str, device: str):
 def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: str | None = None,
              metrics: tuple[str, ...] | None = None, seed: int = 0,
              sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
-             truncation: float | None = None, fd_dim: int | None = None, fd_resamples: int = 10, reference_limit: int = 50_000,
+             truncation: float | None = None, temperature: float | None = None,
+             fd_dim: int | None = None, fd_resamples: int = 10, reference_limit: int = 50_000,
              train_data: str | None = None, inception_weights: str | None = None,
              out: str | Path | None = None, device: str = "auto",
              data_options: dict[str, Any] | None = None) -> dict:
@@ -804,7 +833,7 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
         kind = source.spec.modality
         labels = source.class_labels(n, None)
         options = sampling_options(source.family, sampler=sampler, steps=steps, guidance=guidance,
-                                   truncation=truncation)
+                                   truncation=truncation, temperature=temperature)
         sample_fn = lambda count: source.generate(count, seed=seed, batch_size=256, **options)
         log, out = model / "metrics.jsonl", Path(out) if out else model.parent / "evaluation"
         sampling = {"family": source.family.name, **_default_sampling(source.family), **options,

@@ -14,6 +14,7 @@ from pathlib import Path
 from . import api, audit, io
 from .config import FAMILIES, PRESETS, SECTIONS, DataConfig
 from .errors import GenforgeError
+from .families.discrete import SAMPLERS as DISCRETE_SAMPLERS
 from .metrics import registry
 from .modalities import MODALITIES
 from .sampling import SAMPLERS
@@ -52,14 +53,20 @@ def _add_config_options(parser: argparse.ArgumentParser, sections: dict = SECTIO
 def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
     """Generation options; each family takes its own and refuses the others by name."""
     group = parser.add_argument_group("sampling options (diffusion)")
-    group.add_argument("--sampler", default=None, choices=list(SAMPLERS),
-                       help="ODE/SDE solver (default: dpmpp-2m)")
-    group.add_argument("--steps", type=int, default=None, help="sampler steps (default: 20)")
+    group.add_argument("--sampler", default=None, choices=[*SAMPLERS, *DISCRETE_SAMPLERS],
+                       help="ODE/SDE solver (default: dpmpp-2m); discrete models: ancestral "
+                            "(default) or confidence")
+    group.add_argument("--steps", type=int, default=None,
+                       help="sampler steps (default: 20; discrete models 32)")
     group.add_argument("--guidance", type=float, default=None,
                        help="classifier-free guidance scale (1: none; 2-4 sharpen class identity)")
     group = parser.add_argument_group("sampling options (GAN)")
     group.add_argument("--truncation", type=float, default=None,
                        help="truncation psi (1: none; 0.5-0.8 trade variety for typical samples)")
+    group = parser.add_argument_group("sampling options (discrete)")
+    group.add_argument("--temperature", type=float, default=None,
+                       help="softmax temperature (1: the model's distribution; lower is safer and "
+                            "less varied)")
 
 
 def _add_signing_options(p: argparse.ArgumentParser) -> None:
@@ -108,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=api.DEFAULT_PRESET, choices=list(PRESETS),
                    help=f"starting configuration (default: {api.DEFAULT_PRESET})")
     p.add_argument("--family", default="diffusion", choices=FAMILIES,
-                   help="model family: diffusion (EDM) or gan (StyleGAN2-style or DCGAN) "
+                   help="model family: diffusion (EDM), gan (StyleGAN2-style or DCGAN) or "
+                        "discrete (masked diffusion over symbols: music, levels) "
                         "(default: diffusion)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and stop")
     _add_config_options(p)
@@ -268,7 +276,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip()) if args.metrics else None
     result = api.evaluate(args.model, args.data, n=args.n, extractor=args.extractor,
                           metrics=metrics, seed=args.seed, sampler=args.sampler, steps=args.steps,
-                          guidance=args.guidance, truncation=args.truncation, fd_dim=args.fd_dim,
+                          guidance=args.guidance, truncation=args.truncation,
+                          temperature=args.temperature, fd_dim=args.fd_dim,
                           fd_resamples=args.fd_resamples, reference_limit=args.reference_limit,
                           train_data=args.train_data, inception_weights=args.inception_weights,
                           out=args.out, device=args.device,
@@ -309,7 +318,7 @@ def _train(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     model = api.load(args.model, device=args.device)
     options = dict(sampler=args.sampler, steps=args.steps, guidance=args.guidance,
-                   truncation=args.truncation)
+                   truncation=args.truncation, temperature=args.temperature)
     if args.interpolate:
         try:
             seeds = [int(s) for s in args.interpolate.split(",") if s.strip()]

@@ -108,8 +108,10 @@ class GANConfig:
 @dataclass(frozen=True)
 class AugmentConfig:
     augment: str = option("auto", "augmentation: ada or diffaugment (GAN), nonleaking (diffusion), "
-                          "off; auto: ada for GANs below 50,000 items, otherwise off",
-                          choices=("auto", "off", "ada", "diffaugment", "nonleaking"))
+                          "symmetry (discrete: the game's own symmetries of a level); off; auto: "
+                          "ada for GANs below 50,000 items, symmetry for discrete level models, "
+                          "otherwise off",
+                          choices=("auto", "off", "ada", "diffaugment", "nonleaking", "symmetry"))
     augment_p: float = option(0.12, "probability of each non-leaking augmentation (diffusion)")
     ada_target: float = option(0.6, "ADA: target E[sign(D(real))]; above it the augmentation grows")
     ada_images: int = option(100_000, "ADA: real images it takes p to move from 0 to 1")
@@ -147,7 +149,9 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    family: str = option("diffusion", "model family", choices=("diffusion", "gan"))
+    family: str = option("diffusion", "model family: diffusion (continuous, EDM), gan, or discrete "
+                         "(masked diffusion over symbols: music and levels)",
+                         choices=("diffusion", "gan", "discrete"))
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
@@ -190,15 +194,16 @@ SESSION_ONLY = ("steps", "minutes", "checkpoint_every", "sample_every", "log_eve
 
 SECTIONS = {"data": DataConfig, "network": NetworkConfig, "diffusion": DiffusionConfig,
             "gan": GANConfig, "augment": AugmentConfig, "train": TrainConfig}
-FAMILIES = ("diffusion", "gan")
-# Sections only one family reads; the others (data, augment, train) are shared.
-FAMILY_SECTIONS = {"diffusion": ("network", "diffusion"), "gan": ("gan",)}
-AUGMENT_BY_FAMILY = {"diffusion": ("off", "nonleaking"), "gan": ("off", "ada", "diffaugment")}
+FAMILIES = ("diffusion", "gan", "discrete")
+# Sections only some families read; the others (data, augment, train) are shared.
+FAMILY_SECTIONS = {"diffusion": ("network", "diffusion"), "gan": ("gan",), "discrete": ("network",)}
+AUGMENT_BY_FAMILY = {"diffusion": ("off", "nonleaking"), "gan": ("off", "ada", "diffaugment"),
+                     "discrete": ("off", "symmetry")}
 # What --augment auto picks below AUGMENT_AUTO_BELOW items (above it: off). GANs get ADA. Diffusion
 # stays off: in benchmarks/bench_small_data.py non-leaking augmentation doubled FD-domain at 1,000
 # and at 60,000 images within 6 GPU-minutes (EDM's gains come from runs 500x longer), so it is a
 # choice to make for long runs (--augment nonleaking), not a default.
-AUGMENT_AUTO = {"gan": "ada", "diffusion": "off"}
+AUGMENT_AUTO = {"gan": "ada", "diffusion": "off", "discrete": "symmetry"}
 AUGMENT_AUTO_BELOW = 50_000
 # Below this many items a model is likely to memorise its training data.
 SMALL_DATASET = 1_000
@@ -207,6 +212,7 @@ SMALL_DATASET = 1_000
 # the family), no warm-up, no clipping, and a shorter EMA (StyleGAN2-ADA: 10 kimg per 32 images).
 FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "diffusion": {},
+    "discrete": {},
     "gan": {"train": {"lr": 2e-3, "warmup_steps": 0, "grad_clip": 0.0, "ema_decay": 0.998}},
 }
 
@@ -217,6 +223,13 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "network": {"model_channels": 32, "channel_mult": (1, 2, 2), "num_blocks": 1,
                         "attn_resolutions": (7,), "patch_size": 2},
             "train": {"batch_size": 64, "lr": 2e-3, "warmup_steps": 100, "ema_decay": 0.998,
+                      "checkpoint_every": 250, "sample_every": 500},
+        },
+        # Symbols are few positions (a 10x10 level, 4 voices x 64 steps): no patches, wider.
+        "discrete": {
+            "network": {"model_channels": 48, "channel_mult": (1, 2, 2), "num_blocks": 2,
+                        "patch_size": 1},
+            "train": {"batch_size": 64, "lr": 1e-3, "warmup_steps": 100, "ema_decay": 0.998,
                       "checkpoint_every": 250, "sample_every": 500},
         },
         "gan": {
@@ -233,6 +246,11 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
                         "attn_resolutions": (7, 8), "patch_size": 2},
             "train": {"batch_size": 64, "lr": 1e-3},
         },
+        "discrete": {
+            "network": {"model_channels": 96, "channel_mult": (1, 2, 2), "num_blocks": 2,
+                        "patch_size": 1},
+            "train": {"batch_size": 64, "lr": 1e-3},
+        },
         "gan": {
             "gan": {"architecture": "stylegan2", "generator_channels": 64,
                     "discriminator_channels": 64, "max_channels": 256},
@@ -244,6 +262,12 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         "diffusion": {
             "network": {"model_channels": 128, "channel_mult": (1, 2, 2, 2), "num_blocks": 2,
                         "attn_resolutions": (16, 8), "dropout": 0.1},
+            "train": {"batch_size": 256, "lr": 4e-4, "ema_decay": 0.9999, "precision": "bf16",
+                      "checkpoint_every": 2000, "sample_every": 2000},
+        },
+        "discrete": {
+            "network": {"model_channels": 128, "channel_mult": (1, 2, 2, 2), "num_blocks": 2,
+                        "dropout": 0.1},
             "train": {"batch_size": 256, "lr": 4e-4, "ema_decay": 0.9999, "precision": "bf16",
                       "checkpoint_every": 2000, "sample_every": 2000},
         },
@@ -400,17 +424,21 @@ def check_family_options(family: str, options: dict[str, Any]) -> None:
     """Refuse options (flat names, as given by a user) that only the other family reads."""
     for name in options:
         section = FLAT_FIELDS.get(name)
-        owner = next((f for f, sections in FAMILY_SECTIONS.items() if section in sections), family)
-        if owner != family:
-            raise ConfigError(f"--{name.replace('_', '-')} is a {owner} option; it has no effect "
-                              f"with --family {family}")
+        owners = [f for f, sections in FAMILY_SECTIONS.items() if section in sections]
+        if owners and family not in owners:
+            raise ConfigError(f"--{name.replace('_', '-')} is a {' and '.join(owners)} option; "
+                              f"it has no effect with --family {family}")
 
 
 def resolve_augment(config: RunConfig, items: int, item_shape: tuple[int, ...] = ()) -> RunConfig:
-    """Replace --augment auto by the family's augmentation for a dataset of this many items (only
-    images are augmented: the transforms are geometric and photometric)."""
+    """Replace --augment auto by the family's augmentation for a dataset of this many items (for
+    continuous families only images are augmented: the transforms are geometric and photometric;
+    discrete level models get the game's symmetries)."""
     if config.augment.augment != "auto":
         return config
+    if config.family == "discrete":  # a level's symmetries give valid levels at any data size
+        choice = AUGMENT_AUTO["discrete"] if config.data.kind == "level" else "off"
+        return with_overrides(config, augment={"augment": choice})
     small = items < AUGMENT_AUTO_BELOW and len(item_shape) in (0, 3)
     choice = AUGMENT_AUTO[config.family] if small else "off"
     return with_overrides(config, augment={"augment": choice})

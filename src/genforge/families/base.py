@@ -100,6 +100,7 @@ class Family(Protocol):
 
     def sample(self, module: nn.Module, seeds: list[int], class_labels: torch.Tensor | None, *,
                item_shape: tuple[int, ...], device, config=None,
-               latents: torch.Tensor | None = None, **options) -> torch.Tensor:
+               latents: torch.Tensor | None = None, spec: ModelSpec | None = None,
+               **options) -> torch.Tensor:
         """Float samples in the model's range, one per seed (latents, if given, replace the
-        seeds' own)."""
+        seeds' own); spec is the model's, sized for this call (a longer piece, say)."""

@@ -78,7 +78,7 @@ class DiffusionFamily:
     def sample(self, module: EDMDenoiser, seeds: list[int], class_labels: torch.Tensor | None,
                *, item_shape: tuple[int, ...], device: torch.device | str = "cpu",
                config: RunConfig | None = None, latents: torch.Tensor | None = None,
-               sampler: str = DEFAULT_SAMPLER, steps: int = DEFAULT_STEPS,
+               spec: ModelSpec | None = None, sampler: str = DEFAULT_SAMPLER, steps: int = DEFAULT_STEPS,
                guidance: float = 1.0, sigma_min: float | None = None,
                sigma_max: float | None = None, callback=None) -> torch.Tensor:
         """Samples for the given seeds: sample i depends only on seeds[i] and class_labels[i].

@@ -164,7 +164,7 @@ class GANFamily:
     def sample(self, module: nn.Module, seeds: list[int], class_labels: torch.Tensor | None, *,
                item_shape: tuple[int, ...], device: torch.device | str = "cpu",
                config: RunConfig | None = None, latents: torch.Tensor | None = None,
-               truncation: float = 1.0) -> torch.Tensor:
+               spec: ModelSpec | None = None, truncation: float = 1.0) -> torch.Tensor:
         """One image per seed: z and the noise inputs come from the seed's own stream."""
         if not 0.0 <= truncation <= 2.0:
             raise ConfigError(f"truncation must be between 0 and 2, got {truncation}")

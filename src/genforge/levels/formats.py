@@ -99,6 +99,25 @@ LODE_RUNNER = Legend(
 LEGENDS = {SOKOBAN.game: SOKOBAN, LODE_RUNNER.game: LODE_RUNNER}
 
 
+# Games whose rules look the same rotated and mirrored (top-down puzzles); the others have a
+# direction (gravity in Lode Runner) and keep only their mirror image.
+TOP_DOWN_GAMES = ("sokoban",)
+
+
+def symmetries(legend: Legend, shape: tuple[int, int]) -> list:
+    """Maps of a level grid [..., H, W] onto equally valid levels of its game: the identity and the
+    left-right mirror; for top-down games also the other mirror and the half turn, and on square
+    grids the quarter turns and diagonal mirrors (the eight symmetries of the square)."""
+    group = [lambda g: g, lambda g: g.flip(-1)]
+    if legend.game in TOP_DOWN_GAMES:
+        group += [lambda g: g.flip(-2), lambda g: g.flip(-2).flip(-1)]
+        if shape[0] == shape[1]:
+            group += [lambda g: g.transpose(-1, -2), lambda g: g.transpose(-1, -2).flip(-1),
+                      lambda g: g.transpose(-1, -2).flip(-2),
+                      lambda g: g.transpose(-1, -2).flip(-2).flip(-1)]
+    return group
+
+
 def parse_grid(text: str, legend: Legend) -> np.ndarray:
     """Text rows -> uint8 [H, W] of tile indices; LevelError on unknown characters or ragged rows."""
     rows = [r.rstrip("\r\n") for r in text.split("\n")]

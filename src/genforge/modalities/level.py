@@ -23,7 +23,7 @@ from .. import io
 from ..errors import ConfigError, DataError
 from ..levels import sources
 from ..levels.formats import (LODE_RUNNER, SOKOBAN, KgrLevel, Legend, XsbLevel, format_grid,
-                              write_kgoldrunner, write_xsb)
+                              symmetries, write_kgoldrunner, write_xsb)
 from .base import Dataset, LoadReport, named_items
 
 NAMED_SOURCES = ("sokoban", "lode-runner")
@@ -171,6 +171,28 @@ class LevelModality:
         """float [N, K, H, W] -> uint8 [N, H, W]: the tile with the largest value (NaN loses)."""
         x = torch.nan_to_num(x.to(torch.float32), nan=-math.inf)
         return x.argmax(dim=1).to(torch.uint8)
+
+    rows_are_parts = False  # a level's rows are space
+
+    def augment_tokens(self, tokens: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Each level under a random symmetry of its game (see levels.formats.symmetries): a
+        rotated or mirrored Sokoban level is as playable as the original; Lode Runner has
+        gravity, so only mirror images."""
+        group = symmetries(self._legend(), tuple(tokens.shape[-2:]))
+        picks = torch.randint(len(group), (len(tokens),), generator=generator,
+                              device=generator.device).tolist()
+        return torch.stack([group[k](t) for k, t in zip(picks, tokens)])
+
+    def token_count(self, item_shape: tuple[int, ...]) -> int:
+        """Symbols per position for the discrete family: the tiles."""
+        return self._legend().size
+
+    def to_tokens(self, items: torch.Tensor) -> torch.Tensor:
+        """Tile indices are the tokens: long [N, H, W]."""
+        return torch.as_tensor(items).long()
+
+    def from_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens.to(torch.uint8)
 
     # -- files -------------------------------------------------------------------------------
     def write(self, items: torch.Tensor, folder: Path, stems: list[str],

@@ -112,6 +112,23 @@ class MusicModality:
             return rep.satb_from_model(x.detach().cpu())
         return rep.roll_from_model(x.detach().cpu())
 
+    rows_are_parts = True  # voices (or keys) are parts sounding together, not space
+
+    def token_count(self, item_shape: tuple[int, ...]) -> int:
+        """Symbols per position for the discrete family (see representation.satb_to_tokens)."""
+        return rep.SATB_TOKENS if rep.is_satb(tuple(item_shape)) else rep.ROLL_TOKENS
+
+    def to_tokens(self, items: torch.Tensor) -> torch.Tensor:
+        """Integer items -> tokens long, same shape: one symbol per voice (or key) and step."""
+        if rep.is_satb(tuple(items.shape[1:])):
+            return rep.satb_to_tokens(items)
+        return torch.as_tensor(items).long()
+
+    def from_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        if rep.is_satb(tuple(tokens.shape[1:])):
+            return rep.satb_from_tokens(tokens)
+        return tokens.clamp(0, rep.ROLL_TOKENS - 1).to(torch.uint8)
+
     def write(self, items: torch.Tensor, folder: Path, stems: list[str],
               metadata: list[dict] | None = None) -> list[Path]:
         """Per item: <stem>.mid and <stem>.musicxml (metadata inside both) and <stem>.png;

@@ -164,6 +164,26 @@ def satb_from_model(x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(canonical_satb(codes.numpy()))
 
 
+SATB_TOKENS = 1 + 2 * PITCH_BINS    # rest, each pitch held, each pitch attacked
+ROLL_TOKENS = 3                      # silent, sounding, attacked
+
+
+def satb_to_tokens(items: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """SATB codes [N, 4, T] -> tokens long [N, 4, T]: 0 rest, b (1..47) pitch bin b held,
+    47 + b the same pitch attacked (the discrete family's symbols)."""
+    codes = torch.as_tensor(canonical_satb(items)).long()
+    bins = codes % ONSET
+    return bins + torch.where((codes >= ONSET) & (bins > 0), PITCH_BINS, 0)
+
+
+def satb_from_tokens(tokens: torch.Tensor) -> torch.Tensor:
+    """Inverse of satb_to_tokens (made well formed: an impossible hold becomes an attack)."""
+    t = torch.as_tensor(tokens).long().clamp(0, SATB_TOKENS - 1)
+    attacked = t > PITCH_BINS
+    codes = torch.where(attacked, t - PITCH_BINS + ONSET, t)
+    return torch.from_numpy(canonical_satb(codes.numpy()))
+
+
 def roll_to_model(items: torch.Tensor) -> torch.Tensor:
     """Piano rolls [N, 88, T] -> float32 [N, 2, T, 88] in {-1, 1} (sounding, attacked)."""
     roll = torch.as_tensor(np.asarray(items)).transpose(1, 2)

@@ -167,7 +167,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         seeds = list(range(t.preview_count))
         labels = (torch.arange(t.preview_count) % spec.num_classes) if labelled else None
         x = family.sample(ema.module, seeds, labels, item_shape=spec.model_shape, device=device,
-                          config=config)
+                          config=config, spec=spec)
         image = modality.preview(modality.from_model(x.cpu()),
                                  columns=spec.num_classes if labelled and spec.num_classes <= 16 else None)
         path = run_dir / "samples" / f"step-{progress.step:07d}.png"

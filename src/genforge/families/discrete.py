@@ -1,0 +1,216 @@
+"""The discrete family: masked (absorbing-state) diffusion over categorical tokens.
+
+For content made of symbols (a level's tiles, a chorale's notes) the forward process replaces
+tokens by a MASK symbol instead of adding Gaussian noise; the network sees the partly masked grid
+and predicts a distribution over the symbols at every position, trained by cross-entropy on the
+masked ones (MaskGIT, Chang et al. 2022; MDLM, Sahoo et al. 2024; Coconet's orderless NADE,
+Huang et al. 2017, is the same model). Sampling starts fully masked and reveals positions over a
+few steps. Measured against continuous diffusion on one-hot tensors with an argmax decode
+(benchmarks/bench_music.py, bench_levels.py): a rare symbol (the one player of a Sokoban level)
+is drawn from the predicted distribution instead of having to win an argmax over noise, and
+inpainting (harmonising a melody, completing a level) is exact by construction: the given tokens
+are never masked.
+
+Tokens come from the content kind (`to_tokens`/`from_tokens`/`token_count`); the loop and
+`generate` keep speaking the kind's model tensors, so the rest of genforge is unchanged.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import RunConfig
+from ..errors import ConfigError
+from ..models.unet import UNet
+from ..sampling import SeededNoise
+from .base import ModelSpec, Phase
+
+SAMPLERS = ("ancestral", "confidence")
+DEFAULT_SAMPLER, DEFAULT_STEPS = "ancestral", 32
+
+
+def modality_of(spec: ModelSpec):
+    """The spec's content kind, refused unless it is made of tokens."""
+    from ..modalities import modality_for
+    modality = modality_for(spec)
+    if not hasattr(modality, "to_tokens"):
+        raise ConfigError(f"the discrete family models content made of symbols (music, levels); "
+                          f"{spec.modality} data is continuous: use --family diffusion or gan")
+    return modality
+
+
+class MaskedDenoiser(nn.Module):
+    """A U-Net over the token grid [H, W]: input one-hot tokens plus the MASK symbol (channel K),
+    output logits over the K symbols at every position. The mask rate is its noise level."""
+
+    def __init__(self, spec: ModelSpec, config: RunConfig):
+        super().__init__()
+        self.modality = modality_of(spec)
+        self.classes = self.modality.token_count(spec.item_shape)
+        # Rows that are parts (a chorale's four voices), not space, become channels: every layer
+        # then sees all parts at once and the grid is 1 x T (4x fewer positions for music).
+        self.parts = spec.item_shape[0] if self.modality.rows_are_parts else 1
+        n = config.network
+        side = max(spec.item_shape[-1], 1 if self.parts > 1 else spec.item_shape[0])
+        self.net = UNet(self.parts * (self.classes + 1), n.model_channels, n.channel_mult,
+                        n.num_blocks, n.attn_resolutions, n.dropout, num_classes=spec.num_classes,
+                        resolution=side, patch_size=n.patch_size, line=self.parts > 1)
+
+    @property
+    def mask_token(self) -> int:
+        return self.classes
+
+    def forward(self, tokens: torch.Tensor, rate: torch.Tensor,
+                class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens long [B, H, W] (MASK where hidden), rate [B] in [0, 1] -> logits [B, K, H, W]."""
+        b, h, w = tokens.shape
+        x = F.one_hot(tokens, self.classes + 1).permute(0, 3, 1, 2).float()   # [B, K+1, H, W]
+        if self.parts > 1:
+            x = x.transpose(1, 2).reshape(b, h * (self.classes + 1), 1, w)
+        out = self.net(x, (rate.float() - 0.5) * 3, class_labels)
+        if self.parts > 1:
+            out = out.reshape(b, h, self.classes + 1, w).transpose(1, 2)
+        return out[:, :self.classes]
+
+    def tokens_of(self, x: torch.Tensor) -> torch.Tensor:
+        """The kind's model tensor (one-hot planes) -> tokens long [B, H, W] on x's device."""
+        items = self.modality.from_model(x.detach().cpu())
+        return self.modality.to_tokens(items).to(x.device)
+
+
+def masked_loss(module: MaskedDenoiser, x: torch.Tensor, labels: torch.Tensor | None,
+                generator: torch.Generator, symmetry: bool = False) -> torch.Tensor:
+    """Cross-entropy on the masked positions of a batch masked at rates drawn from U(0, 1)
+    (mean over masked positions, as MaskGIT; at least one position per item is masked); with
+    symmetry each item is first moved by a random symmetry of its content kind."""
+    tokens = module.tokens_of(x)
+    if symmetry:
+        tokens = module.modality.augment_tokens(tokens, generator)
+    b, device = tokens.shape[0], tokens.device
+    rate = torch.rand(b, device=device, generator=generator)
+    scores = torch.rand(tokens.shape, device=device, generator=generator)
+    masked = scores < rate[:, None, None]
+    first = scores.flatten(1).argmin(dim=1)          # the position most likely to be masked
+    masked.view(b, -1)[torch.arange(b, device=device), first] = True
+    logits = module(torch.where(masked, module.mask_token, tokens), rate, labels)
+    ce = F.cross_entropy(logits.float(), tokens, reduction="none")
+    return (ce * masked).sum() / masked.sum()
+
+
+def _uniform(noise: SeededNoise, shape: tuple[int, ...]) -> torch.Tensor:
+    """Uniform (0, 1) numbers from each sample's own normal stream (the probability transform)."""
+    z = noise(shape)
+    return (0.5 * (1 + torch.erf(z / math.sqrt(2)))).clamp(1e-7, 1 - 1e-7)
+
+
+def reveal_schedule(positions: int, steps: int) -> list[int]:
+    """How many positions are still masked after each step: MaskGIT's cosine, ending at 0."""
+    counts = [math.floor(positions * math.cos(math.pi / 2 * (s + 1) / steps)) for s in range(steps)]
+    return [min(c, positions - s - 1) if positions > s else 0 for s, c in enumerate(counts)]
+
+
+@torch.no_grad()
+def sample_tokens(module: MaskedDenoiser, grid: tuple[int, int], noise: SeededNoise,
+                  class_labels: torch.Tensor | None = None, *, sampler: str = DEFAULT_SAMPLER,
+                  steps: int = DEFAULT_STEPS, temperature: float = 1.0,
+                  given: torch.Tensor | None = None,
+                  given_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Tokens long [N, H, W], one grid per noise stream; positions where given_mask is True keep
+    the given tokens throughout (inpainting), the others are revealed over `steps` steps.
+
+    ancestral: the positions to reveal are chosen at random and their tokens drawn from the
+    predicted distribution (exact ancestral sampling of the model as steps -> positions);
+    confidence: tokens are drawn everywhere and the most probable ones kept (MaskGIT), with
+    choice noise that anneals to zero.
+    """
+    device = next(module.parameters()).device
+    n, (h, w), k = len(noise), grid, module.classes
+    tokens = torch.full((n, h, w), module.mask_token, dtype=torch.long, device=device)
+    if given is not None:
+        keep = given_mask.to(device).bool()
+        tokens = torch.where(keep, given.to(device).long(), tokens)
+    masked = tokens == module.mask_token
+    free = int(masked.flatten(1).sum(1).max())
+    steps = max(1, min(steps, free))
+    schedule = reveal_schedule(free, steps)
+    for s, left in enumerate(schedule):
+        rate = masked.flatten(1).float().mean(1)
+        logits = module(tokens, rate, class_labels).float() / max(temperature, 1e-4)
+        gumbel = -torch.log(-torch.log(_uniform(noise, (k, h, w)).to(device)))
+        drawn = (logits + gumbel).argmax(dim=1)                     # [N, H, W]
+        order = _uniform(noise, (h, w)).to(device)
+        if sampler == "confidence":
+            logp = torch.log_softmax(logits, dim=1).gather(1, drawn[:, None])[:, 0]
+            anneal = temperature * (1 - (s + 1) / steps)
+            order = logp + anneal * -torch.log(-torch.log(order))
+        else:
+            order = order.log()                                      # any monotone map will do
+        # reveal all but `left` of each item's masked positions: those with the highest order
+        score = torch.where(masked, order, torch.full_like(order, -math.inf)).flatten(1)
+        reveal = (masked.flatten(1).sum(1) - left).clamp(min=0)
+        ranks = score.argsort(dim=1, descending=True).argsort(dim=1)  # 0 = revealed first
+        chosen = (ranks < reveal[:, None]).view(n, h, w) & masked
+        tokens = torch.where(chosen, drawn, tokens)
+        masked = masked & ~chosen
+    return tokens
+
+
+class DiscreteFamily:
+    name = "discrete"
+    sample_options = {"sampler": DEFAULT_SAMPLER, "steps": DEFAULT_STEPS, "temperature": 1.0}
+
+    def build(self, spec: ModelSpec, config: RunConfig) -> nn.Module:
+        return MaskedDenoiser(spec, config)
+
+    def exported(self, module: nn.Module) -> nn.Module:
+        return module
+
+    def phases(self, config: RunConfig, spec: ModelSpec) -> list[Phase]:
+        symmetry = config.augment.augment == "symmetry"
+        if symmetry and not hasattr(modality_of(spec), "augment_tokens"):
+            raise ConfigError(f"--augment symmetry applies to levels; {spec.modality} items have "
+                              "no symmetries here (music is transposed by --transpose)")
+
+        def loss(module, x, labels, generator):
+            return masked_loss(module, x, labels, generator, symmetry)
+
+        return [Phase("unmask", lambda module: list(module.parameters()), loss)]
+
+    def stats(self, module: nn.Module) -> dict[str, float]:
+        return {}
+
+    def latent_shape(self, module: nn.Module, item_shape: tuple[int, ...]) -> tuple[int, ...]:
+        raise ConfigError("a discrete (masked diffusion) model has no continuous latent to "
+                          "interpolate through: use a diffusion or gan model")
+
+    @torch.no_grad()
+    def sample(self, module: MaskedDenoiser, seeds: list[int], class_labels: torch.Tensor | None,
+               *, item_shape: tuple[int, ...], device: torch.device | str = "cpu",
+               config: RunConfig | None = None, latents: torch.Tensor | None = None,
+               spec: ModelSpec | None = None, sampler: str = DEFAULT_SAMPLER,
+               steps: int = DEFAULT_STEPS, temperature: float = 1.0,
+               given: torch.Tensor | None = None,
+               given_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The kind's model tensors for the given seeds (sample i depends only on seeds[i]); the
+        token grid is spec.item_shape (item_shape, the model tensor's shape, is not needed)."""
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {sampler!r} for a discrete model (known: "
+                              f"{', '.join(SAMPLERS)})")
+        if steps < 1:
+            raise ConfigError(f"steps must be at least 1, got {steps}")
+        if not 0 < temperature <= 5:
+            raise ConfigError(f"temperature must be in (0, 5], got {temperature}")
+        if latents is not None:
+            self.latent_shape(module, item_shape)
+        if spec is None:
+            raise ValueError("the discrete family samples on the spec's item grid: pass spec")
+        modality = module.modality
+        tokens = sample_tokens(module, tuple(spec.item_shape[-2:]), SeededNoise(seeds, device),
+                               None if class_labels is None else class_labels.to(device),
+                               sampler=sampler, steps=steps, temperature=temperature,
+                               given=None if given is None else modality.to_tokens(given),
+                               given_mask=given_mask)
+        return modality.to_model(modality.from_tokens(tokens.cpu())).to(device)

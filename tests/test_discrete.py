@@ -1,0 +1,178 @@
+"""The discrete family (masked diffusion over symbols): tokens round trip, the model learns a
+tiny set of levels, sampling is per seed, inpainting keeps what was given, and it works through
+the CLI for levels and music."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import genforge
+from genforge.cli import main
+from genforge.config import make_config
+from genforge.errors import ConfigError
+from genforge.families import FAMILIES
+from genforge.families.base import ModelSpec
+from genforge.families.discrete import MaskedDenoiser, masked_loss, reveal_schedule
+from genforge.levels import formats, sokoban
+from genforge.modalities import LEVEL, MUSIC
+from genforge.music import corpus, dataset
+from genforge.music import representation as rep
+from genforge.music.harmonize import read_given
+
+TINY = ["--family", "discrete", "--model-channels", "16", "--channel-mult", "1,2",
+        "--num-blocks", "1", "--attn-resolutions", "", "--batch-size", "4",
+        "--preview-count", "2", "--no-progress", "--device", "cpu"]
+LEVELS = "tests/fixtures/levels/sokoban/tiny.xsb"
+ROOMS = ["#####\n#@$.#\n#####", "#####\n#.$@#\n#####"]  # two 3x5 one-box rooms
+
+
+def level_spec(shape=(3, 5)) -> ModelSpec:
+    vocab = formats.SOKOBAN.to_dict()
+    return ModelSpec("level", shape, (), LEVEL.bind(vocab).model_shape(shape), vocab)
+
+
+def tiny_config(channels=32):
+    return make_config(None, {"network": {"model_channels": channels, "channel_mult": (1, 2),
+                                          "num_blocks": 1}}, family="discrete")
+
+
+def test_music_tokens_round_trip_real_chorales():
+    piece = corpus.read_corpus(corpus.BACH).pieces[:3]
+    items = dataset.crop_pieces(piece, 4, 1).items
+    tokens = MUSIC.to_tokens(torch.from_numpy(items))
+    assert tokens.shape == items.shape and int(tokens.max()) < rep.SATB_TOKENS
+    assert (MUSIC.from_tokens(tokens).numpy() == rep.canonical_satb(items)).all()
+    # a held note and the same note attacked are different symbols
+    held, attacked = rep.pitch_code(60, False), rep.pitch_code(60, True)
+    assert MUSIC.to_tokens(torch.tensor([[[attacked, held, attacked]] * 4])).tolist()[0][0] == \
+        [60 - rep.PITCH_LOW + 1 + rep.PITCH_BINS, 60 - rep.PITCH_LOW + 1,
+         60 - rep.PITCH_LOW + 1 + rep.PITCH_BINS]
+
+
+def test_level_tokens_are_the_tiles():
+    legend = formats.SOKOBAN
+    grid = torch.from_numpy(np.stack([formats.parse_grid(r, legend) for r in ROOMS]))
+    modality = LEVEL.bind(legend.to_dict())
+    assert modality.token_count((3, 5)) == legend.size
+    assert (modality.from_tokens(modality.to_tokens(grid)) == grid).all()
+
+
+@pytest.mark.parametrize("positions,steps", [(100, 32), (5, 32), (256, 1), (7, 7)])
+def test_reveal_schedule_reveals_at_least_one_each_step_and_ends_empty(positions, steps):
+    left = reveal_schedule(positions, min(steps, positions))
+    assert left[-1] == 0 and all(a > b for a, b in zip([positions, *left], left))
+
+
+def test_the_masked_model_learns_two_rooms_and_samples_per_seed():
+    torch.manual_seed(0)
+    legend, spec = formats.SOKOBAN, level_spec()
+    rooms = np.stack([formats.parse_grid(r, legend) for r in ROOMS])
+    modality = LEVEL.bind(legend.to_dict())
+    x = modality.to_model(torch.from_numpy(rooms).repeat(8, 1, 1))
+    module = MaskedDenoiser(spec, tiny_config())
+    opt = torch.optim.Adam(module.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(150):
+        loss = masked_loss(module, x, None, g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.2
+    family = FAMILIES["discrete"]
+    out = modality.from_model(family.sample(module.eval(), list(range(8)), None,
+                                            item_shape=spec.model_shape, spec=spec))
+    copies = [any((o.numpy() == r).all() for r in rooms) for o in out]
+    assert sum(copies) >= 7  # the two rooms, not a blend of them
+    # sample i depends on its seed only, not on the batch it is drawn in
+    again = modality.from_model(family.sample(module, [5, 3], None, item_shape=spec.model_shape,
+                                              spec=spec))
+    assert (again[0] == out[5]).all() and (again[1] == out[3]).all()
+    # inpainting: the given tiles stay exactly, even ones the model would never draw there
+    given = torch.from_numpy(rooms[:1]).repeat(4, 1, 1)
+    given[:, 1, 2] = legend.index("*")
+    mask = torch.zeros_like(given, dtype=torch.bool)
+    mask[:, :, 1:3] = True
+    filled = modality.from_model(family.sample(module, list(range(4)), None,
+                                               item_shape=spec.model_shape, spec=spec,
+                                               given=given, given_mask=mask))
+    assert (filled[mask] == given[mask]).all()
+    for sampler in ("confidence", "ancestral"):
+        with pytest.raises(ConfigError, match="temperature"):
+            family.sample(module, [0], None, item_shape=spec.model_shape, spec=spec,
+                          sampler=sampler, temperature=0)
+    with pytest.raises(ConfigError, match="unknown sampler 'heun'"):
+        family.sample(module, [0], None, item_shape=spec.model_shape, spec=spec, sampler="heun")
+
+
+def test_images_and_interpolation_are_refused_in_one_line():
+    spec = ModelSpec("image", (1, 8, 8))
+    with pytest.raises(ConfigError, match="discrete family models content made of symbols"):
+        MaskedDenoiser(spec, tiny_config())
+    with pytest.raises(ConfigError, match="no continuous latent"):
+        FAMILIES["discrete"].latent_shape(None, (7, 3, 5))
+
+
+def test_levels_through_the_cli(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", LEVELS, "--run", str(run), "--steps", "2", "--level-size", "8",
+                 *TINY]) == 0
+    model = genforge.load(run / "model", device="cpu")
+    assert model.info()["family"] == "discrete"
+    out = tmp_path / "levels"
+    assert main(["generate", str(run / "model"), "-n", "3", "--steps", "4", "--sampler",
+                 "confidence", "--temperature", "0.8", "--device", "cpu", "--out", str(out)]) == 0
+    assert len(list(out.glob("*.xsb"))) == 3
+    partial = tmp_path / "partial.xsb"
+    partial.write_text("#####\n#@$.#\n#???#\n#####\n")
+    assert main(["complete", str(run / "model"), str(partial), "-n", "2", "--steps", "3",
+                 "--device", "cpu", "--out", str(tmp_path / "done")]) == 0
+    for path in sorted((tmp_path / "done").glob("*.xsb")):
+        assert "#@$.#" in path.read_text()  # the given row, exactly
+    capsys.readouterr()
+    assert main(["generate", str(run / "model"), "--guidance", "2", "--device", "cpu"]) == 2
+    assert "--guidance does not apply to a discrete model" in capsys.readouterr().err
+
+
+def test_music_through_the_cli_harmonises_a_melody_exactly(tmp_path):
+    folder = tmp_path / "chorales"
+    folder.mkdir()
+    paths = {p.name.split(".")[0]: p for p in corpus.bach_chorale_paths()}
+    for name in ("bwv253", "bwv267"):
+        shutil.copy(paths[name], folder)
+    run = tmp_path / "run"
+    assert main(["train", str(folder), "--run", str(run), "--steps", "2", "--bars", "2",
+                 "--transpose", "1", "--split", "all", *TINY]) == 0
+    model = genforge.load(run / "model", device="cpu")
+    assert model.generate(2, bars=3, steps=4, sign=False).shape == (2, 4, 48)
+    melody = "tests/fixtures/music/melody.mid"
+    out = tmp_path / "settings"
+    assert main(["harmonize", str(run / "model"), melody, "-n", "2", "--steps", "3",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    given, _ = read_given(melody)
+    written, _ = read_given(out / "000000.mid", voices=(0, 1, 2, 3), steps=given.shape[1])
+    assert (written[0] == given[0]).all()
+
+
+def test_symmetry_augmentation_moves_levels_within_their_game():
+    sok = LEVEL.bind(formats.SOKOBAN.to_dict())
+    room = formats.parse_grid("#####\n#@$.#\n#   #\n#   #\n#####", formats.SOKOBAN)
+    moved = sok.augment_tokens(torch.from_numpy(room)[None].repeat(64, 1, 1),
+                               torch.Generator().manual_seed(0))
+    variants = {tuple(m.flatten().tolist()) for m in moved}
+    assert len(variants) == 8  # the eight symmetries of the square, all drawn
+    for m in moved:  # a turned or mirrored puzzle is still the same puzzle
+        assert sokoban.solve(m.numpy().astype(np.uint8)).status == "solvable"
+    lode = LEVEL.bind(formats.LODE_RUNNER.to_dict())
+    grid = torch.arange(12).reshape(1, 3, 4).repeat(32, 1, 1)
+    seen = {tuple(m.flatten().tolist()) for m in lode.augment_tokens(grid, torch.Generator())}
+    assert seen == {tuple(grid[0].flatten().tolist()), tuple(grid[0].flip(-1).flatten().tolist())}
+
+
+def test_symmetry_is_refused_for_music():
+    spec = ModelSpec("music", (4, 32), (), rep.model_shape((4, 32)))
+    config = make_config(None, {"augment": {"augment": "symmetry"}}, family="discrete")
+    with pytest.raises(ConfigError, match="--augment symmetry applies to levels"):
+        FAMILIES["discrete"].phases(config, spec)
