@@ -57,7 +57,7 @@ GAMES = {  # CLI data arguments; the shape the baselines draw (height, width)
     "sokoban": (["sokoban", "--max-size", "10", "--level-sets", "all"], (10, 10)),
     "lode-runner": (["lode-runner"], (20, 28)),
 }
-FAMILIES = {"diffusion": [], "gan": ["--family", "gan"]}
+FAMILIES = {"discrete": ["--family", "discrete"], "diffusion": [], "gan": ["--family", "gan"]}
 
 
 

@@ -44,9 +44,14 @@ sys.path.insert(0, str(ROOT / "src"))
 
 # Sized for 30 minutes of one contended CPU core (1-minute probes: about 1.2 s per step at batch
 # 64 with 4x4 patches, 4 s with the preset's 2x2): more steps beat a finer first level here.
-TRAIN_OPTIONS = ["--preset", "cpu-small", "--model-channels", "32", "--channel-mult", "1,2,2",
-                 "--num-blocks", "1", "--patch-size", "4", "--batch-size", "64",
-                 "--precision", "fp32", "--sample-every", "1000", "--preview-count", "16"]
+COMMON_OPTIONS = ["--preset", "cpu-small", "--batch-size", "64", "--precision", "fp32",
+                  "--sample-every", "1000", "--preview-count", "16"]
+TRAIN_OPTIONS = {
+    "diffusion": COMMON_OPTIONS + ["--model-channels", "32", "--channel-mult", "1,2,2",
+                                   "--num-blocks", "1", "--patch-size", "4"],
+    # the preset's discrete network (64 channels, 2 blocks a level, no patches) on 4 x 128 tokens
+    "discrete": COMMON_OPTIONS,
+}
 PER_BAR = ("parallel_fifths", "parallel_octaves")  # counts per piece, reported per bar
 SETS = ("generated", "baseline", "test")
 
@@ -194,11 +199,19 @@ def main() -> None:
     parser.add_argument("--out", default="runs/music-bench")
     parser.add_argument("--minutes", type=float, default=30.0, help="training time")
     parser.add_argument("--samples", type=int, default=200, help="generated and baseline pieces")
-    parser.add_argument("--bars", type=int, default=8)
+    parser.add_argument("--bars", type=int, default=8, help="length of the pieces judged")
+    parser.add_argument("--train-bars", type=int, default=4, help="length of the training crops "
+                        "(the networks are convolutional: they generate any length)")
     parser.add_argument("--transpose", type=int, default=6, help="training transposition (semitones)")
     parser.add_argument("--order", type=int, default=2, help="Markov chain order (chords)")
     parser.add_argument("--copy-bars", type=int, default=2, help="a longer copied run is a copy")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--family", default="discrete", choices=tuple(TRAIN_OPTIONS),
+                        help="discrete (masked diffusion over note tokens) or diffusion (EDM on "
+                        "one-hot planes)")
+    parser.add_argument("--sampler", default=None, help="sampler (default: the family's)")
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the family's)")
+    parser.add_argument("--temperature", type=float, default=None, help="discrete models only")
     parser.add_argument("--examples", default="0,1", help="seeds rendered to WAV")
     parser.add_argument("--train-args", default="", help="extra genforge train options, e.g. "
                         "'--p-mean 0' (appended after the defaults, so they win)")
@@ -214,9 +227,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     log, run_dir = out / "bench.log", out / "run"
     started = time.perf_counter()
-    train_wall = run(["train", "bach-chorales", "--run", str(run_dir), "--bars", str(args.bars),
+    train_wall = run(["train", "bach-chorales", "--run", str(run_dir), "--bars", str(args.train_bars),
                       "--transpose", str(args.transpose), "--minutes", str(args.minutes),
-                      "--device", "cpu", "--no-progress", *TRAIN_OPTIONS, *args.train_args.split()],
+                      "--device", "cpu", "--no-progress", "--family", args.family,
+                      *TRAIN_OPTIONS[args.family], *args.train_args.split()],
                      args.threads, log)
     figures = {**training_figures(run_dir), "train_wall_s": round(train_wall, 1)}
     print(f"trained: {figures['steps']} steps in {figures['training_s']:.0f} s "
@@ -224,7 +238,10 @@ def main() -> None:
 
     t = time.perf_counter()
     model = genforge.load(run_dir / "model", device="cpu")
-    generated = model.generate(args.samples, seed=0, bars=args.bars, batch_size=50).numpy()
+    sampling = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps),
+                                  ("temperature", args.temperature)) if v is not None}
+    generated = model.generate(args.samples, seed=0, bars=args.bars, batch_size=50,
+                               **sampling).numpy()
     figures["generate_s"] = round(time.perf_counter() - t, 1)
     np.save(out / "generated.npy", generated)
 
@@ -247,14 +264,15 @@ def main() -> None:
     for seed in (int(s) for s in args.examples.split(",") if s):
         folder = out / "examples" / f"seed-{seed:04d}"
         run(["generate", str(run_dir / "model"), "-n", "1", "--seed", str(seed), "--bars",
-             str(args.bars), "--wav", "--no-sign", "--device", "cpu", "--out", str(folder)],
+             str(args.bars), "--wav", "--no-sign", "--device", "cpu", "--out", str(folder),
+             *[f"--{k}={v}" for k, v in sampling.items()]],
             args.threads, log)
         examples.append(str(folder / f"{seed:06d}.wav"))
 
-    header = (f"{figures['steps']:,} steps ({figures['training_s'] / 60:.1f} training minutes, "
+    header = (f"{args.family} family, {figures['steps']:,} steps ({figures['training_s'] / 60:.1f} training minutes, "
               f"{args.threads} thread(s), {figures['steps_per_s']:.3f} steps/s, "
               f"{figures['parameters']:,} parameters, {figures['train_items']:,} training crops "
-              f"of {args.bars} bars with transposition +-{args.transpose}); "
+              f"of {args.train_bars} bars with transposition +-{args.transpose}); "
               f"{len(generated)} generated and {len(baseline)} baseline pieces (order-{args.order} "
               f"Markov chords on {len(train.items):,} untransposed training crops) vs "
               f"{len(test.items)} test crops from {len(works)} works; memorisation against the "
@@ -266,7 +284,8 @@ def main() -> None:
         f.writelines(json.dumps(r) + "\n" for r in rows)
     (out / "results.json").write_text(json.dumps(
         {"header": header, "training": figures, "verdicts": result, "verdict_lines": lines,
-         "examples": examples, "train_options": TRAIN_OPTIONS + args.train_args.split(),
+         "examples": examples, "family": args.family,
+         "train_options": TRAIN_OPTIONS[args.family] + args.train_args.split(),
          "rows": rows}, indent=2))
     (out / "results.md").write_text(text + "\n")
 
