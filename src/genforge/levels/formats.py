@@ -271,9 +271,10 @@ def encode_lurd(moves: str) -> str:
 
 # KGoldrunner's layout codes (kgrglobals.h) as VGLC Lode Runner tiles. Hidden ladders (Z) appear
 # only once all gold is taken and false bricks (F) cannot be stood on, so for collecting gold both
-# are empty space; concrete (X) cannot be dug, brick (M) can.
+# are empty space; concrete (X) cannot be dug, brick (M) can. KGrLevelGrid starts a hidden
+# enemy (a) as a brick and a flashing nugget (b) as a nugget.
 KGR_TO_VGLC = {" ": ".", "X": "B", "M": "b", "F": ".", "Z": ".", "H": "#", "T": "-", "N": "G",
-               "E": "E", "a": "E", "R": "M", "b": "b"}
+               "E": "E", "a": "b", "R": "M", "b": "G"}
 VGLC_TO_KGR = {".": " ", "B": "X", "b": "M", "#": "H", "-": "T", "G": "N", "E": "E", "M": "R"}
 KGR_WIDTH, KGR_HEIGHT = 28, 20
 
