@@ -69,7 +69,8 @@ def train(family: str, args: argparse.Namespace) -> dict:
     if family == "gan" and args.gan_architecture != "stylegan2":
         extra += ["--architecture", args.gan_architecture]
     command = ["train", *GAMES[args.game][0], "--run", str(folder), "--preset", args.preset,
-               "--minutes", str(args.minutes), "--no-progress", "--device", "cpu", *extra]
+               "--minutes", str(args.minutes), "--no-progress", "--device", "cpu", *extra,
+               *args.train_args.split()]
     wall = run(command, args.threads, Path(args.out) / f"{args.game}-{family}.log")
     s = json.loads((folder / "summary.json").read_text())
     print(f"trained {args.game} {family}: {s['steps']} steps in {s['training_seconds']} s",
@@ -90,8 +91,9 @@ def training_levels(game: str):
     return data.items.numpy(), data.legend, MODALITIES["level"].bind(data.vocabulary)
 
 
-def sample_model(folder: Path, n: int, threads: int) -> np.ndarray:
-    """n levels from an exported model, seeds 0..n-1, default sampling (DPM-Solver++ 20 steps)."""
+def sample_model(folder: Path, n: int, threads: int, options: dict | None = None) -> np.ndarray:
+    """n levels from an exported model, seeds 0..n-1, the family's default sampling unless
+    options (sampler, steps, temperature) say otherwise."""
     import torch
 
     import genforge
@@ -100,7 +102,7 @@ def sample_model(folder: Path, n: int, threads: int) -> np.ndarray:
     model = genforge.load(folder / "model", device="cpu")
     with torch.no_grad():
         items = generate_items(model.family, model.module, model.spec, model.config, n, seed=0,
-                               labels=None, batch_size=100, device="cpu")
+                               labels=None, batch_size=100, device="cpu", **(options or {}))
     return items.numpy().astype(np.uint8)
 
 
@@ -283,6 +285,10 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="training jobs at once")
     parser.add_argument("--eval-workers", type=int, default=1, help="solver processes")
     parser.add_argument("--stages", default="train,evaluate", help="train, evaluate or both")
+    parser.add_argument("--discrete-sampling", default="", help="SAMPLER:STEPS:TEMPERATURE for "
+                        "the discrete family (default: its own defaults)")
+    parser.add_argument("--train-args", default="", help="extra genforge train options for every "
+                        "family, e.g. '--batch-size 32' (after the defaults, so they win)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -305,7 +311,11 @@ def main() -> None:
     from genforge.levels.baseline import MarkovLevels, random_sokoban
     train_grids, legend, modality = training_levels(args.game)
     shape = GAMES[args.game][1]
-    sets = {f: sample_model(out / f"{args.game}-{f}", args.samples, args.threads) for f in families}
+    discrete = dict(zip(("sampler", "steps", "temperature"), args.discrete_sampling.split(":")))
+    discrete = {k: (v if k == "sampler" else int(v) if k == "steps" else float(v))
+                for k, v in discrete.items() if v}
+    sets = {f: sample_model(out / f"{args.game}-{f}", args.samples, args.threads,
+                            discrete if f == "discrete" else None) for f in families}
     sets["markov"] = MarkovLevels.fit(train_grids, legend.size).sample(args.samples, 0, shape)
     if args.game == "sokoban":
         sets["random"] = random_sokoban(args.samples, shape, seed=0)
@@ -321,7 +331,9 @@ def main() -> None:
             f.write(json.dumps(row) + "\n")
     header = (f"{args.game}: {len(train_grids)} training levels of {shape[0]}x{shape[1]}; "
               f"{args.minutes:g} training minutes per model, {args.threads} thread(s) each, "
-              f"{args.parallel} jobs at once, preset {args.preset}, GAN "
+              f"{args.parallel} jobs at once, preset {args.preset}"
+              f"{' ' + args.train_args if args.train_args else ''}, discrete sampling "
+              f"{args.discrete_sampling or 'default'}, GAN "
               f"{args.gan_architecture}; {args.samples} levels per generator (training: all "
               f"{len(train_grids)}); solver budget {rows[0]['node_budget']:,} states; load "
               f"average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; total "

@@ -1,13 +1,16 @@
-"""Music quality: a diffusion model trained on the Bach chorales against the held-out chorales
-and a Markov-chain baseline, on every musical metric (run by hand; prints a markdown table and
-writes OUT/results.json, OUT/rows.jsonl and OUT/results.md).
+"""Music quality: a model trained on the Bach chorales against the held-out chorales and a
+Markov-chain baseline, on every musical metric (run by hand; prints a markdown table and writes
+OUT/results.json, OUT/rows.jsonl and OUT/results.md).
 
-    python benchmarks/bench_music.py --minutes 30 --out /work/runs/music-bench
+    python benchmarks/bench_music.py --minutes 30 --out runs/music-bench \
+        --sampler confidence --steps 128
 
 Three sets of 8-bar SATB pieces:
 
-    generated  genforge train bach-chorales --bars 8 --transpose 6 --minutes M  (through the CLI),
-               then 200 pieces from seeds 0..199 (dpmpp-2m, 20 steps, the defaults)
+    generated  genforge train bach-chorales --family discrete --bars 4 --transpose 6 --minutes M
+               (through the CLI; --family diffusion for EDM on one-hot planes), then 200 pieces
+               of --bars 8 from seeds 0..199 with the sampler given (default: the family's);
+               sampler settings were chosen on the validation split
     baseline   genforge.music.baseline: an order-2 Markov chain over SATB chords (one per 16th),
                fitted on the same training split (8-bar crops, no transposition), 200 pieces
     test       the held-out test split (8-bar crops on every bar line, no transposition): the
@@ -272,7 +275,8 @@ def main() -> None:
     header = (f"{args.family} family, {figures['steps']:,} steps ({figures['training_s'] / 60:.1f} training minutes, "
               f"{args.threads} thread(s), {figures['steps_per_s']:.3f} steps/s, "
               f"{figures['parameters']:,} parameters, {figures['train_items']:,} training crops "
-              f"of {args.train_bars} bars with transposition +-{args.transpose}); "
+              f"of {args.train_bars} bars with transposition +-{args.transpose}; sampling "
+              f"{sampling or 'default'}); "
               f"{len(generated)} generated and {len(baseline)} baseline pieces (order-{args.order} "
               f"Markov chords on {len(train.items):,} untransposed training crops) vs "
               f"{len(test.items)} test crops from {len(works)} works; memorisation against the "
