@@ -176,3 +176,27 @@ def test_symmetry_is_refused_for_music():
     config = make_config(None, {"augment": {"augment": "symmetry"}}, family="discrete")
     with pytest.raises(ConfigError, match="--augment symmetry applies to levels"):
         FAMILIES["discrete"].phases(config, spec)
+
+
+def test_every_sampled_level_has_exactly_one_player_even_from_an_untrained_model():
+    torch.manual_seed(0)
+    spec, legend = level_spec((6, 6)), formats.SOKOBAN
+    modality = LEVEL.bind(legend.to_dict())
+    players = torch.tensor(modality.unique_tokens())
+    assert sorted(legend.chars[i] for i in players) == ["+", "@"]
+    module = MaskedDenoiser(spec, tiny_config(16)).eval()
+    family = FAMILIES["discrete"]
+    for sampler, steps in (("ancestral", 36), ("confidence", 4)):
+        out = modality.from_model(family.sample(module, list(range(16)), None, sampler=sampler,
+                                                steps=steps, item_shape=spec.model_shape,
+                                                spec=spec))
+        assert (torch.isin(out.long(), players).flatten(1).sum(1) == 1).all()
+    # a given player is the one player
+    given = torch.zeros(4, 6, 6, dtype=torch.uint8)
+    given[:, 2, 3] = legend.index("@")
+    mask = torch.zeros(4, 6, 6, dtype=torch.bool)
+    mask[:, 2, 3] = True
+    out = modality.from_model(family.sample(module, list(range(4)), None, given=given,
+                                            given_mask=mask, item_shape=spec.model_shape, spec=spec))
+    assert (out[:, 2, 3] == legend.index("@")).all()
+    assert (torch.isin(out.long(), players).flatten(1).sum(1) == 1).all()

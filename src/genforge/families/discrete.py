@@ -112,14 +112,42 @@ def reveal_schedule(positions: int, steps: int) -> list[int]:
     return [min(c, positions - s - 1) if positions > s else 0 for s, c in enumerate(counts)]
 
 
+def _place_unique(tokens, masked, logits, gumbel, unique: tuple[int, ...]):
+    """Give each item that lacks one its unique symbol (see sample_tokens), then forbid unique
+    symbols in every item's remaining draws. Returns tokens, masked, logits."""
+    ids = torch.tensor(unique, device=tokens.device)
+    missing = ~torch.isin(tokens, ids).flatten(1).any(1) & masked.flatten(1).any(1)
+    if missing.any():
+        probs = torch.softmax(logits, dim=1)[:, ids].sum(1)                 # [N, H, W]
+        weight = torch.where(masked, probs, torch.zeros_like(probs)).flatten(1)
+        weight = weight + masked.flatten(1) * 1e-12                          # never all zero
+        # a weighted draw of a square per item with the sample's own noise (Gumbel-max on logs)
+        square = (weight.log() + gumbel[:, 0].flatten(1)).argmax(1)
+        kind = ids[(logits[:, ids] + gumbel[:, 1:1 + len(ids)]).argmax(1)]   # [N, H, W]
+        rows = torch.nonzero(missing)[:, 0]
+        flat = tokens.flatten(1).clone()
+        flat[rows, square[rows]] = kind.flatten(1)[rows, square[rows]]
+        tokens = flat.view_as(tokens)
+        masked = masked & ~torch.isin(tokens, ids)
+    logits = logits.clone()
+    logits[:, ids] = -math.inf
+    return tokens, masked, logits
+
+
 @torch.no_grad()
 def sample_tokens(module: MaskedDenoiser, grid: tuple[int, int], noise: SeededNoise,
                   class_labels: torch.Tensor | None = None, *, sampler: str = DEFAULT_SAMPLER,
                   steps: int = DEFAULT_STEPS, temperature: float = 1.0,
-                  given: torch.Tensor | None = None,
-                  given_mask: torch.Tensor | None = None) -> torch.Tensor:
+                  given: torch.Tensor | None = None, given_mask: torch.Tensor | None = None,
+                  unique: tuple[int, ...] = ()) -> torch.Tensor:
     """Tokens long [N, H, W], one grid per noise stream; positions where given_mask is True keep
     the given tokens throughout (inpainting), the others are revealed over `steps` steps.
+
+    unique: symbols of which each item holds exactly one (a level's player). An item without one
+    yet gets it first: its square drawn in proportion to the model's probability of the symbol
+    there, its kind among the unique symbols from the model; after that they are never drawn
+    again. (Any reveal order is a valid order of a masked model; this one puts the player where
+    the model says a player goes, instead of leaving its count to independent draws.)
 
     ancestral: the positions to reveal are chosen at random and their tokens drawn from the
     predicted distribution (exact ancestral sampling of the model as steps -> positions);
@@ -140,6 +168,8 @@ def sample_tokens(module: MaskedDenoiser, grid: tuple[int, int], noise: SeededNo
         rate = masked.flatten(1).float().mean(1)
         logits = module(tokens, rate, class_labels).float() / max(temperature, 1e-4)
         gumbel = -torch.log(-torch.log(_uniform(noise, (k, h, w)).to(device)))
+        if unique:
+            tokens, masked, logits = _place_unique(tokens, masked, logits, gumbel, unique)
         drawn = (logits + gumbel).argmax(dim=1)                     # [N, H, W]
         order = _uniform(noise, (h, w)).to(device)
         if sampler == "confidence":
@@ -212,5 +242,6 @@ class DiscreteFamily:
                                None if class_labels is None else class_labels.to(device),
                                sampler=sampler, steps=steps, temperature=temperature,
                                given=None if given is None else modality.to_tokens(given),
-                               given_mask=given_mask)
+                               given_mask=given_mask,
+                               unique=tuple(getattr(modality, "unique_tokens", tuple)()))
         return modality.to_model(modality.from_tokens(tokens.cpu())).to(device)

@@ -183,6 +183,12 @@ class LevelModality:
                               device=generator.device).tolist()
         return torch.stack([group[k](t) for k, t in zip(picks, tokens)])
 
+    def unique_tokens(self) -> tuple[int, ...]:
+        """Tiles of which a level holds exactly one: those tagged player (Sokoban's @ and +, Lode
+        Runner's spawn). The loader refuses levels with none or two, and so does the sampler."""
+        legend = self._legend()
+        return tuple(i for i, tags in enumerate(legend.tags) if "player" in tags)
+
     def token_count(self, item_shape: tuple[int, ...]) -> int:
         """Symbols per position for the discrete family: the tiles."""
         return self._legend().size
