@@ -67,7 +67,8 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
         warnings.warn(f"{dataset.source} holds only {len(dataset)} items: a model trained on so few "
                       "is likely to copy them; check with 'genforge evaluate MODEL --data DATA' "
                       "(memorised_share); augmentation (--augment ada for GANs, nonleaking for "
-                      "long diffusion runs) makes copying less likely")
+                      "long diffusion runs, symmetry for discrete level models) makes copying "
+                      "less likely")
     run.mkdir(parents=True, exist_ok=True)
     io.write_json(run / "data_report.json", {"source": dataset.source, **dataset.report.to_dict()})
     io.write_json(run / "audit.json", audit_record)
