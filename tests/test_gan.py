@@ -228,7 +228,7 @@ def test_interpolation_writes_frames_and_an_animated_gif(gan_model, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["train", "fashion-mnist-sample", "--family", "vae"], "invalid choice: 'vae'"),
     (["train", "fashion-mnist-sample", "--family", "gan", "--model-channels", "16"],
-     "--model-channels is a diffusion option"),
+     "--model-channels is a diffusion and discrete option"),
     (["train", "fashion-mnist-sample", "--generator-channels", "16"],
      "--generator-channels is a gan option"),
     (["train", "fashion-mnist-sample", "--family", "gan", "--augment", "nonleaking"],
