@@ -83,9 +83,9 @@ class MaskedDenoiser(nn.Module):
 
 def masked_loss(module: MaskedDenoiser, x: torch.Tensor, labels: torch.Tensor | None,
                 generator: torch.Generator, symmetry: bool = False) -> torch.Tensor:
-    """Cross-entropy on the masked positions of a batch masked at rates drawn from U(0, 1)
-    (mean over masked positions, as MaskGIT; at least one position per item is masked); with
-    symmetry each item is first moved by a random symmetry of its content kind."""
+    """Cross-entropy on the masked positions of a batch masked at rates drawn from U(0, 1) (at
+    least one position per item is masked); with symmetry each item is first moved by a random
+    symmetry of its content kind."""
     tokens = module.tokens_of(x)
     if symmetry:
         tokens = module.modality.augment_tokens(tokens, generator)
@@ -97,7 +97,11 @@ def masked_loss(module: MaskedDenoiser, x: torch.Tensor, labels: torch.Tensor | 
     masked.view(b, -1)[torch.arange(b, device=device), first] = True
     logits = module(torch.where(masked, module.mask_token, tokens), rate, labels)
     ce = F.cross_entropy(logits.float(), tokens, reduction="none")
-    return (ce * masked).sum() / masked.sum()
+    # each item's mean over its masked positions, then the mean over items: every masking rate
+    # weighs the same, as in the masked-diffusion ELBO (MDLM; linear schedule, up to a constant).
+    # The mean over all masked tokens of the batch (MaskGIT) would favour high rates.
+    per_item = (ce * masked).flatten(1).sum(1) / masked.flatten(1).sum(1)
+    return per_item.mean()
 
 
 def _uniform(noise: SeededNoise, shape: tuple[int, ...]) -> torch.Tensor:
