@@ -150,8 +150,7 @@ def generate_items(family, module: torch.nn.Module, spec: ModelSpec, config: Run
     """n integer items from a module; item i uses seed + i (or seeds[i]) whatever the batch size.
 
     options are the family's sampling options (sampler, steps, guidance; truncation;
-    temperature); latents,
-    one row per item, replace the seeds' own starting latents.
+    temperature); latents, one row per item, replace the seeds' own starting latents.
     """
     modality = modality_for(spec)
     options = sampling_options(family, **options)
@@ -234,8 +233,9 @@ class GenerativeModel:
 
         Diffusion models take sampler, steps and guidance; GANs take truncation (1: none; lower
         trades variety for typical samples); discrete models take sampler (ancestral or
-        confidence), steps and temperature (below 1: safer, less varied). reject_copies drops samples that copy a training
-        item (nearest/second-nearest distance ratio below 1/3, as the memorisation metric) and
+        confidence), steps and temperature (below 1: safer, less varied). reject_copies drops
+        samples that copy a training item (nearest/second-nearest distance ratio below 1/3, as
+        the memorisation metric) and
         draws the next seeds in their place; the training data is the model's own (or
         train_data). Images carry the invisible watermark naming the model unless watermark is
         False (recorded) or they are too small for it (recorded). Written files are signed with
@@ -244,8 +244,9 @@ class GenerativeModel:
         convolutions take any; default: the training crops'); audio adds a WAV per piece. Levels:
         repair fixes their structure (one player, as many boxes as goals, closed walls),
         playable_only draws further seeds until n levels pass the game's check (the acceptance
-        rate is recorded); every level's check is in its record. With out, writes one PNG per item (its generation record inside),
-        grid.png, generation.json and appends each record to generations.jsonl.
+        rate is recorded); every level's check is in its record. With out, writes one PNG per
+        item (its generation record inside), grid.png, generation.json and appends each record
+        to generations.jsonl.
         """
         if n < 1:
             raise ConfigError(f"n must be at least 1, got {n}")
