@@ -200,3 +200,65 @@ def test_every_sampled_level_has_exactly_one_player_even_from_an_untrained_model
                                             given_mask=mask, item_shape=spec.model_shape, spec=spec))
     assert (out[:, 2, 3] == legend.index("@")).all()
     assert (torch.isin(out.long(), players).flatten(1).sum(1) == 1).all()
+
+
+def satb(*voices: list[int]) -> np.ndarray:
+    """SATB codes from one list per voice: a pitch attacks, 0 holds the note before, -1 rests."""
+    codes = np.zeros((4, len(voices[0])), dtype=np.uint8)
+    for v, line in enumerate(voices):
+        for t, p in enumerate(line):
+            codes[v, t] = (rep.pitch_code(p, True) if p > 0 else
+                           codes[v, t - 1] % rep.ONSET if p == 0 else 0)
+    return codes
+
+
+def test_repitch_move_offers_only_pitches_that_end_the_parallel():
+    from genforge.metrics.music import parallel_fifths, parallel_octaves
+    from genforge.music.voice_leading import attack_token, repitch_move
+    # soprano C5-D5 over bass F3-G3: parallel fifths (twelfths) on the second beat; alto and
+    # tenor hold, so the bass is re-pitched first (inner voices hold; the melody moves last)
+    piece = satb([72, 0, 0, 0, 74, 0, 0, 0], [65, 0, 0, 0, 0, 0, 0, 0],
+                 [60, 0, 0, 0, 0, 0, 0, 0], [53, 0, 0, 0, 55, 0, 0, 0])
+    assert parallel_fifths(piece) == 1 and parallel_octaves(piece) == 0
+    tokens = MUSIC.to_tokens(torch.from_numpy(piece)[None])[0].numpy()
+    move = repitch_move(tokens, np.zeros_like(tokens, dtype=bool))
+    assert move.span[3].tolist() == [False] * 4 + [True] * 4 and move.span[:3].sum() == 0
+    offered = {e.token for e in move.edits}
+    assert attack_token(55) not in offered  # the note as it was
+    assert attack_token(67) not in offered  # a fifth under D5, reached by rising: parallel again
+    assert {attack_token(43), attack_token(53)} <= offered  # contrary motion; a repeated note
+    for edit in move.edits:
+        fixed = tokens.copy()
+        fixed[move.span] = edit.span_tokens
+        assert parallel_fifths(MUSIC.from_tokens(torch.from_numpy(fixed)[None])[0].numpy()) == 0
+    # a given bass is never changed: the soprano moves instead (alto and tenor do not take part)
+    given = np.zeros_like(tokens, dtype=bool)
+    given[3] = True
+    assert repitch_move(tokens, given).span[0, 4:].all()
+    given[0] = True
+    assert repitch_move(tokens, given) is None
+
+
+def test_rules_remove_parallels_keep_given_voices_and_stay_per_seed():
+    from genforge.metrics.music import parallel_fifths, parallel_octaves
+    torch.manual_seed(0)
+    spec = ModelSpec("music", (4, 32), (), rep.model_shape((4, 32)))
+    module = MaskedDenoiser(spec, tiny_config(16)).eval()  # untrained: parallels everywhere
+    family = FAMILIES["discrete"]
+
+    def draw(seeds, rules, **given):
+        return MUSIC.from_model(family.sample(module, seeds, None, steps=8, rules=rules,
+                                              item_shape=spec.model_shape, spec=spec, **given))
+
+    def count(items):
+        return sum(parallel_fifths(x) + parallel_octaves(x) for x in items.numpy())
+    plain, ruled = draw(list(range(4)), False), draw(list(range(4)), True)
+    assert count(plain) >= 6 and count(ruled) == 0
+    assert (draw([3], True) == ruled[3:4]).all()  # sample i depends only on seed i
+    soprano = torch.zeros(2, 4, 32, dtype=torch.bool)
+    soprano[:, 0] = True
+    with_melody = draw([0, 1], True, given=plain[:2], given_mask=soprano)
+    assert (with_melody[:, 0] == plain[:2, 0]).all()
+    with pytest.raises(ConfigError, match="--rules: level items have no rules"):
+        family.sample(MaskedDenoiser(level_spec(), tiny_config(16)), [0], None, rules=True,
+                      item_shape=level_spec().model_shape, spec=level_spec())

@@ -223,7 +223,8 @@ class GenerativeModel:
     def generate(self, n: int = 16, *, seed: int = 0, sampler: str | None = None,
                  steps: int | None = None, guidance: float | None = None,
                  truncation: float | None = None, temperature: float | None = None,
-                 class_label: int | str | None = None, batch_size: int = 64,
+                 rules: bool | None = None, class_label: int | str | None = None,
+                 batch_size: int = 64,
                  reject_copies: bool = False,
                  train_data: str | None = None, watermark: bool = True, sign: bool = True,
                  signer=None, bars: int | None = None, audio: bool = False,
@@ -233,7 +234,8 @@ class GenerativeModel:
 
         Diffusion models take sampler, steps and guidance; GANs take truncation (1: none; lower
         trades variety for typical samples); discrete models take sampler (ancestral or
-        confidence), steps and temperature (below 1: safer, less varied). reject_copies drops
+        confidence), steps, temperature (below 1: safer, less varied) and rules (mend what breaks
+        the content kind's rules, such as parallel fifths, with the model's help). reject_copies drops
         samples that copy a training item (nearest/second-nearest distance ratio below 1/3, as
         the memorisation metric) and
         draws the next seeds in their place; the training data is the model's own (or
@@ -254,7 +256,8 @@ class GenerativeModel:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         labels = self.class_labels(n, class_label)
         options = sampling_options(self.family, sampler=sampler, steps=steps, guidance=guidance,
-                                   truncation=truncation, temperature=temperature)
+                                   truncation=truncation, temperature=temperature,
+                                   rules=rules or None)
         signer = _output_signer(sign, signer, out)
         seeds = list(range(seed, seed + n))
         spec = self._spec_for(bars, audio, repair or playable_only)
@@ -328,11 +331,12 @@ class GenerativeModel:
 
     def harmonize(self, melody: str | Path, *, n: int = 4, seed: int = 0, voices: str = "S",
                   steps: int = 32, sigma_max: float = HARMONIZE_SIGMA_MAX, resample: int = 2,
-                  sign: bool = True, signer=None, audio: bool = False,
+                  rules: bool = False, sign: bool = True, signer=None, audio: bool = False,
                   out: str | Path | None = None) -> torch.Tensor:
         """n four-part settings of a melody (or of any voices of a four-part file): the given
         voices come back exactly, the model fills in the rest by inpainting. voices: which parts
-        of the file are given, as letters of SATB (a one-part file is the soprano)."""
+        of the file are given, as letters of SATB (a one-part file is the soprano). rules
+        (discrete models): re-pitch the generated notes that make parallel fifths or octaves."""
         from .music import harmonize as harmonizing
         from .sampling import conditional
         self._require_diffusion("music", "harmonising needs a music diffusion model")
@@ -348,12 +352,13 @@ class GenerativeModel:
         given_mask = torch.from_numpy(mask)[None].expand(n, *mask.shape)
         self.module.eval()
         if self.config.family == "discrete":
-            items = harmonizing.force_given(self._inpaint(given, given_mask, seeds, steps).numpy(),
-                                            given.numpy(), given_mask.numpy())
-            items = torch.from_numpy(items)
+            items = self._inpaint(given, given_mask, seeds, steps, rules).numpy()
+            items = torch.from_numpy(harmonizing.force_given(items, given.numpy(), given_mask.numpy()))
             params = {"harmonize": str(melody), "given_voices": voices.upper(), "steps": steps,
-                      "sampler": "inpaint-masked"}
+                      "sampler": "inpaint-masked", "rules": rules}
         else:
+            if rules:
+                raise ConfigError("--rules needs a discrete model (the sampler mends its symbols)")
             with torch.no_grad():
                 items = harmonizing.harmonize(conditional(self.module, None), given, given_mask,
                                               seeds, steps=steps, sigma_max=sigma_max,
@@ -396,14 +401,14 @@ class GenerativeModel:
         return items
 
     def _inpaint(self, given: torch.Tensor, given_mask: torch.Tensor, seeds: list[int],
-                 steps: int) -> torch.Tensor:
+                 steps: int, rules: bool = False) -> torch.Tensor:
         """Items shaped like `given` from a discrete model: the given_mask entries kept, the rest
         drawn (the masked model never hides them, so they are exact by construction)."""
         shape = tuple(given.shape[1:])
         spec = replace(self.spec, item_shape=shape, tensor_shape=self.modality.model_shape(shape))
         x = self.family.sample(self.module, seeds, None, item_shape=spec.model_shape,
                                device=self.device, config=self.config, spec=spec, steps=steps,
-                               given=given, given_mask=given_mask)
+                               given=given, given_mask=given_mask, rules=rules)
         return self.modality.from_model(x.cpu())
 
     def _require_diffusion(self, kind: str, lead: str) -> None:

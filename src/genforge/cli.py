@@ -67,6 +67,9 @@ def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--temperature", type=float, default=None,
                        help="softmax temperature (1: the model's distribution; lower is safer and "
                             "less varied)")
+    group.add_argument("--rules", action="store_true", default=None,
+                       help="mend what breaks the content kind's rules (four-part music: parallel "
+                            "fifths and octaves), each fix the model's likeliest")
 
 
 def _add_signing_options(p: argparse.ArgumentParser) -> None:
@@ -167,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--voices", default="S", help="which voices of the file are given, as letters "
                    "of SATB (default: S)")
     p.add_argument("--wav", action="store_true", help="also render each setting to WAV")
+    p.add_argument("--rules", action="store_true", help="discrete models: re-pitch generated "
+                   "notes that make parallel fifths or octaves (the model picks the new pitch)")
 
     p = sub.add_parser("complete", help="levels: generate the missing tiles of a partial level",
                        description="Fill in the '?' tiles of a level (a text grid in the game's "
@@ -318,7 +323,7 @@ def _train(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     model = api.load(args.model, device=args.device)
     options = dict(sampler=args.sampler, steps=args.steps, guidance=args.guidance,
-                   truncation=args.truncation, temperature=args.temperature)
+                   truncation=args.truncation, temperature=args.temperature, rules=args.rules)
     if args.interpolate:
         try:
             seeds = [int(s) for s in args.interpolate.split(",") if s.strip()]
@@ -357,8 +362,8 @@ def _generate(args: argparse.Namespace) -> int:
 def _harmonize(args: argparse.Namespace) -> int:
     model = api.load(args.model, device=args.device)
     items = model.harmonize(args.melody, n=args.n, seed=args.seed, voices=args.voices,
-                            steps=args.steps, sign=args.sign, signer=_signer(args),
-                            audio=args.wav, out=args.out)
+                            steps=args.steps, rules=args.rules, sign=args.sign,
+                            signer=_signer(args), audio=args.wav, out=args.out)
     print(f"wrote {len(items)} settings of {args.melody} (MIDI, MusicXML, piano rolls) to {args.out}")
     return 0
 

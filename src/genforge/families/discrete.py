@@ -30,6 +30,7 @@ from .base import ModelSpec, Phase
 
 SAMPLERS = ("ancestral", "confidence")
 DEFAULT_SAMPLER, DEFAULT_STEPS = "ancestral", 32
+RULE_ROUNDS = 64  # at most this many rule moves per sample (one per round)
 
 
 def modality_of(spec: ModelSpec):
@@ -192,9 +193,47 @@ def sample_tokens(module: MaskedDenoiser, grid: tuple[int, int], noise: SeededNo
     return tokens
 
 
+@torch.no_grad()
+def apply_rule_moves(module: MaskedDenoiser, tokens: torch.Tensor, move_of, noise: SeededNoise,
+                     class_labels: torch.Tensor | None = None, fixed: torch.Tensor | None = None,
+                     *, rounds: int = RULE_ROUNDS, temperature: float = 1.0) -> torch.Tensor:
+    """Mend broken rules of finished samples, one move per item and round (see sampling.moves).
+
+    move_of(tokens [H, W], fixed [H, W]) -> TokenMove or None is the content kind's rule check.
+    Each round hides every open move's span, asks the model once for the whole batch, and draws
+    one edit per item with the sample's own noise, in proportion to p(new) / p(old) at the edited
+    position. Stops when no item has a move or after `rounds`; sample i still depends only on
+    seed i (every stream draws its noise every round)."""
+    n, h, w = tokens.shape
+    tokens = tokens.clone()
+    fixed = torch.zeros_like(tokens, dtype=torch.bool) if fixed is None else fixed.bool()
+    for _ in range(rounds):
+        moves = [move_of(t, f) for t, f in zip(tokens.cpu().numpy(), fixed.cpu().numpy())]
+        gumbel = -torch.log(-torch.log(_uniform(noise, (module.classes, h, w)))).cpu()
+        todo = [i for i, move in enumerate(moves) if move is not None and move.edits]
+        if not todo:
+            break
+        hidden = tokens[todo].clone()
+        for j, i in enumerate(todo):
+            hidden[j][torch.from_numpy(moves[i].span).to(hidden.device)] = module.mask_token
+        labels = None if class_labels is None else class_labels[todo]
+        logits = module(hidden, (hidden == module.mask_token).flatten(1).float().mean(1), labels)
+        logp = torch.log_softmax(logits.float() / max(temperature, 1e-4), dim=1).cpu()
+        for j, i in enumerate(todo):
+            edits = moves[i].edits
+            score = torch.tensor([float(logp[j, e.token, e.row, e.col] + gumbel[i, e.token, e.row, e.col]
+                                        - logp[j, tokens[i, e.row, e.col], e.row, e.col])
+                                  for e in edits])
+            edit = edits[int(score.argmax())]
+            span = torch.from_numpy(moves[i].span).to(tokens.device)
+            tokens[i][span] = torch.as_tensor(edit.span_tokens, dtype=tokens.dtype, device=tokens.device)
+    return tokens
+
+
 class DiscreteFamily:
     name = "discrete"
-    sample_options = {"sampler": DEFAULT_SAMPLER, "steps": DEFAULT_STEPS, "temperature": 1.0}
+    sample_options = {"sampler": DEFAULT_SAMPLER, "steps": DEFAULT_STEPS, "temperature": 1.0,
+                      "rules": False}
 
     def build(self, spec: ModelSpec, config: RunConfig) -> nn.Module:
         return MaskedDenoiser(spec, config)
@@ -227,9 +266,10 @@ class DiscreteFamily:
                spec: ModelSpec | None = None, sampler: str = DEFAULT_SAMPLER,
                steps: int = DEFAULT_STEPS, temperature: float = 1.0,
                given: torch.Tensor | None = None,
-               given_mask: torch.Tensor | None = None) -> torch.Tensor:
+               given_mask: torch.Tensor | None = None, rules: bool = False) -> torch.Tensor:
         """The kind's model tensors for the given seeds (sample i depends only on seeds[i]); the
-        token grid is spec.item_shape (item_shape, the model tensor's shape, is not needed)."""
+        token grid is spec.item_shape (item_shape, the model tensor's shape, is not needed).
+        rules: then mend what breaks the kind's rules with the model's help (apply_rule_moves)."""
         if sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {sampler!r} for a discrete model (known: "
                               f"{', '.join(SAMPLERS)})")
@@ -242,10 +282,18 @@ class DiscreteFamily:
         if spec is None:
             raise ValueError("the discrete family samples on the spec's item grid: pass spec")
         modality = module.modality
-        tokens = sample_tokens(module, tuple(spec.item_shape[-2:]), SeededNoise(seeds, device),
-                               None if class_labels is None else class_labels.to(device),
+        move_of = getattr(modality, "rule_move", None)
+        if rules and move_of is None:
+            raise ConfigError(f"--rules: {spec.modality} items have no rules the sampler can mend")
+        noise = SeededNoise(seeds, device)
+        labels = None if class_labels is None else class_labels.to(device)
+        tokens = sample_tokens(module, tuple(spec.item_shape[-2:]), noise, labels,
                                sampler=sampler, steps=steps, temperature=temperature,
                                given=None if given is None else modality.to_tokens(given),
                                given_mask=given_mask,
                                unique=tuple(getattr(modality, "unique_tokens", tuple)()))
+        if rules:
+            tokens = apply_rule_moves(module, tokens, move_of, noise, labels,
+                                      None if given_mask is None else given_mask.to(device),
+                                      temperature=temperature)
         return modality.to_model(modality.from_tokens(tokens.cpu())).to(device)

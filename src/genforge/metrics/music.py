@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import math
-from itertools import combinations
 
 import numpy as np
 import torch
 
 from ..music import representation as rep
+from ..music.voice_leading import FIFTH, OCTAVE, parallels
 from .extractors import register_extractor
 from .registry import EvalInputs, Value, register_metric
 
 # Textbook SATB ranges (inclusive MIDI pitches; e.g. Aldwell & Schachter): S C4-A5, A F3-D5,
 # T C3-A4, B E2-D4. Bach's basses reach C2 now and then, so chorales score a little above 0.
 SATB_RANGES = ((60, 81), (53, 74), (48, 69), (40, 62))
-FIFTH, OCTAVE = 7, 0  # interval classes
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 
 
@@ -99,21 +98,9 @@ FEATURES = {"pitch_range": pitch_range, "pitch_class_entropy": pitch_class_entro
 def parallel_intervals(item, interval_class: int) -> int:
     """Parallel perfect intervals (FIFTH or OCTAVE, unisons included) between any two voices:
     at two successive steps where either voice attacks and both sound, with no rest in either
-    between, both voices move the same way and the interval class is interval_class at both."""
-    pitches, onsets = rep.satb_pitches(item), rep.satb_onsets(item)
-    count = 0
-    for upper, lower in combinations(range(pitches.shape[0]), 2):
-        both = (pitches[upper] >= 0) & (pitches[lower] >= 0)
-        events = np.flatnonzero(both & (onsets[upper] | onsets[lower]))
-        for a, b in zip(events, events[1:]):
-            if not both[a:b + 1].all():
-                continue  # a rest between the two onsets breaks the succession
-            move_u, move_l = pitches[upper, b] - pitches[upper, a], pitches[lower, b] - pitches[lower, a]
-            same_way = move_u * move_l > 0
-            before = abs(int(pitches[upper, a]) - int(pitches[lower, a])) % 12
-            after = abs(int(pitches[upper, b]) - int(pitches[lower, b])) % 12
-            count += bool(same_way and before == after == interval_class)
-    return count
+    between, both voices move the same way and the interval class is interval_class at both
+    (genforge.music.voice_leading.parallels, which the discrete sampler's rules use too)."""
+    return len(parallels(rep.satb_pitches(item), rep.satb_onsets(item), (interval_class,)))
 
 
 def parallel_fifths(item) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -19,6 +20,7 @@ from ..errors import ConfigError, DataError
 from ..music import corpus as corpus_mod
 from ..music import dataset as crops_mod
 from ..music import representation as rep
+from ..music import voice_leading
 from ..music import writing
 from .base import Dataset, LoadReport, named_items
 
@@ -128,6 +130,13 @@ class MusicModality:
         if rep.is_satb(tuple(tokens.shape[1:])):
             return rep.satb_from_tokens(tokens)
         return tokens.clamp(0, rep.ROLL_TOKENS - 1).to(torch.uint8)
+
+    def rule_move(self, tokens: np.ndarray, fixed: np.ndarray):
+        """The discrete sampler's rule move for one item (--rules): four-part pieces get their
+        parallel fifths and octaves re-pitched (music.voice_leading); piano rolls have none."""
+        if tokens.shape[0] != len(rep.VOICES):
+            return None
+        return voice_leading.repitch_move(tokens, fixed)
 
     def write(self, items: torch.Tensor, folder: Path, stems: list[str],
               metadata: list[dict] | None = None) -> list[Path]:
