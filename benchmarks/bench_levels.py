@@ -18,7 +18,8 @@ Trains through the CLI a user would run, each job on its own thread(s), jobs sid
     random      levels.baseline.random_sokoban (walls at 20%, 2 boxes; Sokoban only)
     training    the training levels themselves: what the checks make of real levels
 
-and every set is judged with the pure functions of genforge.metrics.levels: playable share
+(with --rules, "discrete+rules" is the discrete model again, its samples mended by the sampler's
+rule moves: levels.rules) and every set is judged with the pure functions of genforge.metrics.levels: playable share
 without repair and with levels.repair.repair applied to each level (and the share repair
 changed); levels the solver gives up on (its node budget, 20,000 states, spent) count as not
 playable and are counted apart; novelty (share that is not an exact copy of a training level),
@@ -58,6 +59,7 @@ GAMES = {  # CLI data arguments; the shape the baselines draw (height, width)
     "lode-runner": (["lode-runner"], (20, 28)),
 }
 FAMILIES = {"discrete": ["--family", "discrete"], "diffusion": [], "gan": ["--family", "gan"]}
+RULED = "discrete+rules"  # the discrete model sampled with --rules: a row of its own
 
 
 
@@ -249,7 +251,7 @@ def verdicts(rows: list[dict]) -> str:
     by = {r["generator"]: r for r in rows}
     baselines = [by[b] for b in ("markov", "random") if b in by]
     lines = []
-    for name in FAMILIES:
+    for name in (*FAMILIES, RULED):
         if name not in by:
             continue
         r = by[name]
@@ -287,6 +289,8 @@ def main() -> None:
     parser.add_argument("--stages", default="train,evaluate", help="train, evaluate or both")
     parser.add_argument("--discrete-sampling", default="", help="SAMPLER:STEPS:TEMPERATURE for "
                         "the discrete family (default: its own defaults)")
+    parser.add_argument("--rules", action="store_true", help="also judge the discrete model's "
+                        "samples with --rules (Sokoban: the model mends border, boxes and goals)")
     parser.add_argument("--train-args", default="", help="extra genforge train options for every "
                         "family, e.g. '--batch-size 32' (after the defaults, so they win)")
     args = parser.parse_args()
@@ -316,6 +320,10 @@ def main() -> None:
                 for k, v in discrete.items() if v}
     sets = {f: sample_model(out / f"{args.game}-{f}", args.samples, args.threads,
                             discrete if f == "discrete" else None) for f in families}
+    if args.rules and "discrete" in families:  # the same model, its samples mended by --rules
+        sets[RULED] = sample_model(out / f"{args.game}-discrete", args.samples, args.threads,
+                                   {**discrete, "rules": True})
+        training[RULED] = training.get("discrete")
     sets["markov"] = MarkovLevels.fit(train_grids, legend.size).sample(args.samples, 0, shape)
     if args.game == "sokoban":
         sets["random"] = random_sokoban(args.samples, shape, seed=0)

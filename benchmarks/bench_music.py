@@ -215,7 +215,11 @@ def main() -> None:
     parser.add_argument("--sampler", default=None, help="sampler (default: the family's)")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the family's)")
     parser.add_argument("--temperature", type=float, default=None, help="discrete models only")
+    parser.add_argument("--rules", action="store_true", default=None,
+                        help="discrete models: re-pitch notes that make parallel fifths/octaves")
     parser.add_argument("--examples", default="0,1", help="seeds rendered to WAV")
+    parser.add_argument("--stages", default="train,evaluate", help="train, evaluate or both "
+                        "(evaluate alone judges the model OUT/run already holds)")
     parser.add_argument("--train-args", default="", help="extra genforge train options, e.g. "
                         "'--p-mean 0' (appended after the defaults, so they win)")
     args = parser.parse_args()
@@ -230,19 +234,28 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     log, run_dir = out / "bench.log", out / "run"
     started = time.perf_counter()
-    train_wall = run(["train", "bach-chorales", "--run", str(run_dir), "--bars", str(args.train_bars),
-                      "--transpose", str(args.transpose), "--minutes", str(args.minutes),
-                      "--device", "cpu", "--no-progress", "--family", args.family,
-                      *TRAIN_OPTIONS[args.family], *args.train_args.split()],
-                     args.threads, log)
+    stages = set(args.stages.split(","))
+    if "train" in stages:
+        train_wall = run(["train", "bach-chorales", "--run", str(run_dir), "--bars",
+                          str(args.train_bars), "--transpose", str(args.transpose), "--minutes",
+                          str(args.minutes), "--device", "cpu", "--no-progress", "--family",
+                          args.family, *TRAIN_OPTIONS[args.family], *args.train_args.split()],
+                         args.threads, log)
+    elif not (run_dir / "model").is_dir():
+        sys.exit(f"--stages {args.stages}: no trained model in {run_dir}; run the train stage")
+    else:
+        train_wall = json.loads((run_dir / "summary.json").read_text())["training_seconds"]
     figures = {**training_figures(run_dir), "train_wall_s": round(train_wall, 1)}
+    if "evaluate" not in stages:
+        return
     print(f"trained: {figures['steps']} steps in {figures['training_s']:.0f} s "
           f"({figures['steps_per_s']:.3f} steps/s), final loss {figures['final_loss']:.4f}", flush=True)
 
     t = time.perf_counter()
     model = genforge.load(run_dir / "model", device="cpu")
     sampling = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps),
-                                  ("temperature", args.temperature)) if v is not None}
+                                  ("temperature", args.temperature), ("rules", args.rules))
+                if v is not None}
     generated = model.generate(args.samples, seed=0, bars=args.bars, batch_size=50,
                                **sampling).numpy()
     figures["generate_s"] = round(time.perf_counter() - t, 1)
@@ -268,7 +281,7 @@ def main() -> None:
         folder = out / "examples" / f"seed-{seed:04d}"
         run(["generate", str(run_dir / "model"), "-n", "1", "--seed", str(seed), "--bars",
              str(args.bars), "--wav", "--no-sign", "--device", "cpu", "--out", str(folder),
-             *[f"--{k}={v}" for k, v in sampling.items()]],
+             *[f"--{k}" if v is True else f"--{k}={v}" for k, v in sampling.items()]],
             args.threads, log)
         examples.append(str(folder / f"{seed:06d}.wav"))
 

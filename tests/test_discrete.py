@@ -259,6 +259,71 @@ def test_rules_remove_parallels_keep_given_voices_and_stay_per_seed():
     soprano[:, 0] = True
     with_melody = draw([0, 1], True, given=plain[:2], given_mask=soprano)
     assert (with_melody[:, 0] == plain[:2, 0]).all()
-    with pytest.raises(ConfigError, match="--rules: level items have no rules"):
-        family.sample(MaskedDenoiser(level_spec(), tiny_config(16)), [0], None, rules=True,
-                      item_shape=level_spec().model_shape, spec=level_spec())
+    vocab = formats.LODE_RUNNER.to_dict()
+    lode = ModelSpec("level", (4, 4), (), LEVEL.bind(vocab).model_shape((4, 4)), vocab)
+    with pytest.raises(ConfigError, match="--rules: these level items have no rules"):
+        family.sample(MaskedDenoiser(lode, tiny_config(16)), [0], None, rules=True,
+                      item_shape=lode.model_shape, spec=lode)
+
+
+def test_sokoban_moves_mend_border_boxes_and_goals_in_that_order():
+    from genforge.levels.rules import sokoban_move
+    sok, legend = LEVEL.bind(formats.SOKOBAN.to_dict()), formats.SOKOBAN
+
+    def grid(text):
+        return formats.parse_grid(text, legend).astype(np.int64)
+
+    def apply(g, edit, move):
+        g = g.copy()
+        g[move.span] = edit.span_tokens
+        return g
+    free = np.zeros((5, 6), dtype=bool)
+    # an open border: every edit walls one border square, nothing else changes
+    g = grid("######\n#@$. #\n#    #\n#     \n######")
+    move = sokoban_move(g, free)
+    assert move.span.sum() == 1 and move.span[3, 5]
+    assert [(e.row, e.col, legend.chars[e.token]) for e in move.edits] == [(3, 5, "#")]
+    # a player in the border moves inside, to a floor or goal square, and walls the gap
+    g = grid("######\n@ $. #\n#    #\n#    #\n######")
+    move = sokoban_move(g, free)
+    after = apply(g, move.edits[0], move)
+    assert after[1, 0] == legend.index("#") and (after == legend.index("@")).sum() == 1
+    assert {legend.chars[e.token] for e in move.edits} == {"@", "+"}
+    # two boxes, one goal: drop a box, put one on a goal, or add a goal; each edit balances
+    g = grid("######\n#@$$.#\n#    #\n#    #\n######")
+    move = sokoban_move(g, free)
+    for edit in move.edits:
+        after = apply(g, edit, move)
+        assert sokoban.check(after.astype(np.uint8)) is None
+    assert {legend.chars[e.token] for e in move.edits} == {" ", "*", "."}
+    # a box in a corner reaches no goal: it goes, or a goal goes under it
+    g = grid("######\n#$ @ #\n#  $ #\n#  ..#\n######")
+    move = sokoban_move(g, free)
+    assert move.span.sum() == 1 and move.span[1, 1]
+    assert {legend.chars[e.token] for e in move.edits} == {" ", "*"}
+    # given squares never move: the corner box is the user's, so nothing is offered there
+    fixed = free.copy()
+    fixed[1, 1] = True
+    assert sokoban_move(g, fixed) is None
+    # an empty room gets a box to push (then, next round, a goal)
+    g = grid("######\n#@   #\n#    #\n#    #\n######")
+    assert {legend.chars[e.token] for e in sokoban_move(g, free).edits} == {"$"}
+    assert sokoban_move(grid("######\n#@$ .#\n#    #\n#    #\n######"), free) is None
+    assert sok.rule_move_for((5, 6)) is sokoban_move
+    assert LEVEL.bind(formats.LODE_RUNNER.to_dict()).rule_move_for((20, 28)) is None
+
+
+def test_sokoban_rules_make_every_level_well_formed_even_from_an_untrained_model():
+    torch.manual_seed(0)
+    spec, legend = level_spec((7, 7)), formats.SOKOBAN
+    modality = LEVEL.bind(legend.to_dict())
+    module = MaskedDenoiser(spec, tiny_config(16)).eval()
+    family = FAMILIES["discrete"]
+
+    def draw(rules):
+        return modality.from_model(family.sample(module, list(range(8)), None, steps=12,
+                                                 rules=rules, item_shape=spec.model_shape,
+                                                 spec=spec)).numpy()
+    plain, ruled = draw(False), draw(True)
+    assert sum(sokoban.check(g) is None for g in plain) <= 2
+    assert all(sokoban.check(g) is None for g in ruled)

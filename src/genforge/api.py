@@ -371,11 +371,12 @@ class GenerativeModel:
         return items
 
     def complete(self, partial: str | Path, *, n: int = 4, seed: int = 0, steps: int = 32,
-                 repair: bool = False, sign: bool = True, signer=None,
+                 repair: bool = False, rules: bool = False, sign: bool = True, signer=None,
                  out: str | Path | None = None) -> torch.Tensor:
         """n completions of a partial level (a text grid in the game's characters, '?' where
         tiles are to be generated): the given tiles come back exactly, the model fills the rest
-        by inpainting; each completion's playability is checked and recorded."""
+        by inpainting; each completion's playability is checked and recorded. rules (discrete
+        Sokoban models): the model mends the generated tiles' border, boxes and goals."""
         from .levels import complete as completing
         from .levels.playable import check_levels
         self._require_diffusion("level", "completing levels needs a level diffusion model")
@@ -388,14 +389,16 @@ class GenerativeModel:
         if self.config.family == "discrete":
             given = torch.from_numpy(grid)[None].expand(n, *grid.shape)
             given_mask = torch.from_numpy(mask)[None].expand(n, *mask.shape)
-            items, sampler = self._inpaint(given, given_mask, seeds, steps), "inpaint-masked"
+            items, sampler = self._inpaint(given, given_mask, seeds, steps, rules), "inpaint-masked"
         else:
+            if rules:
+                raise ConfigError("--rules needs a discrete model (the sampler mends its symbols)")
             items = completing.complete(self.module, self.modality, grid, mask, seeds, steps=steps)
             sampler = "inpaint-euler-ancestral"
         items, checks = check_levels(items, self.modality.legend, repair=repair)
         if out is not None:
             params = {"complete": str(partial), "given_tiles": int(mask.sum()), "steps": steps,
-                      "sampler": sampler, "repair": repair}
+                      "sampler": sampler, "repair": repair, "rules": rules}
             self._write(items, Path(out), seeds, None, params, item_info=checks,
                         mark=self._watermark(items, False)[1], signer=signer)
         return items

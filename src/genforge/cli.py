@@ -68,8 +68,9 @@ def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
                        help="softmax temperature (1: the model's distribution; lower is safer and "
                             "less varied)")
     group.add_argument("--rules", action="store_true", default=None,
-                       help="mend what breaks the content kind's rules (four-part music: parallel "
-                            "fifths and octaves), each fix the model's likeliest")
+                       help="mend what breaks the content kind's rules, each fix drawn from the "
+                            "model (four-part music: parallel fifths and octaves; Sokoban: open "
+                            "border, boxes that reach no goal, boxes != goals)")
 
 
 def _add_signing_options(p: argparse.ArgumentParser) -> None:
@@ -181,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("partial", metavar="FILE", help="the partial level, '?' for tiles to generate")
     _add_inpainting_options(p, "completions", "completed")
     p.add_argument("--repair", action="store_true", help="fix the structure of each completion")
+    p.add_argument("--rules", action="store_true", help="discrete Sokoban models: the model mends "
+                   "the generated tiles (closed border, a box on no dead square, boxes = goals)")
 
     p = sub.add_parser("evaluate", help="judge a model or a folder of generated files against a dataset",
                        description="Compute FD/FID, KID, precision/recall, density/coverage and "
@@ -371,7 +374,8 @@ def _harmonize(args: argparse.Namespace) -> int:
 def _complete(args: argparse.Namespace) -> int:
     model = api.load(args.model, device=args.device)
     items = model.complete(args.partial, n=args.n, seed=args.seed, steps=args.steps,
-                           repair=args.repair, sign=args.sign, signer=_signer(args), out=args.out)
+                           repair=args.repair, rules=args.rules, sign=args.sign,
+                           signer=_signer(args), out=args.out)
     record = json.loads((Path(args.out) / "generation.json").read_text())
     playable = sum(bool(item.get("playable")) for item in record["items"])
     print(f"wrote {len(items)} completions of {args.partial} to {args.out}; {playable} playable")

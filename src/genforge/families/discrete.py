@@ -221,12 +221,13 @@ def apply_rule_moves(module: MaskedDenoiser, tokens: torch.Tensor, move_of, nois
         logp = torch.log_softmax(logits.float() / max(temperature, 1e-4), dim=1).cpu()
         for j, i in enumerate(todo):
             edits = moves[i].edits
-            score = torch.tensor([float(logp[j, e.token, e.row, e.col] + gumbel[i, e.token, e.row, e.col]
-                                        - logp[j, tokens[i, e.row, e.col], e.row, e.col])
-                                  for e in edits])
+            rows, cols, new = torch.tensor([(e.row, e.col, e.token) for e in edits]).T
+            old = tokens[i].cpu()[rows, cols]
+            score = logp[j, new, rows, cols] - logp[j, old, rows, cols] + gumbel[i, new, rows, cols]
             edit = edits[int(score.argmax())]
             span = torch.from_numpy(moves[i].span).to(tokens.device)
-            tokens[i][span] = torch.as_tensor(edit.span_tokens, dtype=tokens.dtype, device=tokens.device)
+            tokens[i][span] = torch.as_tensor(edit.span_tokens, dtype=tokens.dtype,
+                                              device=tokens.device)
     return tokens
 
 
@@ -282,9 +283,10 @@ class DiscreteFamily:
         if spec is None:
             raise ValueError("the discrete family samples on the spec's item grid: pass spec")
         modality = module.modality
-        move_of = getattr(modality, "rule_move", None)
+        move_of = getattr(modality, "rule_move_for", lambda shape: None)(tuple(spec.item_shape))
         if rules and move_of is None:
-            raise ConfigError(f"--rules: {spec.modality} items have no rules the sampler can mend")
+            raise ConfigError(f"--rules: these {spec.modality} items have no rules the sampler "
+                              "can mend (it knows four-part music and Sokoban)")
         noise = SeededNoise(seeds, device)
         labels = None if class_labels is None else class_labels.to(device)
         tokens = sample_tokens(module, tuple(spec.item_shape[-2:]), noise, labels,

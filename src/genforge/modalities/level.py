@@ -189,6 +189,13 @@ class LevelModality:
         legend = self._legend()
         return tuple(i for i, tags in enumerate(legend.tags) if "player" in tags)
 
+    def rule_move_for(self, item_shape: tuple[int, ...]):
+        """The discrete sampler's rule move (--rules), or None: Sokoban levels get a closed
+        border, no box on a dead square and as many boxes as goals (levels.rules)."""
+        from ..levels.formats import SOKOBAN
+        from ..levels.rules import sokoban_move
+        return sokoban_move if self._legend().chars == SOKOBAN.chars else None
+
     def token_count(self, item_shape: tuple[int, ...]) -> int:
         """Symbols per position for the discrete family: the tiles."""
         return self._legend().size

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -131,12 +130,10 @@ class MusicModality:
             return rep.satb_from_tokens(tokens)
         return tokens.clamp(0, rep.ROLL_TOKENS - 1).to(torch.uint8)
 
-    def rule_move(self, tokens: np.ndarray, fixed: np.ndarray):
-        """The discrete sampler's rule move for one item (--rules): four-part pieces get their
-        parallel fifths and octaves re-pitched (music.voice_leading); piano rolls have none."""
-        if tokens.shape[0] != len(rep.VOICES):
-            return None
-        return voice_leading.repitch_move(tokens, fixed)
+    def rule_move_for(self, item_shape: tuple[int, ...]):
+        """The discrete sampler's rule move (--rules) for items of this shape, or None: four-part
+        pieces get their parallel fifths and octaves re-pitched (music.voice_leading)."""
+        return voice_leading.repitch_move if rep.is_satb(tuple(item_shape)) else None
 
     def write(self, items: torch.Tensor, folder: Path, stems: list[str],
               metadata: list[dict] | None = None) -> list[Path]:

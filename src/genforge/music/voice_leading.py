@@ -95,7 +95,8 @@ def repitch_options(pitches: np.ndarray, onsets: np.ndarray, voice: int, span: s
             same_way = (line[:, b] - line[:, a]) * (p[other, b] - p[other, a]) > 0
             before = np.abs(line[:, a] - p[other, a]) % 12
             after = np.abs(line[:, b] - p[other, b]) % 12
-            hits = (unbroken & same_way & (before == after) & np.isin(before, (FIFTH, OCTAVE))).sum(1)
+            perfect = np.isin(before, (FIFTH, OCTAVE))
+            hits = (unbroken & same_way & (before == after) & perfect).sum(1)
             if line is trial:
                 counts += hits
             else:
@@ -119,7 +120,8 @@ def repitch_move(tokens: np.ndarray, fixed: np.ndarray) -> TokenMove | None:
             after = span.stop < tokens.shape[1] and 1 <= tokens[voice, span.stop] <= rep.PITCH_BINS
             # a hold right after the note would merge into it if it took that hold's pitch
             merge = int(pitches[voice, span.stop]) if after else None
-            candidates = [p for p in range(rep.PITCH_LOW, rep.PITCH_HIGH + 1) if p not in (old, merge)]
+            candidates = [p for p in range(rep.PITCH_LOW, rep.PITCH_HIGH + 1)
+                          if p not in (old, merge)]
             options = repitch_options(pitches, onsets, voice, span, candidates)
             if not options:
                 continue
