@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 
@@ -192,3 +193,13 @@ def test_training_reduces_the_loss_and_draws_previews(tmp_path, small_data):
     assert records[-1]["loss"] < records[0]["loss"]
     assert (tmp_path / "e" / "samples" / "step-0000000.png").exists()
     assert result.progress.images_seen == 40 * 8
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_budget_end(tmp_path, small_data):
+    run(tmp_path, "cosine", small_data, steps=8, warmup_steps=2, lr_schedule="cosine")
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "cosine" / "stats.jsonl").open()]
+    assert lrs[0] == pytest.approx(1e-3)  # warm-up: half the peak at the first of two steps
+    assert lrs[1] == pytest.approx(2e-3 * 0.5 * (1 + math.cos(math.pi / 8)))
+    assert all(a > b for a, b in zip(lrs[1:], lrs[2:])) and lrs[-1] < 0.05 * 2e-3
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        resolve_config("fashion-mnist-sample", preset=None, lr_schedule="linear")

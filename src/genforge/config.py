@@ -125,6 +125,8 @@ class TrainConfig:
     lr: float = option(1e-3, "peak learning rate (AdamW)")
     weight_decay: float = option(0.0, "AdamW weight decay")
     warmup_steps: int = option(200, "linear learning-rate warm-up")
+    lr_schedule: str = option("constant", "after warm-up: constant, or cosine decay to zero at the "
+                              "end of the --steps or --minutes budget", choices=("constant", "cosine"))
     grad_clip: float = option(1.0, "clip the gradient norm to this (0: off)")
     ema_decay: float = option(0.999, "EMA decay of the weights that are exported")
     precision: str = option("auto", "bf16 autocast (auto: bf16 when the hardware runs it fast)",

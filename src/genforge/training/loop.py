@@ -32,6 +32,15 @@ from .state import (CHECKPOINT_NAME, DataStream, Progress, load_checkpoint, read
 from .devices import autocast_dtype, resolve_device
 
 
+def lr_factor(t, step: int, done: float) -> float:
+    """The learning rate's multiplier: linear warm-up over t.warmup_steps, then constant or a
+    cosine decay to zero at the end of the budget (done: its share spent, by steps or minutes)."""
+    warm = min(1.0, (step + 1) / max(1, t.warmup_steps))
+    if t.lr_schedule == "cosine":
+        return warm * 0.5 * (1 + math.cos(math.pi * done))
+    return warm
+
+
 class TrainingDiverged(GenforgeError):
     """The loss became NaN or infinite (or exploded) and rolling back did not help."""
 
@@ -157,6 +166,12 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         return ((t.steps is not None and progress.step >= t.steps)
                 or (t.minutes is not None and progress.elapsed_s >= t.minutes * 60))
 
+    def budget_done() -> float:
+        """Share of the budget spent, 0..1 (the larger of steps and minutes when both are set)."""
+        shares = [progress.step / t.steps if t.steps else 0.0,
+                  progress.elapsed_s / (t.minutes * 60) if t.minutes else 0.0]
+        return min(1.0, max(shares))
+
     def write_checkpoint() -> None:
         progress.epoch, progress.offset = stream.epoch, stream.offset
         save_checkpoint(checkpoint, model=model, ema=ema.module, optimizers=optimizers,
@@ -266,7 +281,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
             session_start = time.perf_counter() - progress.elapsed_s
             model.train()
             while not budget_spent():
-                lr = t.lr * progress.lr_scale * min(1.0, (progress.step + 1) / max(1, t.warmup_steps))
+                lr = t.lr * progress.lr_scale * lr_factor(t, progress.step, budget_done())
                 losses, problem = train_step(lr)
                 if problem:
                     progress.elapsed_s = time.perf_counter() - session_start
