@@ -3,6 +3,7 @@ tiny set of levels, sampling is per seed, inpainting keeps what was given, and i
 the CLI for levels and music."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -125,6 +126,13 @@ def test_levels_through_the_cli(tmp_path, capsys):
     assert main(["generate", str(run / "model"), "-n", "3", "--steps", "4", "--sampler",
                  "confidence", "--temperature", "0.8", "--device", "cpu", "--out", str(out)]) == 0
     assert len(list(out.glob("*.xsb"))) == 3
+    ruled = tmp_path / "ruled"
+    assert main(["generate", str(run / "model"), "-n", "3", "--steps", "4", "--rules",
+                 "--device", "cpu", "--out", str(ruled)]) == 0
+    record = json.loads((ruled / "generation.json").read_text())
+    assert record["rules"] is True
+    for grid in model.generate(3, steps=4, rules=True, sign=False).numpy():
+        assert sokoban.check(grid) is None  # well formed, whatever the tiny model drew
     partial = tmp_path / "partial.xsb"
     partial.write_text("#####\n#@$.#\n#???#\n#####\n")
     assert main(["complete", str(run / "model"), str(partial), "-n", "2", "--steps", "3",

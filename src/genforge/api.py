@@ -814,7 +814,7 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
              metrics: tuple[str, ...] | None = None, seed: int = 0,
              sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
              truncation: float | None = None, temperature: float | None = None,
-             fd_dim: int | None = None, fd_resamples: int = 10, reference_limit: int = 50_000,
+             rules: bool | None = None, fd_dim: int | None = None, fd_resamples: int = 10, reference_limit: int = 50_000,
              train_data: str | None = None, inception_weights: str | None = None,
              out: str | Path | None = None, device: str = "auto",
              data_options: dict[str, Any] | None = None) -> dict:
@@ -843,7 +843,8 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
         kind = source.spec.modality
         labels = source.class_labels(n, None)
         options = sampling_options(source.family, sampler=sampler, steps=steps, guidance=guidance,
-                                   truncation=truncation, temperature=temperature)
+                                   truncation=truncation, temperature=temperature,
+                                   rules=rules or None)
         sample_fn = lambda count: source.generate(count, seed=seed, batch_size=256, **options)
         log, out = model / "metrics.jsonl", Path(out) if out else model.parent / "evaluation"
         sampling = {"family": source.family.name, **_default_sampling(source.family), **options,

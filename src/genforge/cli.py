@@ -285,7 +285,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = api.evaluate(args.model, args.data, n=args.n, extractor=args.extractor,
                           metrics=metrics, seed=args.seed, sampler=args.sampler, steps=args.steps,
                           guidance=args.guidance, truncation=args.truncation,
-                          temperature=args.temperature, fd_dim=args.fd_dim,
+                          temperature=args.temperature, rules=args.rules, fd_dim=args.fd_dim,
                           fd_resamples=args.fd_resamples, reference_limit=args.reference_limit,
                           train_data=args.train_data, inception_weights=args.inception_weights,
                           out=args.out, device=args.device,
