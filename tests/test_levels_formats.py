@@ -65,6 +65,9 @@ def test_kgoldrunner_round_trip():
     (level,) = read_kgoldrunner(text)
     assert (level.number, level.name, level.rows) == (1, "Test level", rows)
     assert text.startswith("// G001 T tst N")
+    # a level option line between the header and the layout (game_plwv.txt) is skipped
+    with_option = text.replace("// L001\n", "// L001\n// .dwf true\n")
+    assert with_option != text and read_kgoldrunner(with_option)[0].rows == rows
 
 
 def _installed(load):

@@ -289,20 +289,24 @@ class KgrLevel:
 
 
 def read_kgoldrunner(text: str) -> list[KgrLevel]:
-    """Levels of a KGoldrunner 3 game file (game_*.txt): '// L001' then '//  <560 codes>' then an
-    optional i18n("name") line (KGrGameIO: strip '// ', the first byte says what the line is)."""
+    """Levels of a KGoldrunner 3 game file (game_*.txt): '// L001', any level options ('// .dwf
+    true'), then '//  <560 codes>' and an optional i18n("name") line (KGrGameIO: strip '// ', the
+    first byte says what the line is)."""
     lines = text.replace("\r\n", "\n").split("\n")
     levels = []
     for i, line in enumerate(lines[:-1]):
         if not (line.startswith("// L") and line[4:7].isdigit()):
             continue
-        layout = lines[i + 1]
+        j = i + 1
+        while j < len(lines) - 1 and lines[j].startswith("// ."):  # a level option (.dwf true)
+            j += 1
+        layout = lines[j]
         if not layout.startswith("//  "):
             continue
         codes = layout[4:]
         name = ""
-        if i + 2 < len(lines) and lines[i + 2].startswith(' i18n("'):
-            name = lines[i + 2][7:].rsplit('");', 1)[0]
+        if j + 1 < len(lines) and lines[j + 1].startswith(' i18n("'):
+            name = lines[j + 1][7:].rsplit('");', 1)[0]
         rows = ["".join(KGR_TO_VGLC.get(c, "?") for c in codes[y * KGR_WIDTH:(y + 1) * KGR_WIDTH])
                 for y in range(KGR_HEIGHT)]
         if len(codes) != KGR_WIDTH * KGR_HEIGHT:
