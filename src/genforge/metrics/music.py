@@ -16,10 +16,13 @@ import numpy as np
 import torch
 
 from ..music import representation as rep
-from ..music.voice_leading import FIFTH, OCTAVE, SATB_RANGES, parallels
+from ..music.voice_leading import FIFTH, OCTAVE, parallels
 from .extractors import register_extractor
 from .registry import EvalInputs, Value, register_metric
 
+# Textbook SATB ranges (inclusive MIDI pitches; e.g. Aldwell & Schachter): S C4-A5, A F3-D5,
+# T C3-A4, B E2-D4. Bach's basses reach C2 now and then, so chorales score a little above 0.
+SATB_RANGES = ((60, 81), (53, 74), (48, 69), (40, 62))
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 
 

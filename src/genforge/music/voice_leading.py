@@ -19,9 +19,6 @@ from ..sampling.moves import Edit, TokenMove
 from . import representation as rep
 
 FIFTH, OCTAVE = 7, 0  # interval classes
-# Textbook SATB ranges (inclusive MIDI pitches; e.g. Aldwell & Schachter): S C4-A5, A F3-D5,
-# T C3-A4, B E2-D4. Bach's basses reach C2 now and then, so chorales score a little above 0.
-SATB_RANGES = ((60, 81), (53, 74), (48, 69), (40, 62))
 
 
 class Parallel(NamedTuple):
@@ -74,12 +71,13 @@ def note_span(pitches: np.ndarray, onsets: np.ndarray, voice: int, step: int) ->
 REPITCH_ORDER = (1, 2, 3, 0)
 
 
-def parallel_counts(pitches: np.ndarray, onsets: np.ndarray, voice: int, span: slice,
-                    candidates: np.ndarray) -> tuple[int, np.ndarray]:
-    """Parallels involving `voice` now, and with the (sounding) note at `span` re-pitched to each
-    candidate; all candidates judged at once (re-pitching a note moves no onset or rest, so
-    every pair's successions stay where they are)."""
+def repitch_options(pitches: np.ndarray, onsets: np.ndarray, voice: int, span: slice,
+                    candidates) -> list[int]:
+    """The candidate pitches for the (sounding) note at `span` of `voice` that leave fewer
+    parallels involving that voice than it has now; all candidates judged at once (re-pitching
+    a note moves no onset or rest, so every pair's successions stay where they are)."""
     p = np.asarray(pitches).astype(np.int64)
+    candidates = np.asarray(list(candidates), dtype=np.int64)
     trial = np.repeat(p[voice][None], len(candidates), axis=0)      # [C, T]
     trial[:, span] = candidates[:, None]
     now, counts = 0, np.zeros(len(candidates), dtype=np.int64)
@@ -103,57 +101,37 @@ def parallel_counts(pitches: np.ndarray, onsets: np.ndarray, voice: int, span: s
                 counts += hits
             else:
                 now += int(hits[0])
-    return now, counts
-
-
-def _repitch(tokens: np.ndarray, pitches: np.ndarray, onsets: np.ndarray, voice: int,
-             span: slice, strictly_fewer: bool) -> TokenMove | None:
-    """Re-pitch the note at `span` of `voice` (its rhythm kept) to any pitch in the voice's
-    range that leaves fewer parallels involving it (strictly_fewer) or no more; None if none."""
-    low, high = SATB_RANGES[voice]
-    old = int(pitches[voice, span.start])
-    after = span.stop < tokens.shape[1] and 1 <= tokens[voice, span.stop] <= rep.PITCH_BINS
-    # a hold right after the note would merge into it if it took that hold's pitch
-    merge = int(pitches[voice, span.stop]) if after else None
-    candidates = np.array([p for p in range(low, high + 1) if p not in (old, merge)])
-    now, counts = parallel_counts(pitches, onsets, voice, span, candidates)
-    options = candidates[counts < now] if strictly_fewer else candidates[counts <= now]
-    if not len(options):
-        return None
-    mask = np.zeros(tokens.shape, dtype=bool)
-    mask[voice, span] = True
-    length = span.stop - span.start
-    return TokenMove(mask, [Edit(voice, span.start, attack_token(p),
-                                 np.array([attack_token(p)] + [hold_token(p)] * (length - 1)))
-                            for p in options.tolist()])
+    return [int(c) for c in candidates[counts < now]]
 
 
 def repitch_move(tokens: np.ndarray, fixed: np.ndarray) -> TokenMove | None:
     """The discrete sampler's rule move for one SATB piece (tokens [4, T], see
-    representation.satb_to_tokens; fixed: given notes, never changed), re-pitching one note (its
-    rhythm kept) to a pitch in its voice's range:
-    - the note that completes the first parallel fifth or octave, to any pitch that leaves fewer
-      parallels involving its voice;
-    - else the first note outside its voice's range (SATB_RANGES), to any pitch in it that adds
-      no parallel.
-    None when the piece breaks neither rule (or nothing can be changed)."""
+    representation.satb_to_tokens; fixed: given notes, never changed): re-pitch the note that
+    completes the first parallel fifth or octave, keeping its rhythm, to any pitch that leaves
+    fewer parallels involving its voice. None when the piece has none (or none can be fixed)."""
     codes = rep.satb_from_tokens(torch.as_tensor(tokens)[None])[0].numpy()
     pitches, onsets = rep.satb_pitches(codes), rep.satb_onsets(codes)
     for found in parallels(pitches, onsets):
         for voice in sorted((found.upper, found.lower), key=REPITCH_ORDER.index):
             span = note_span(pitches, onsets, voice, found.after)
-            if not fixed[voice, span].any():
-                move = _repitch(tokens, pitches, onsets, voice, span, strictly_fewer=True)
-                if move:
-                    return move
-    for voice, (low, high) in enumerate(SATB_RANGES):
-        line = pitches[voice]
-        for step in np.flatnonzero(onsets[voice] & (line >= 0) & ((line < low) | (line > high))):
-            span = note_span(pitches, onsets, voice, int(step))
-            if not fixed[voice, span].any():
-                move = _repitch(tokens, pitches, onsets, voice, span, strictly_fewer=False)
-                if move:
-                    return move
+            if fixed[voice, span].any():
+                continue
+            old = int(pitches[voice, span.start])
+            after = span.stop < tokens.shape[1] and 1 <= tokens[voice, span.stop] <= rep.PITCH_BINS
+            # a hold right after the note would merge into it if it took that hold's pitch
+            merge = int(pitches[voice, span.stop]) if after else None
+            candidates = [p for p in range(rep.PITCH_LOW, rep.PITCH_HIGH + 1)
+                          if p not in (old, merge)]
+            options = repitch_options(pitches, onsets, voice, span, candidates)
+            if not options:
+                continue
+            mask = np.zeros(tokens.shape, dtype=bool)
+            mask[voice, span] = True
+            length = span.stop - span.start
+            edits = [Edit(voice, span.start, attack_token(p),
+                          np.array([attack_token(p)] + [hold_token(p)] * (length - 1)))
+                     for p in options]
+            return TokenMove(mask, edits)
     return None
 
 
