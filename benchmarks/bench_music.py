@@ -3,14 +3,17 @@ Markov-chain baseline, on every musical metric (run by hand; prints a markdown t
 OUT/results.json, OUT/rows.jsonl and OUT/results.md).
 
     python benchmarks/bench_music.py --minutes 30 --out runs/music-bench \
-        --sampler confidence --steps 128
+        --train-args "--lr-schedule cosine" --sampler confidence --steps 128 --temperature 1.25 \
+        --rules
 
 Three sets of 8-bar SATB pieces:
 
     generated  genforge train bach-chorales --family discrete --bars 4 --transpose 6 --minutes M
                (through the CLI; --family diffusion for EDM on one-hot planes), then 200 pieces
                of --bars 8 from seeds 0..199 with the sampler given (default: the family's);
-               sampler settings were chosen on the validation split
+               sampler settings were chosen on the validation split; --rules has the sampler
+               re-pitch notes that make parallel fifths or octaves (not the model's own output:
+               compare a run without it)
     baseline   genforge.music.baseline: an order-2 Markov chain over SATB chords (one per 16th),
                fitted on the same training split (8-bar crops, no transposition), 200 pieces
     test       the held-out test split (8-bar crops on every bar line, no transposition): the
@@ -26,6 +29,7 @@ Two generated pieces (the first two seeds, not picked by ear) are rendered to WA
 
 Training and generation run with --threads threads (default 1), so "30 minutes" is 30 minutes of
 one core; on a machine shared with other jobs the step count depends on the load (printed).
+--stages evaluate judges the model OUT/run already holds (other sampler settings, no retraining).
 """
 from __future__ import annotations
 
