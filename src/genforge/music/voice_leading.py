@@ -29,6 +29,26 @@ class Parallel(NamedTuple):
     interval: int   # FIFTH or OCTAVE
 
 
+def _successions(p: np.ndarray, onsets: np.ndarray, one: int, other: int):
+    """The (before, after) steps of two voices' successions: successive steps at which either
+    attacks while both sound, with no rest in either between."""
+    both = (p[one] >= 0) & (p[other] >= 0)
+    events = np.flatnonzero(both & (onsets[one] | onsets[other]))
+    a, b = events[:-1], events[1:]
+    breaks = np.concatenate([[0], np.cumsum(~both)])
+    unbroken = breaks[b + 1] == breaks[a]
+    return a[unbroken], b[unbroken]
+
+
+def _parallel_hits(line: np.ndarray, other: np.ndarray, a: np.ndarray, b: np.ndarray, classes):
+    """Which successions (a -> b) of `line` ([T], or [C, T]: candidates) against `other` [T] are
+    parallel in one of the interval classes, and each one's class at a."""
+    same_way = (line[..., b] - line[..., a]) * (other[b] - other[a]) > 0
+    before = np.abs(line[..., a] - other[a]) % 12
+    after = np.abs(line[..., b] - other[b]) % 12
+    return same_way & (before == after) & np.isin(before, classes), before
+
+
 def parallels(pitches: np.ndarray, onsets: np.ndarray, classes=(FIFTH, OCTAVE),
               voices: tuple[int, ...] | None = None) -> list[Parallel]:
     """Every parallel perfect interval in one piece: pitches int [V, T] (-1 rest), onsets bool
@@ -38,17 +58,8 @@ def parallels(pitches: np.ndarray, onsets: np.ndarray, classes=(FIFTH, OCTAVE),
     for upper, lower in combinations(range(p.shape[0]), 2):
         if voices is not None and upper not in voices and lower not in voices:
             continue
-        both = (p[upper] >= 0) & (p[lower] >= 0)
-        events = np.flatnonzero(both & (onsets[upper] | onsets[lower]))
-        if len(events) < 2:
-            continue
-        a, b = events[:-1], events[1:]
-        breaks = np.concatenate([[0], np.cumsum(~both)])
-        unbroken = breaks[b + 1] == breaks[a]
-        same_way = (p[upper, b] - p[upper, a]) * (p[lower, b] - p[lower, a]) > 0
-        before = np.abs(p[upper, a] - p[lower, a]) % 12
-        after = np.abs(p[upper, b] - p[lower, b]) % 12
-        hit = unbroken & same_way & (before == after) & np.isin(before, classes)
+        a, b = _successions(p, onsets, upper, lower)
+        hit, before = _parallel_hits(p[upper], p[lower], a, b, classes)
         found += [Parallel(upper, lower, int(a[i]), int(b[i]), int(before[i]))
                   for i in np.flatnonzero(hit)]
     return found
@@ -82,25 +93,10 @@ def repitch_options(pitches: np.ndarray, onsets: np.ndarray, voice: int, span: s
     trial[:, span] = candidates[:, None]
     now, counts = 0, np.zeros(len(candidates), dtype=np.int64)
     for other in range(p.shape[0]):
-        if other == voice:
-            continue
-        both = (p[voice] >= 0) & (p[other] >= 0)
-        events = np.flatnonzero(both & (onsets[voice] | onsets[other]))
-        if len(events) < 2:
-            continue
-        a, b = events[:-1], events[1:]
-        breaks = np.concatenate([[0], np.cumsum(~both)])
-        unbroken = breaks[b + 1] == breaks[a]
-        for line in (p[voice][None], trial):
-            same_way = (line[:, b] - line[:, a]) * (p[other, b] - p[other, a]) > 0
-            before = np.abs(line[:, a] - p[other, a]) % 12
-            after = np.abs(line[:, b] - p[other, b]) % 12
-            perfect = np.isin(before, (FIFTH, OCTAVE))
-            hits = (unbroken & same_way & (before == after) & perfect).sum(1)
-            if line is trial:
-                counts += hits
-            else:
-                now += int(hits[0])
+        if other != voice:
+            a, b = _successions(p, onsets, voice, other)
+            now += int(_parallel_hits(p[voice], p[other], a, b, (FIFTH, OCTAVE))[0].sum())
+            counts += _parallel_hits(trial, p[other], a, b, (FIFTH, OCTAVE))[0].sum(1)
     return [int(c) for c in candidates[counts < now]]
 
 
