@@ -213,9 +213,10 @@ def apply_rule_moves(module: MaskedDenoiser, tokens: torch.Tensor, move_of, nois
         todo = [i for i, move in enumerate(moves) if move is not None and move.edits]
         if not todo:
             break
+        spans = [torch.from_numpy(moves[i].span).to(tokens.device) for i in todo]
         hidden = tokens[todo].clone()
-        for j, i in enumerate(todo):
-            hidden[j][torch.from_numpy(moves[i].span).to(hidden.device)] = module.mask_token
+        for j, span in enumerate(spans):
+            hidden[j][span] = module.mask_token
         labels = None if class_labels is None else class_labels[todo]
         logits = module(hidden, (hidden == module.mask_token).flatten(1).float().mean(1), labels)
         logp = torch.log_softmax(logits.float() / max(temperature, 1e-4), dim=1).cpu()
@@ -225,9 +226,8 @@ def apply_rule_moves(module: MaskedDenoiser, tokens: torch.Tensor, move_of, nois
             old = tokens[i].cpu()[rows, cols]
             score = logp[j, new, rows, cols] - logp[j, old, rows, cols] + gumbel[i, new, rows, cols]
             edit = edits[int(score.argmax())]
-            span = torch.from_numpy(moves[i].span).to(tokens.device)
-            tokens[i][span] = torch.as_tensor(edit.span_tokens, dtype=tokens.dtype,
-                                              device=tokens.device)
+            tokens[i][spans[j]] = torch.as_tensor(edit.span_tokens, dtype=tokens.dtype,
+                                                  device=tokens.device)
     return tokens
 
 
