@@ -814,7 +814,8 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
              metrics: tuple[str, ...] | None = None, seed: int = 0,
              sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
              truncation: float | None = None, temperature: float | None = None,
-             rules: bool | None = None, fd_dim: int | None = None, fd_resamples: int = 10, reference_limit: int = 50_000,
+             rules: bool | None = None, fd_dim: int | None = None, fd_resamples: int = 10,
+             reference_limit: int = 50_000,
              train_data: str | None = None, inception_weights: str | None = None,
              out: str | Path | None = None, device: str = "auto",
              data_options: dict[str, Any] | None = None) -> dict:
