@@ -267,11 +267,12 @@ def test_rules_remove_parallels_keep_given_voices_and_stay_per_seed():
     soprano[:, 0] = True
     with_melody = draw([0, 1], True, given=plain[:2], given_mask=soprano)
     assert (with_melody[:, 0] == plain[:2, 0]).all()
-    vocab = formats.LODE_RUNNER.to_dict()
-    lode = ModelSpec("level", (4, 4), (), LEVEL.bind(vocab).model_shape((4, 4)), vocab)
+    vocab = {"game": "maze", "tiles": {"#": ["solid"], ".": ["empty"], "@": ["player"]},
+             "order": "#.@", "filler": "#"}
+    maze = ModelSpec("level", (4, 4), (), LEVEL.bind(vocab).model_shape((4, 4)), vocab)
     with pytest.raises(ConfigError, match="--rules: these level items have no rules"):
-        family.sample(MaskedDenoiser(lode, tiny_config(16)), [0], None, rules=True,
-                      item_shape=lode.model_shape, spec=lode)
+        family.sample(MaskedDenoiser(maze, tiny_config(16)), [0], None, rules=True,
+                      item_shape=maze.model_shape, spec=maze)
 
 
 def test_sokoban_moves_mend_border_boxes_and_goals_in_that_order():
@@ -318,7 +319,77 @@ def test_sokoban_moves_mend_border_boxes_and_goals_in_that_order():
     assert {legend.chars[e.token] for e in sokoban_move(g, free).edits} == {"$"}
     assert sokoban_move(grid("######\n#@$ .#\n#    #\n#    #\n######"), free) is None
     assert sok.rule_move_for((5, 6)) is sokoban_move
-    assert LEVEL.bind(formats.LODE_RUNNER.to_dict()).rule_move_for((20, 28)) is None
+
+
+def test_sokoban_moves_undo_deadlocks_the_solver_would_find():
+    from genforge.levels.rules import sokoban_move
+    legend = formats.SOKOBAN
+
+    def move_of(text):
+        g = formats.parse_grid(text, legend).astype(np.int64)
+        return g, sokoban_move(g, np.zeros(g.shape, dtype=bool))
+
+    def tiles(move):
+        return {(e.row, e.col, legend.chars[e.token]) for e in move.edits}
+
+    def after(g, move):
+        for edit in move.edits:
+            out = g.copy()
+            out[move.span] = edit.span_tokens
+            yield out.astype(np.uint8)
+    # two boxes side by side against the top wall can never move: either goes
+    _, move = move_of("#######\n# $$ .#\n#    .#\n#  @  #\n#     #\n#######")
+    assert tiles(move) == {(1, 2, " "), (1, 3, " ")}
+    # both boxes are stuck in the top row, so only the top goal is theirs: one box goes, and with
+    # it the goal it cannot reach, leaving a puzzle the solver does
+    g, move = move_of("#######\n#.$ $ #\n#     #\n#  .  #\n#@    #\n#######")
+    assert {(e.row, e.col) for e in move.edits} == {(1, 2), (1, 4)}
+    for level in after(g, move):
+        assert (level == legend.index(".")).sum() == 1 and level[3, 3] == legend.index(" ")
+        assert sokoban.solve(level, 5_000).status == sokoban.SOLVABLE
+    # a player walled in with nothing to push: a wall beside him opens
+    _, move = move_of("######\n#@#  #\n###$.#\n#    #\n#    #\n######")
+    assert tiles(move) == {(1, 2, " "), (2, 1, " ")}
+    # no static deadlock, yet pushing the first box onto its goal walls in the second: the solver
+    # proves it, and a box goes with its nearest goal
+    g, move = move_of("########\n#@ $.$.#\n########")
+    assert {(e.row, e.col) for e in move.edits} == {(1, 3), (1, 5)}
+    assert all(sokoban.solve(level, 5_000).status == sokoban.SOLVABLE for level in after(g, move))
+    # one box, pushed up it can never come back to the goal: with no box to spare, it moves to
+    # a square from which pushes could reach the goal
+    g, move = move_of("######\n#.   #\n##$###\n# @  #\n######")
+    assert tiles(move) == {(1, 2, "$"), (1, 3, "$")}
+    assert all(level[2, 2] == legend.index(" ") for level in after(g, move))
+    # a level the solver does needs nothing
+    assert move_of("######\n#@$ .#\n#    #\n#    #\n#    #\n######")[1] is None
+
+
+def test_lode_runner_moves_place_reachable_gold_and_retire_the_rest():
+    from genforge.levels.rules import lode_runner_move
+    legend = formats.LODE_RUNNER
+    lr_level = LEVEL.bind(legend.to_dict())
+    assert lr_level.rule_move_for((20, 28)) is lode_runner_move
+
+    def grid(text):
+        return formats.parse_grid(text, legend).astype(np.int64)
+    free = np.zeros((4, 5), dtype=bool)
+    # gold sealed in solid rock beside a reachable one: only the sealed one is offered
+    g = grid("..G..\nBBBBB\nBGB..\nBBBBB")
+    g[0, 0] = legend.index("M")
+    move = lode_runner_move(g, free)
+    assert {(e.row, e.col) for e in move.edits} == {(2, 1)}
+    assert "G" not in {legend.chars[e.token] for e in move.edits}
+    # no reachable gold at all: the model places one on a square the runner reaches
+    g[0, 2] = legend.index(".")
+    move = lode_runner_move(g, free)
+    assert {legend.chars[e.token] for e in move.edits} == {"G"}
+    assert {(e.row, e.col) for e in move.edits} == {(0, 1), (0, 2), (0, 3), (0, 4)}
+    # everything reachable: nothing to do; the user's own gold is never touched
+    assert lode_runner_move(grid("M.G..\nBBBBB\n.....\nBBBBB"), free) is None
+    fixed = free.copy()
+    fixed[2, 1] = True
+    g = grid("M.G..\nBBBBB\nBGB..\nBBBBB")
+    assert lode_runner_move(g, fixed) is None
 
 
 def test_sokoban_rules_make_every_level_well_formed_even_from_an_untrained_model():

@@ -1,19 +1,32 @@
-"""Rule moves for generated Sokoban levels (the discrete sampler's --rules, sampling.moves):
-what is broken and which one-tile edits would mend it; the model then picks the edit it finds
-likeliest.
+"""Rule moves for generated levels (the discrete sampler's --rules, sampling.moves): what is
+broken and which edits would mend it; the model then picks the edit it finds likeliest.
 
 Unlike structural repair (levels.repair: fixed edits in row-major order, no model), every change
-here is drawn from the model given the rest of the level, one per round, in this order: a player
-in the border (it moves inside), an open border (the grid's edge must be wall), a box to push at
-all, as many boxes as goals (removing or adding either), then no box on a dead square (one from
-which no goal can be reached by pushing).
+here is drawn from the model given the rest of the level, one per round.
+
+Sokoban, in this order: a player in the border (it moves inside), an open border (the grid's edge
+must be wall), a box to push at all, as many boxes as goals (removing or adding either), no box
+on a dead square (one from which no goal can be reached by pushing); then, keeping the level well
+formed, no box frozen off a goal (against walls and other boxes, so it can never move), boxes
+that can each reach a goal of their own, a first push the player can make (else a wall beside
+him opens), and last a level the solver does not prove unsolvable. All of these but the first
+push are mended by taking a box away together with a goal (the last box off a goal stays; an
+unsolvable level with no box to spare has a box moved instead).
+
+Lode Runner: some gold the runner can reach (else the model places one there), then no gold he
+cannot reach (the model picks what takes its place). A level keeps its spawn.
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
 from ..sampling.moves import Edit, TokenMove
+from . import lode_runner as lr
 from . import sokoban as sk
+
+SOLVER_BUDGET = 5_000  # states the last Sokoban rule may spend; a level it cannot decide stays
 
 
 def _move(grid: np.ndarray, where: np.ndarray,
@@ -62,12 +75,150 @@ def sokoban_move(tokens: np.ndarray, fixed: np.ndarray) -> TokenMove | None:
         return _move(grid, removable | floor,
                      {sk.BOX: (sk.FLOOR, sk.BOX_GOAL), sk.FLOOR: (sk.GOAL,)})
     board = sk.board(grid.astype(np.uint8))
-    live = np.isfinite(np.array(sk.push_distances(board)).reshape(-1, board.width)[1:-1, 1:-1])
+    dist = sk.push_distances(board)
+    live = _on_grid(board, np.isfinite(dist))
     if surplus < 0:  # a box may be added only where it can reach a goal
         return _move(grid, (floor & live) | (free & np.isin(grid, (sk.GOAL, sk.PLAYER_GOAL))),
                      {sk.GOAL: (sk.FLOOR, sk.BOX_GOAL), sk.PLAYER_GOAL: (sk.PLAYER,),
                       sk.FLOOR: (sk.BOX,)})
-    dead = free & (grid == sk.BOX) & ~live  # even the last box: if it reaches no goal, no puzzle
-    if dead.any():
-        return _move(grid, dead, {sk.BOX: (sk.FLOOR, sk.BOX_GOAL)})
+    dead = (grid == sk.BOX) & ~live  # even the last box: if it reaches no goal, no puzzle
+    if dead.any():  # (a given dead box is the user's: nothing here can mend the level)
+        return _move(grid, dead & free, {sk.BOX: (sk.FLOOR, sk.BOX_GOAL)})
+    return _sokoban_deadlock_move(grid, free, board, dist)
+
+
+def _on_grid(board: sk.Board, flags) -> np.ndarray:
+    """Per-square flags over a board's padded flat indices, as a bool [H, W] grid."""
+    return np.asarray(flags, dtype=bool).reshape(-1, board.width)[1:-1, 1:-1]
+
+
+def _square(board: sk.Board, p: int) -> tuple[int, int]:
+    """Grid (row, column) of a board's flat index."""
+    y, x = divmod(p, board.width)
+    return y - 1, x - 1
+
+
+def _sokoban_deadlock_move(grid: np.ndarray, free: np.ndarray, board: sk.Board,
+                           dist: list[float]) -> TokenMove | None:
+    """The rules past a well-formed level: a frozen box, boxes that cannot share out the goals,
+    no first push, then a level the solver proves unsolvable."""
+    dead = [d == float("inf") for d in dist]
+    boxes = set(board.boxes)
+    frozen = np.zeros(len(board.walls), dtype=bool)
+    for p in boxes - board.goals:
+        frozen[p] = sk._frozen(p, boxes, board, dead, set())
+    goals = sorted(board.goals)
+    if len(goals) > sk.MATCHING_MAX_BOXES:
+        return None
+    per_goal = [[sk.NO_MATCH if d == float("inf") else d for d in sk.push_distances(board, [g])]
+                for g in goals]
+    cost = [[row[p] for row in per_goal] for p in board.boxes]
+    # each of these moves takes a box and a goal away together, so the level stays well formed
+    if frozen.any() and (move := _pair_removal(grid, free, board, cost, goals, frozen, False)):
+        return move
+    if sk.min_matching(cost) >= sk.NO_MATCH \
+            and (move := _pair_removal(grid, free, board, cost, goals, None, True)):
+        return move
+    w = board.width
+    reach = set(sk._region(board, board.player, boxes))
+    if not any(p - d in reach and not board.walls[p + d] and p + d not in boxes and not dead[p + d]
+               for p in boxes for d in (-1, 1, -w, w)):
+        walls = np.zeros(len(board.walls), dtype=bool)
+        for p in reach:  # a wall beside the player's room, or behind a box he could push
+            for d in (-1, 1, -w, w):
+                walls[p + d] = True
+                if p + d in boxes:
+                    walls[p + 2 * d] = True
+        inner = np.zeros_like(free)
+        inner[1:-1, 1:-1] = True
+        where = _on_grid(board, walls) & free & inner & (grid == sk.WALL)
+        return _move(grid, where, {sk.WALL: (sk.FLOOR,)})
+    if _proved_unsolvable(grid.astype(np.uint8).tobytes(), grid.shape):
+        return (_pair_removal(grid, free, board, cost, goals, None, keep_matching=False)
+                or _box_relocation(grid, free, board, dist))
     return None
+
+
+def _pair_removal(grid: np.ndarray, free: np.ndarray, board: sk.Board, cost: list[list[int]],
+                  goals: list[int], among: np.ndarray | None,
+                  keep_matching: bool) -> TokenMove | None:
+    """A box goes together with a goal, so the level stays well formed: a box on a goal with
+    its goal, or a box off its goal (one of `among`, a padded flat mask, or any) with the nearest
+    free goal whose loss leaves every other box a goal of its own (keep_matching) or simply the
+    nearest. The model judges the box's square. The last box off a goal stays (without it there
+    is no puzzle), and `among` limits the choice to boxes off their goals."""
+    plain = int((grid == sk.BOX).sum())
+    pairs = []
+    for i, p in enumerate(board.boxes):
+        y, x = _square(board, p)
+        if not free[y, x] or (among is not None and not among[p]):
+            continue
+        if grid[y, x] == sk.BOX_GOAL and among is None:
+            options = [goals.index(p)]
+        elif grid[y, x] == sk.BOX and plain > 1:
+            options = sorted(range(len(goals)), key=lambda j: cost[i][j])
+        else:
+            continue
+        for j in options:
+            gy, gx = _square(board, goals[j])
+            if not free[gy, gx] or grid[gy, gx] not in (sk.GOAL, sk.BOX_GOAL) \
+                    or (grid[gy, gx] == sk.BOX_GOAL and (gy, gx) != (y, x)):
+                continue
+            rest = [[c for k, c in enumerate(row) if k != j] for m, row in enumerate(cost) if m != i]
+            if not keep_matching or sk.min_matching(rest) < sk.NO_MATCH:
+                pairs.append(((y, x), (gy, gx)))
+                break
+    if not pairs:
+        return None
+    span = np.zeros_like(free)
+    for box, goal in pairs:
+        span[box] = span[goal] = True
+    edits = []
+    for box, goal in pairs:
+        after = grid.copy()
+        after[box] = after[goal] = sk.FLOOR
+        edits.append(Edit(box[0], box[1], sk.FLOOR, after[span]))
+    return TokenMove(span, edits)
+
+
+def _box_relocation(grid: np.ndarray, free: np.ndarray, board: sk.Board,
+                    dist: list[float]) -> TokenMove | None:
+    """A box off its goal moves to another floor square from which a goal can be reached by
+    pushing (for an unsolvable level with no box to spare); the model judges the new square."""
+    live = _on_grid(board, np.isfinite(dist))
+    targets = free & (grid == sk.FLOOR) & live
+    moving = free & (grid == sk.BOX)
+    if not targets.any() or not moving.any():
+        return None
+    span = targets | moving
+    edits = []
+    for by, bx in zip(*np.nonzero(moving)):
+        for ty, tx in zip(*np.nonzero(targets)):
+            after = grid.copy()
+            after[by, bx], after[ty, tx] = sk.FLOOR, sk.BOX
+            edits.append(Edit(int(ty), int(tx), sk.BOX, after[span]))
+    return TokenMove(span, edits)
+
+
+@lru_cache(maxsize=4096)  # every round asks again about the levels that are already done
+def _proved_unsolvable(key: bytes, shape: tuple[int, int]) -> bool:
+    grid = np.frombuffer(key, dtype=np.uint8).reshape(shape)
+    return sk.solve(grid, SOLVER_BUDGET).status == sk.UNSOLVABLE
+
+
+LODE_RUNNER_NOT_GOLD = (lr.EMPTY, lr.DIGGABLE, lr.SOLID, lr.BAR, lr.LADDER, lr.ENEMY)
+
+
+def lode_runner_move(tokens: np.ndarray, fixed: np.ndarray) -> TokenMove | None:
+    """The next rule move for one Lode Runner level (tokens [H, W] in the LODE_RUNNER legend's
+    order), or None: with no gold the runner can reach (digging allowed, as the playability check),
+    an empty square he reaches gets gold; otherwise gold he cannot reach becomes another tile."""
+    grid = np.asarray(tokens).astype(np.int64)
+    free = ~np.asarray(fixed, dtype=bool)
+    if (grid == lr.PLAYER).sum() != 1:
+        return None
+    seen = lr.reachable(grid, dig=True)
+    gold = grid == lr.GOLD
+    if not (gold & seen).any():
+        return _move(grid, free & seen & (grid == lr.EMPTY), {lr.EMPTY: (lr.GOLD,)})
+    return _move(grid, gold & ~seen & free, {lr.GOLD: LODE_RUNNER_NOT_GOLD})

@@ -190,11 +190,13 @@ class LevelModality:
         return tuple(i for i, tags in enumerate(legend.tags) if "player" in tags)
 
     def rule_move_for(self, item_shape: tuple[int, ...]):
-        """The discrete sampler's rule move (--rules), or None: Sokoban levels get a closed
-        border, no box on a dead square and as many boxes as goals (levels.rules)."""
-        from ..levels.formats import SOKOBAN
-        from ..levels.rules import sokoban_move
-        return sokoban_move if self._legend().chars == SOKOBAN.chars else None
+        """The discrete sampler's rule move (--rules), or None (levels.rules): Sokoban levels get a
+        closed border, as many boxes as goals and no box stuck; Lode Runner levels no gold out of
+        the runner's reach."""
+        from ..levels.formats import LODE_RUNNER, SOKOBAN
+        from ..levels.rules import lode_runner_move, sokoban_move
+        return {SOKOBAN.chars: sokoban_move,
+                LODE_RUNNER.chars: lode_runner_move}.get(self._legend().chars)
 
     def token_count(self, item_shape: tuple[int, ...]) -> int:
         """Symbols per position for the discrete family: the tiles."""
