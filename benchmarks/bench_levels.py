@@ -18,14 +18,16 @@ Trains through the CLI a user would run, each job on its own thread(s), jobs sid
     random      levels.baseline.random_sokoban (walls at 20%, 2 boxes; Sokoban only)
     training    the training levels themselves: what the checks make of real levels
 
-(with --rules, "discrete+rules" is the discrete model again, its samples mended by the sampler's
-rule moves: levels.rules) and every set is judged with the pure functions of genforge.metrics.levels: playable share
-without repair and with levels.repair.repair applied to each level (and the share repair
-changed); levels the solver gives up on (its node budget, 20,000 states, spent) count as not
-playable and are counted apart; novelty (share that is not an exact copy of a training level),
-diversity (mean pairwise normalised Hamming distance), tile-pattern KL(training || generated) of
-2x2 and 3x3 windows, tile-frequency error, and the median solution length (LURD moves) of the
-solvable levels. Novelty, diversity and the pattern figures are of the levels as generated.
+(with --rules, "discrete+rules" is the discrete model again, its samples mended by the
+sampler's rule moves: levels.rules) and every set is judged with the pure functions of
+genforge.metrics.levels: playable share without repair and with levels.repair.repair applied to
+each level (and the share repair changed); levels the solver gives up on (its node budget,
+20,000 states, spent) count as not playable and are counted apart; novelty (share that is not an
+exact copy of a training level), diversity (mean pairwise normalised Hamming distance),
+tile-pattern KL(training || generated) of 2x2 and 3x3 windows, tile-frequency error, boxes or
+gold per level (what rules and repair may take away), and the median solution length (LURD
+moves) of the solvable levels. Novelty, diversity and the pattern figures are of the levels as
+generated.
 A Sokoban level with every box already on a goal passes the solver with no moves: such levels
 are counted ("solved at start") and each playable share is also given without them ("with
 moves"). --stages train or evaluate runs one half (rerunning train resumes each run, so a
@@ -54,6 +56,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+# the tile type counted per level (rules and repair may take some away), and its column's name
+PIECES = {"sokoban": ("box", "boxes"), "lode-runner": ("gold", "gold")}
 GAMES = {  # CLI data arguments; the shape the baselines draw (height, width)
     "sokoban": (["sokoban", "--max-size", "10", "--level-sets", "all"], (10, 10)),
     "lode-runner": (["lode-runner"], (20, 28)),
@@ -168,6 +172,7 @@ def judge(name: str, grids: np.ndarray, train_grids: np.ndarray, legend,
         "kl_2x2": lm.pattern_kl(grids, train_grids, 2),
         "kl_3x3": lm.pattern_kl(grids, train_grids, 3),
         "tile_error": lm.tile_distribution_error(grids, train_grids, legend.size),
+        "pieces": float(np.isin(grids, legend.tiles_with(PIECES[args.game][0])).sum((1, 2)).mean()),
         "median_moves": float(statistics.median(lengths)) if lengths else None,
         "median_moves_repaired": float(statistics.median(lengths_fixed)) if lengths_fixed else None,
         "node_budget": lm.NODE_BUDGET, "judge_s": round(time.perf_counter() - started, 1),
@@ -187,7 +192,9 @@ def judged(name: str, grids: np.ndarray, train_grids: np.ndarray, legend,
     key = hashlib.sha256(grids.tobytes() + str((grids.shape, NODE_BUDGET)).encode()).hexdigest()
     cache = Path(args.out) / "cache" / f"{args.game}-training-{key[:16]}.json"
     if cache.exists():
-        return json.loads(cache.read_text())
+        row = json.loads(cache.read_text())
+        pieces = np.isin(grids, legend.tiles_with(PIECES[args.game][0])).sum((1, 2)).mean()
+        return {"pieces": float(pieces), **row}  # (rows cached before that column)
     row = judge(name, grids, train_grids, legend, args)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(row))
@@ -221,9 +228,10 @@ def table(rows: list[dict], training: dict) -> str:
         return f"{pct(playable)} ({pct(playable - r.get('solved_at_start' + suffix, 0) / r['n'])})"
     lines = ["| generator | steps (steps/s) | playable" + (" (with moves)" if sokoban else "")
              + " | gave up | playable, repaired" + (" (with moves)" if sokoban else "") + " | "
-             "changed by repair | novel | diversity | KL 2x2 | KL 3x3 | tile error |"
+             f"changed by repair | novel | diversity | KL 2x2 | KL 3x3 | tile error | "
+             f"{PIECES[rows[0]['game']][1]} per level |"
              + (" median moves (repaired) |" if sokoban else ""),
-             "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if sokoban else "")]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if sokoban else "")]
     for r in rows:
         t = training.get(r["generator"])
         steps = f"{t['steps']:,} ({t['steps_per_s']:.2f})" if t else "–"
@@ -231,7 +239,7 @@ def table(rows: list[dict], training: dict) -> str:
             f"| {r['generator']} | {steps} | {both(r, '')} | {pct(r['unknown'])} | "
             f"{both(r, '_repaired')} | {pct(r['repair_changed'])} | {pct(r['novel'])} | "
             f"{r['diversity']:.3f} | {r['kl_2x2']:.3f} | {r['kl_3x3']:.3f} | "
-            f"{r['tile_error']:.3f} |"
+            f"{r['tile_error']:.3f} | {r['pieces']:.1f} |"
             + (f" {moves(r['median_moves'])} ({moves(r['median_moves_repaired'])}) |"
                if sokoban else ""))
     lines += ["", "| generator | statuses as generated | statuses after repair |"
@@ -290,7 +298,8 @@ def main() -> None:
     parser.add_argument("--discrete-sampling", default="", help="SAMPLER:STEPS:TEMPERATURE for "
                         "the discrete family (default: its own defaults)")
     parser.add_argument("--rules", action="store_true", help="also judge the discrete model's "
-                        "samples with --rules (Sokoban: the model mends border, boxes and goals)")
+                        "samples with --rules (the model mends Sokoban's border, boxes, goals and "
+                        "deadlocks, Lode Runner's gold out of reach)")
     parser.add_argument("--train-args", default="", help="extra genforge train options for every "
                         "family, e.g. '--batch-size 32' (after the defaults, so they win)")
     args = parser.parse_args()

@@ -364,7 +364,7 @@ def test_sokoban_moves_undo_deadlocks_the_solver_would_find():
     assert move_of("######\n#@$ .#\n#    #\n#    #\n#    #\n######")[1] is None
 
 
-def test_lode_runner_moves_place_reachable_gold_and_retire_the_rest():
+def test_lode_runner_moves_bring_gold_within_reach():
     from genforge.levels.rules import lode_runner_move
     legend = formats.LODE_RUNNER
     lr_level = LEVEL.bind(legend.to_dict())
@@ -373,23 +373,28 @@ def test_lode_runner_moves_place_reachable_gold_and_retire_the_rest():
     def grid(text):
         return formats.parse_grid(text, legend).astype(np.int64)
     free = np.zeros((4, 5), dtype=bool)
-    # gold sealed in solid rock beside a reachable one: only the sealed one is offered
-    g = grid("..G..\nBBBBB\nBGB..\nBBBBB")
-    g[0, 0] = legend.index("M")
+    # gold sealed in solid rock beside a reachable one: the sealed one moves onto the top floor
+    g = grid("M.G..\nBBBBB\nBGB..\nBBBBB")
     move = lode_runner_move(g, free)
+    assert {(e.row, e.col, legend.chars[e.token]) for e in move.edits} == {(0, 1, "G"), (0, 3, "G"),
+                                                                           (0, 4, "G")}
+    for edit in move.edits:
+        after = g.copy()
+        after[move.span] = edit.span_tokens
+        assert after[2, 1] == legend.index(".") and (after == legend.index("G")).sum() == 2
+    # with no empty square in reach it becomes another tile instead
+    move = lode_runner_move(grid("MGGGG\nBBBBB\nBGB..\nBBBBB"), free)
     assert {(e.row, e.col) for e in move.edits} == {(2, 1)}
     assert "G" not in {legend.chars[e.token] for e in move.edits}
     # no reachable gold at all: the model places one on a square the runner reaches
-    g[0, 2] = legend.index(".")
-    move = lode_runner_move(g, free)
+    move = lode_runner_move(grid("M....\nBBBBB\nBGB..\nBBBBB"), free)
     assert {legend.chars[e.token] for e in move.edits} == {"G"}
     assert {(e.row, e.col) for e in move.edits} == {(0, 1), (0, 2), (0, 3), (0, 4)}
     # everything reachable: nothing to do; the user's own gold is never touched
     assert lode_runner_move(grid("M.G..\nBBBBB\n.....\nBBBBB"), free) is None
     fixed = free.copy()
     fixed[2, 1] = True
-    g = grid("M.G..\nBBBBB\nBGB..\nBBBBB")
-    assert lode_runner_move(g, fixed) is None
+    assert lode_runner_move(grid("M.G..\nBBBBB\nBGB..\nBBBBB"), fixed) is None
 
 
 def test_sokoban_rules_make_every_level_well_formed_even_from_an_untrained_model():

@@ -14,7 +14,8 @@ push are mended by taking a box away together with a goal (the last box off a go
 unsolvable level with no box to spare has a box moved instead).
 
 Lode Runner: some gold the runner can reach (else the model places one there), then no gold he
-cannot reach (the model picks what takes its place). A level keeps its spawn.
+cannot reach: it moves to an empty square he reaches, where the model finds gold likeliest (with
+no such square it becomes another tile). A level keeps its spawn.
 """
 from __future__ import annotations
 
@@ -211,14 +212,32 @@ LODE_RUNNER_NOT_GOLD = (lr.EMPTY, lr.DIGGABLE, lr.SOLID, lr.BAR, lr.LADDER, lr.E
 
 def lode_runner_move(tokens: np.ndarray, fixed: np.ndarray) -> TokenMove | None:
     """The next rule move for one Lode Runner level (tokens [H, W] in the LODE_RUNNER legend's
-    order), or None: with no gold the runner can reach (digging allowed, as the playability check),
-    an empty square he reaches gets gold; otherwise gold he cannot reach becomes another tile."""
+    order), or None. Reachable means as the playability check has it (digging allowed). With no
+    gold the runner can reach, an empty square he reaches gets gold. Otherwise the first gold he
+    cannot reach moves to an empty square he reaches (the model judges where; its old square is
+    left empty), so the level keeps its gold; with no such square it becomes another tile."""
     grid = np.asarray(tokens).astype(np.int64)
     free = ~np.asarray(fixed, dtype=bool)
     if (grid == lr.PLAYER).sum() != 1:
         return None
     seen = lr.reachable(grid, dig=True)
     gold = grid == lr.GOLD
+    spots = free & seen & (grid == lr.EMPTY)
     if not (gold & seen).any():
-        return _move(grid, free & seen & (grid == lr.EMPTY), {lr.EMPTY: (lr.GOLD,)})
-    return _move(grid, gold & ~seen & free, {lr.GOLD: LODE_RUNNER_NOT_GOLD})
+        return _move(grid, spots, {lr.EMPTY: (lr.GOLD,)})
+    lost = np.argwhere(gold & ~seen & free)
+    if not len(lost):
+        return None
+    y, x = lost[0]
+    if not spots.any():
+        here = np.zeros_like(free)
+        here[y, x] = True
+        return _move(grid, here, {lr.GOLD: LODE_RUNNER_NOT_GOLD})
+    span = spots.copy()
+    span[y, x] = True
+    edits = []
+    for ty, tx in zip(*np.nonzero(spots)):
+        after = grid.copy()
+        after[y, x], after[ty, tx] = lr.EMPTY, lr.GOLD
+        edits.append(Edit(int(ty), int(tx), lr.GOLD, after[span]))
+    return TokenMove(span, edits)
