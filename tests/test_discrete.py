@@ -155,6 +155,14 @@ def test_music_through_the_cli_harmonises_a_melody_exactly(tmp_path):
                  "--transpose", "1", "--split", "all", *TINY]) == 0
     model = genforge.load(run / "model", device="cpu")
     assert model.generate(2, bars=3, steps=4, sign=False).shape == (2, 4, 48)
+    # with no options given, four-part music samples with its own validated defaults, and the
+    # record says so; an option given wins
+    pieces = tmp_path / "pieces"
+    assert main(["generate", str(run / "model"), "-n", "1", "--bars", "1", "--device", "cpu",
+                 "--temperature", "0.9", "--out", str(pieces)]) == 0
+    record = json.loads((pieces / "generation.json").read_text())
+    assert (record["sampler"], record["steps"], record["temperature"]) == ("confidence", 64, 0.9)
+    assert genforge.api.default_sampling(FAMILIES["discrete"], level_spec())["sampler"] == "ancestral"
     melody = "tests/fixtures/music/melody.mid"
     out = tmp_path / "settings"
     assert main(["harmonize", str(run / "model"), melody, "-n", "2", "--steps", "3",

@@ -143,6 +143,15 @@ def sampling_options(family, **options: Any) -> dict[str, Any]:
     return given
 
 
+def default_sampling(family, spec: ModelSpec | None = None) -> dict[str, Any]:
+    """The sampling options a model of this family and spec uses when none are given: the
+    family's, overridden by the content kind's where it has better ones (music's)."""
+    kind = modality_for(spec) if spec is not None else None
+    own = getattr(kind, "sampling_defaults", None)
+    return {**family.sample_options,
+            **(own(family.name, tuple(spec.item_shape)) if own is not None else {})}
+
+
 def generate_items(family, module: torch.nn.Module, spec: ModelSpec, config: RunConfig, n: int, *,
                    seed: int, labels: torch.Tensor | None, batch_size: int = 64,
                    device: torch.device | str = "cpu", latents: torch.Tensor | None = None,
@@ -153,7 +162,7 @@ def generate_items(family, module: torch.nn.Module, spec: ModelSpec, config: Run
     temperature); latents, one row per item, replace the seeds' own starting latents.
     """
     modality = modality_for(spec)
-    options = sampling_options(family, **options)
+    options = {**default_sampling(family, spec), **sampling_options(family, **options)}
     seeds = seeds if seeds is not None else list(range(seed, seed + n))
     chunks = []
     for start in range(0, n, batch_size):
@@ -273,7 +282,8 @@ class GenerativeModel:
                 items, seeds, labels, batch_size, options, repair, playable_only)
         items, mark = self._watermark(items, watermark)
         if out is not None:
-            self._write(items, Path(out), seeds, labels, {**self.family.sample_options, **options},
+            self._write(items, Path(out), seeds, labels,
+                        {**default_sampling(self.family, self.spec), **options},
                         rejected=rejected, mark=mark, signer=signer, audio=audio,
                         item_info=checks, summary={"playability": acceptance} if checks else None)
         return items
@@ -507,7 +517,7 @@ class GenerativeModel:
         items, mark = self._watermark(items, watermark)
         if out is not None:
             out = Path(out)
-            walk = {**self.family.sample_options, **options, "interpolate": seeds,
+            walk = {**default_sampling(self.family, self.spec), **options, "interpolate": seeds,
                     "frames": frames, "loop": loop}
             self._write_gif(items, out / "walk.gif", frame_ms)
             self._write(items, out, [seeds[0]] * len(items), labels, walk, mark=mark,
@@ -848,7 +858,8 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
                                    rules=rules or None)
         sample_fn = lambda count: source.generate(count, seed=seed, batch_size=256, **options)
         log, out = model / "metrics.jsonl", Path(out) if out else model.parent / "evaluation"
-        sampling = {"family": source.family.name, **_default_sampling(source.family), **options,
+        sampling = {"family": source.family.name,
+                    **default_sampling(source.family, source.spec), **options,
                     "seed": seed,
                     "classes": "cycled" if labels is not None else "none",
                     "model_sha256": source.manifest.get("weights_sha256")}
@@ -895,11 +906,6 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
     return {"records": records, "report": str(report), "log": str(log), "out": str(out)}
 
 
-def _default_sampling(family) -> dict[str, Any]:
-    """The family's default sampling options, for protocol records."""
-    return dict(family.sample_options)
-
-
 def _training_data(source, train_data: str | None, reference, modality):
     """What memorisation compares with: --train-data, else the data the model was trained on
     (rebuilt from its config when it still opens to the same fingerprint), else the reference."""
@@ -925,15 +931,15 @@ def _in_training_evaluator(run: Path, config: RunConfig, dataset, modality):
         return None
     extractor = find_extractor(t.eval_extractor, dataset.fingerprint,
                                device=resolve_device(t.device))
-    protocol = registry.Protocol(name="genforge-in-training-v1", generated=t.eval_samples,
-                                 reference_limit=10_000, fd_resamples=0, kid_subsets=10,
-                                 sampler={"family": config.family,
-                                          **_default_sampling(FAMILIES[config.family]), "seed": 0})
     family = FAMILIES[config.family]
     best = _best(run)
 
     def on_evaluate(module, spec: ModelSpec, progress) -> None:
         nonlocal best
+        protocol = registry.Protocol(name="genforge-in-training-v1", generated=t.eval_samples,
+                                     reference_limit=10_000, fd_resamples=0, kid_subsets=10,
+                                     sampler={"family": config.family,
+                                              **default_sampling(family, spec), "seed": 0})
         labels = torch.arange(t.eval_samples) % spec.num_classes if spec.num_classes else None
         sample_fn = lambda n: generate_items(family, module, spec, config, n, seed=0,
                                              labels=labels, batch_size=256,

@@ -55,9 +55,9 @@ def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sampling options (diffusion)")
     group.add_argument("--sampler", default=None, choices=[*SAMPLERS, *DISCRETE_SAMPLERS],
                        help="ODE/SDE solver (default: dpmpp-2m); discrete models: ancestral "
-                            "(default) or confidence")
+                            "(default) or confidence (four-part music's default)")
     group.add_argument("--steps", type=int, default=None,
-                       help="sampler steps (default: 20; discrete models 32)")
+                       help="sampler steps (default: 20; discrete models 32, four-part music 64)")
     group.add_argument("--guidance", type=float, default=None,
                        help="classifier-free guidance scale (1: none; 2-4 sharpen class identity)")
     group = parser.add_argument_group("sampling options (GAN)")
@@ -65,12 +65,13 @@ def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
                        help="truncation psi (1: none; 0.5-0.8 trade variety for typical samples)")
     group = parser.add_argument_group("sampling options (discrete)")
     group.add_argument("--temperature", type=float, default=None,
-                       help="softmax temperature (1: the model's distribution; lower is safer and "
-                            "less varied)")
+                       help="softmax temperature (default 1, the model's distribution; four-part "
+                            "music 1.25; lower is safer and less varied)")
     group.add_argument("--rules", action="store_true", default=None,
                        help="mend what breaks the content kind's rules, each fix drawn from the "
                             "model (four-part music: parallel fifths and octaves; Sokoban: open "
-                            "border, boxes that reach no goal, boxes != goals)")
+                            "border, boxes != goals, stuck boxes, unsolvable; Lode Runner: gold "
+                            "out of reach)")
 
 
 def _add_signing_options(p: argparse.ArgumentParser) -> None:

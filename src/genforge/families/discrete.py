@@ -286,7 +286,7 @@ class DiscreteFamily:
         move_of = getattr(modality, "rule_move_for", lambda shape: None)(tuple(spec.item_shape))
         if rules and move_of is None:
             raise ConfigError(f"--rules: these {spec.modality} items have no rules the sampler "
-                              "can mend (it knows four-part music and Sokoban)")
+                              "can mend (it knows four-part music, Sokoban and Lode Runner)")
         noise = SeededNoise(seeds, device)
         labels = None if class_labels is None else class_labels.to(device)
         tokens = sample_tokens(module, tuple(spec.item_shape[-2:]), noise, labels,

@@ -130,6 +130,14 @@ class MusicModality:
             return rep.satb_from_tokens(tokens)
         return tokens.clamp(0, rep.ROLL_TOKENS - 1).to(torch.uint8)
 
+    def sampling_defaults(self, family: str, item_shape: tuple[int, ...]) -> dict:
+        """Sampling options that suit this kind better than the family's own defaults. Four-part
+        pieces from a discrete model: MaskGIT order, 64 steps, temperature 1.25, chosen among 12
+        settings on the validation chorales (benchmarks/bench_music.py; --rules stays opt-in)."""
+        if family == "discrete" and rep.is_satb(tuple(item_shape)):
+            return {"sampler": "confidence", "steps": 64, "temperature": 1.25}
+        return {}
+
     def rule_move_for(self, item_shape: tuple[int, ...]):
         """The discrete sampler's rule move (--rules) for items of this shape, or None: four-part
         pieces get their parallel fifths and octaves re-pitched (music.voice_leading)."""
