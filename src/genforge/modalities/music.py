@@ -132,7 +132,7 @@ class MusicModality:
 
     def sampling_defaults(self, family: str, item_shape: tuple[int, ...]) -> dict:
         """Sampling options that suit this kind better than the family's own defaults. Four-part
-        pieces from a discrete model: MaskGIT order, 64 steps, temperature 1.25, chosen among 12
+        pieces from a discrete model: MaskGIT order, 64 steps, temperature 1.25, chosen among 11
         settings on the validation chorales (benchmarks/bench_music.py; --rules stays opt-in)."""
         if family == "discrete" and rep.is_satb(tuple(item_shape)):
             return {"sampler": "confidence", "steps": 64, "temperature": 1.25}
