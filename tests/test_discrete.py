@@ -390,8 +390,15 @@ def test_lode_runner_moves_bring_gold_within_reach():
         after = g.copy()
         after[move.span] = edit.span_tokens
         assert after[2, 1] == legend.index(".") and (after == legend.index("G")).sum() == 2
-    # with no empty square in reach it becomes another tile instead
-    move = lode_runner_move(grid("MGGGG\nBBBBB\nBGB..\nBBBBB"), free)
+    # with no empty square in reach, a brick beside the runner's reach opens first ...
+    shut = grid("MGGGG\nBBBBB\nBGB..\nBBBBB")
+    move = lode_runner_move(shut, free)
+    assert {(e.row, e.col) for e in move.edits} == {(1, c) for c in range(5)}
+    assert {legend.chars[e.token] for e in move.edits} == {".", "#", "-"}
+    # ... and where none may open (the user's), the gold becomes another tile instead
+    given_floor = free.copy()
+    given_floor[1] = True
+    move = lode_runner_move(shut, given_floor)
     assert {(e.row, e.col) for e in move.edits} == {(2, 1)}
     assert "G" not in {legend.chars[e.token] for e in move.edits}
     # no reachable gold at all: the model places one on a square the runner reaches

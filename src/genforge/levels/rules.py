@@ -14,8 +14,9 @@ push are mended by taking a box away together with a goal (the last box off a go
 unsolvable level with no box to spare has a box moved instead).
 
 Lode Runner: some gold the runner can reach (else the model places one there), then no gold he
-cannot reach: it moves to an empty square he reaches, where the model finds gold likeliest (with
-no such square it becomes another tile). A level keeps its spawn.
+cannot reach: it moves to an empty square he reaches, where the model finds gold likeliest. A
+runner shut in with no empty square in reach gets a brick beside him opened first. A level keeps
+its spawn.
 """
 from __future__ import annotations
 
@@ -212,10 +213,12 @@ LODE_RUNNER_NOT_GOLD = (lr.EMPTY, lr.DIGGABLE, lr.SOLID, lr.BAR, lr.LADDER, lr.E
 
 def lode_runner_move(tokens: np.ndarray, fixed: np.ndarray) -> TokenMove | None:
     """The next rule move for one Lode Runner level (tokens [H, W] in the LODE_RUNNER legend's
-    order), or None. Reachable means as the playability check has it (digging allowed). With no
-    gold the runner can reach, an empty square he reaches gets gold. Otherwise the first gold he
-    cannot reach moves to an empty square he reaches (the model judges where; its old square is
-    left empty), so the level keeps its gold; with no such square it becomes another tile."""
+    order), or None. Reachable means as the playability check has it (digging allowed). A runner
+    shut in with no empty square in reach, and gold to place, gets a brick beside his reach
+    opened (to empty, ladder or bar). With no gold he can reach, an empty square he reaches gets
+    gold. Otherwise the first gold he cannot reach moves to an empty square he reaches (the
+    model judges where; its old square is left empty), so the level keeps its gold; with no such
+    square and no brick to open it becomes another tile."""
     grid = np.asarray(tokens).astype(np.int64)
     free = ~np.asarray(fixed, dtype=bool)
     if (grid == lr.PLAYER).sum() != 1:
@@ -223,9 +226,20 @@ def lode_runner_move(tokens: np.ndarray, fixed: np.ndarray) -> TokenMove | None:
     seen = lr.reachable(grid, dig=True)
     gold = grid == lr.GOLD
     spots = free & seen & (grid == lr.EMPTY)
+    lost = np.argwhere(gold & ~seen & free)
+    if not spots.any() and (len(lost) or not (gold & seen).any()):
+        # the runner is shut in with no room for gold: a brick beside his reach opens
+        beside = np.zeros_like(seen)
+        beside[1:] |= seen[:-1]
+        beside[:-1] |= seen[1:]
+        beside[:, 1:] |= seen[:, :-1]
+        beside[:, :-1] |= seen[:, 1:]
+        opened = _move(grid, beside & free & np.isin(grid, (lr.SOLID, lr.DIGGABLE)),
+                       {brick: (lr.EMPTY, lr.LADDER, lr.BAR) for brick in (lr.SOLID, lr.DIGGABLE)})
+        if opened is not None or not len(lost):
+            return opened
     if not (gold & seen).any():
         return _move(grid, spots, {lr.EMPTY: (lr.GOLD,)})
-    lost = np.argwhere(gold & ~seen & free)
     if not len(lost):
         return None
     y, x = lost[0]
