@@ -10,8 +10,9 @@ Three sets of 8-bar SATB pieces:
 
     generated  genforge train bach-chorales --family discrete --bars 4 --transpose 6 --minutes M
                (through the CLI; --family diffusion for EDM on one-hot planes), then 200 pieces
-               of --bars 8 from seeds 0..199 with the sampler given (default: the family's);
-               sampler settings were chosen on the validation split; --rules has the sampler
+               of --bars 8 from seeds 0..199 with the sampler given (default: the model's;
+               four-part discrete models: confidence, 64 steps, temperature 1.25, chosen with
+               --reference validation); --rules has the sampler
                re-pitch notes that make parallel fifths or octaves (not the model's own output:
                compare a run without it)
     baseline   genforge.music.baseline: an order-2 Markov chain over SATB chords (one per 16th),
@@ -30,6 +31,10 @@ Two generated pieces (the first two seeds, not picked by ear) are rendered to WA
 Training and generation run with --threads threads (default 1), so "30 minutes" is 30 minutes of
 one core; on a machine shared with other jobs the step count depends on the load (printed).
 --stages evaluate judges the model OUT/run already holds (other sampler settings, no retraining).
+Choose sampler settings against the validation split, then judge the test split once:
+
+    python benchmarks/bench_music.py --stages evaluate --out runs/music-bench \
+        --reference validation --steps 64 --temperature 1.25 --rules --examples ""
 """
 from __future__ import annotations
 
@@ -221,6 +226,9 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=None, help="discrete models only")
     parser.add_argument("--rules", action="store_true", default=None,
                         help="discrete models: re-pitch notes that make parallel fifths/octaves")
+    parser.add_argument("--reference", default="test", choices=("test", "validation"),
+                        help="the held-out split judged against: choose sampler settings with "
+                        "validation, then judge test once")
     parser.add_argument("--examples", default="0,1", help="seeds rendered to WAV")
     parser.add_argument("--stages", default="train,evaluate", help="train, evaluate or both "
                         "(evaluate alone judges the model OUT/run already holds)")
@@ -269,7 +277,7 @@ def main() -> None:
     baseline = sample_markov(fit_markov(train.items, args.order), args.samples,
                              args.bars * STEPS_PER_BAR, seed=0).numpy()
     np.save(out / "baseline.npy", baseline)
-    test = music_data("test", args.bars, 0)
+    test = music_data(args.reference, args.bars, 0)
     works = np.unique(test.piece)
     first = np.isin(test.piece, works[::2])  # split by work: crops of one work overlap
     halves = (test.items[first], test.items[~first])
@@ -296,16 +304,18 @@ def main() -> None:
               f"{sampling or 'default'}); "
               f"{len(generated)} generated and {len(baseline)} baseline pieces (order-{args.order} "
               f"Markov chords on {len(train.items):,} untransposed training crops) vs "
-              f"{len(test.items)} test crops from {len(works)} works; memorisation against the "
+              f"{len(test.items)} {args.reference} crops from {len(works)} works; memorisation "
+              f"against the "
               f"training crops, transposition-aware; total {time.perf_counter() - started:.0f} s")
     text = header + "\n\n" + table(rows, args.copy_bars) + "\n\n" + "\n".join(lines)
+    text = text.replace("test chorales", f"{args.reference} chorales")  # the split judged against
     text += "\n\nexamples: " + ", ".join(examples)
     print(text)
     with open(out / "rows.jsonl", "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
     (out / "results.json").write_text(json.dumps(
         {"header": header, "training": figures, "verdicts": result, "verdict_lines": lines,
-         "examples": examples, "family": args.family,
+         "examples": examples, "family": args.family, "reference": args.reference,
          "train_options": TRAIN_OPTIONS[args.family] + args.train_args.split(),
          "rows": rows}, indent=2))
     (out / "results.md").write_text(text + "\n")
