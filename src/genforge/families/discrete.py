@@ -207,10 +207,13 @@ def apply_rule_moves(module: MaskedDenoiser, tokens: torch.Tensor, move_of, nois
     n, h, w = tokens.shape
     tokens = tokens.clone()
     fixed = torch.zeros_like(tokens, dtype=torch.bool) if fixed is None else fixed.bool()
+    todo = list(range(n))
     for _ in range(rounds):
-        moves = [move_of(t, f) for t, f in zip(tokens.cpu().numpy(), fixed.cpu().numpy())]
+        # an item without a move is left as it is, so it has none in later rounds either
+        grids, given = tokens.cpu().numpy(), fixed.cpu().numpy()
+        moves = {i: move_of(grids[i], given[i]) for i in todo}
         gumbel = -torch.log(-torch.log(_uniform(noise, (module.classes, h, w)))).cpu()
-        todo = [i for i, move in enumerate(moves) if move is not None and move.edits]
+        todo = [i for i in todo if moves[i] is not None and moves[i].edits]
         if not todo:
             break
         spans = [torch.from_numpy(moves[i].span).to(tokens.device) for i in todo]

@@ -106,23 +106,22 @@ def _sokoban_deadlock_move(grid: np.ndarray, free: np.ndarray, board: sk.Board,
     no first push, then a level the solver proves unsolvable."""
     dead = [d == float("inf") for d in dist]
     boxes = set(board.boxes)
-    frozen = np.zeros(len(board.walls), dtype=bool)
+    stuck = np.zeros(len(board.walls), dtype=bool)
     for p in boxes - board.goals:
-        frozen[p] = sk._frozen(p, boxes, board, dead, set())
+        stuck[p] = sk.frozen(p, boxes, board, dead, set())
     goals = sorted(board.goals)
     if len(goals) > sk.MATCHING_MAX_BOXES:
         return None
-    per_goal = [[sk.NO_MATCH if d == float("inf") else d for d in sk.push_distances(board, [g])]
-                for g in goals]
+    per_goal = sk.goal_costs(board)
     cost = [[row[p] for row in per_goal] for p in board.boxes]
     # each of these moves takes a box and a goal away together, so the level stays well formed
-    if frozen.any() and (move := _pair_removal(grid, free, board, cost, goals, frozen, False)):
+    if stuck.any() and (move := _pair_removal(grid, free, board, cost, goals, stuck, False)):
         return move
     if sk.min_matching(cost) >= sk.NO_MATCH \
             and (move := _pair_removal(grid, free, board, cost, goals, None, True)):
         return move
     w = board.width
-    reach = set(sk._region(board, board.player, boxes))
+    reach = set(sk.region(board, board.player, boxes))
     if not any(p - d in reach and not board.walls[p + d] and p + d not in boxes and not dead[p + d]
                for p in boxes for d in (-1, 1, -w, w)):
         walls = np.zeros(len(board.walls), dtype=bool)

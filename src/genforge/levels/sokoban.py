@@ -54,7 +54,7 @@ def board(grid: np.ndarray) -> Board:
                  index(PLAYER, PLAYER_GOAL)[0])
 
 
-def _region(b: Board, start: int, blocked) -> list[int]:
+def region(b: Board, start: int, blocked) -> list[int]:
     """Squares the player reaches from start without crossing walls or `blocked` squares."""
     seen = {start}
     todo = [start]
@@ -80,7 +80,7 @@ def check(grid: np.ndarray) -> str | None:
     if set(b.boxes) <= set(b.goals):  # nothing to do is not a puzzle (repair can leave this)
         return "already solved: every box starts on a goal"
     h, w = np.asarray(grid).shape
-    for p in _region(b, b.player, ()):
+    for p in region(b, b.player, ()):
         y, x = divmod(p, b.width)
         if y in (1, h) or x in (1, w):
             return "not closed: the player can walk off the edge"
@@ -95,7 +95,7 @@ def fill_outside(grid: np.ndarray) -> np.ndarray:
         return grid
     b = board(grid)
     inside = np.zeros(len(b.walls), dtype=bool)
-    inside[_region(b, b.player, ())] = True
+    inside[region(b, b.player, ())] = True
     inside = inside.reshape(-1, b.width)[1:-1, 1:-1]
     grid[(grid == FLOOR) & ~inside] = WALL
     return grid
@@ -177,6 +177,13 @@ def push_distances(b: Board, goals=None) -> list[float]:
 
 
 NO_MATCH = 10 ** 6  # stands for an impossible box-goal pair in the assignment
+
+
+def goal_costs(b: Board) -> list[list[int]]:
+    """Per goal (sorted), the pushes that bring a box from each square to that goal, NO_MATCH
+    where none can: the cost table of the box-goal assignment."""
+    return [[NO_MATCH if d == float("inf") else d for d in push_distances(b, [g])]
+            for g in sorted(b.goals)]
 MATCHING_MAX_BOXES = 8  # above this the O(n^3) assignment costs more than the states it saves
 
 
@@ -215,7 +222,7 @@ def min_matching(cost: list[list[int]]) -> int:
     return -v[0]
 
 
-def _frozen(p: int, boxes, b: Board, dead, stopped: set) -> bool:
+def frozen(p: int, boxes, b: Board, dead, stopped: set) -> bool:
     """Whether the box on p can never move again, taking boxes in `stopped` as walls."""
     stopped.add(p)
     w = b.width
@@ -225,8 +232,8 @@ def _frozen(p: int, boxes, b: Board, dead, stopped: set) -> bool:
             return True
         if dead[a] and dead[c]:
             return True
-        return ((a in boxes and _frozen(a, boxes, b, dead, stopped))
-                or (c in boxes and _frozen(c, boxes, b, dead, stopped)))
+        return ((a in boxes and frozen(a, boxes, b, dead, stopped))
+                or (c in boxes and frozen(c, boxes, b, dead, stopped)))
 
     return blocked(p - 1, p + 1) and blocked(p - w, p + w)
 
@@ -244,8 +251,7 @@ def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float = 1.0) -> 
     w, goals = b.width, b.goals
     dist = push_distances(b)
     dead = [d == float("inf") for d in dist]
-    per_goal = [[NO_MATCH if d == float("inf") else d for d in push_distances(b, [g])]
-                for g in sorted(goals)] if len(goals) <= MATCHING_MAX_BOXES else None
+    per_goal = goal_costs(b) if len(goals) <= MATCHING_MAX_BOXES else None
     bounds: dict = {}
 
     def bound(boxes: tuple) -> int:  # cached: many states share one box configuration
@@ -263,7 +269,7 @@ def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float = 1.0) -> 
     while heap:
         _, g, _, boxes, player, parent, push = heapq.heappop(heap)
         box_set = set(boxes)
-        reach = _region(b, player, box_set)
+        reach = region(b, player, box_set)
         key = (boxes, min(reach))
         if key in parents:
             continue
@@ -280,7 +286,7 @@ def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float = 1.0) -> 
                 if p - d not in reach or b.walls[t] or t in box_set or dead[t]:
                     continue
                 new = box_set - {p} | {t}
-                if t not in goals and _frozen(t, new, b, dead, set()):
+                if t not in goals and frozen(t, new, b, dead, set()):
                     continue
                 moved = tuple(sorted(new))
                 h = bound(moved)
