@@ -133,6 +133,11 @@ def solved_at_start(result: dict, game: str) -> bool:
     return game == "sokoban" and result["playable"] and result["length"] is None
 
 
+def pieces_per_level(grids: np.ndarray, legend, game: str) -> float:
+    """Mean count per level of the game's counted tile (PIECES): boxes or gold."""
+    return float(np.isin(grids, legend.tiles_with(PIECES[game][0])).sum((1, 2)).mean())
+
+
 def judge(name: str, grids: np.ndarray, train_grids: np.ndarray, legend,
           args: argparse.Namespace) -> dict:
     """Every figure of one set of levels."""
@@ -172,7 +177,7 @@ def judge(name: str, grids: np.ndarray, train_grids: np.ndarray, legend,
         "kl_2x2": lm.pattern_kl(grids, train_grids, 2),
         "kl_3x3": lm.pattern_kl(grids, train_grids, 3),
         "tile_error": lm.tile_distribution_error(grids, train_grids, legend.size),
-        "pieces": float(np.isin(grids, legend.tiles_with(PIECES[args.game][0])).sum((1, 2)).mean()),
+        "pieces": pieces_per_level(grids, legend, args.game),
         "median_moves": float(statistics.median(lengths)) if lengths else None,
         "median_moves_repaired": float(statistics.median(lengths_fixed)) if lengths_fixed else None,
         "node_budget": lm.NODE_BUDGET, "judge_s": round(time.perf_counter() - started, 1),
@@ -192,9 +197,8 @@ def judged(name: str, grids: np.ndarray, train_grids: np.ndarray, legend,
     key = hashlib.sha256(grids.tobytes() + str((grids.shape, NODE_BUDGET)).encode()).hexdigest()
     cache = Path(args.out) / "cache" / f"{args.game}-training-{key[:16]}.json"
     if cache.exists():
-        row = json.loads(cache.read_text())
-        pieces = np.isin(grids, legend.tiles_with(PIECES[args.game][0])).sum((1, 2)).mean()
-        return {"pieces": float(pieces), **row}  # (rows cached before that column)
+        row = json.loads(cache.read_text())  # (rows cached before the pieces column lack it)
+        return {"pieces": pieces_per_level(grids, legend, args.game), **row}
     row = judge(name, grids, train_grids, legend, args)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(row))
