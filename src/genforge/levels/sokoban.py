@@ -177,6 +177,7 @@ def push_distances(b: Board, goals=None) -> list[float]:
 
 
 NO_MATCH = 10 ** 6  # stands for an impossible box-goal pair in the assignment
+MATCHING_MAX_BOXES = 8  # above this the O(n^3) assignment costs more than the states it saves
 
 
 def goal_costs(b: Board) -> list[list[int]]:
@@ -184,7 +185,6 @@ def goal_costs(b: Board) -> list[list[int]]:
     where none can: the cost table of the box-goal assignment."""
     return [[NO_MATCH if d == float("inf") else d for d in push_distances(b, [g])]
             for g in sorted(b.goals)]
-MATCHING_MAX_BOXES = 8  # above this the O(n^3) assignment costs more than the states it saves
 
 
 def min_matching(cost: list[list[int]]) -> int:
