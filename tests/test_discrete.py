@@ -412,6 +412,23 @@ def test_lode_runner_moves_bring_gold_within_reach():
     assert lode_runner_move(grid("M.G..\nBBBBB\nBGB..\nBBBBB"), fixed) is None
 
 
+def test_lode_runner_rules_bring_all_gold_within_reach_even_from_an_untrained_model():
+    from genforge.levels import lode_runner as lr
+    torch.manual_seed(0)
+    vocab = formats.LODE_RUNNER.to_dict()
+    modality = LEVEL.bind(vocab)
+    spec = ModelSpec("level", (6, 8), (), modality.model_shape((6, 8)), vocab)
+    module = MaskedDenoiser(spec, tiny_config(16)).eval()
+
+    def draw(rules):
+        return modality.from_model(FAMILIES["discrete"].sample(
+            module, list(range(6)), None, steps=8, rules=rules, item_shape=spec.model_shape,
+            spec=spec)).numpy()
+    plain, ruled = draw(False), draw(True)
+    assert sum(lr.playable(g) for g in plain) <= 3
+    assert all(lr.playable(g) for g in ruled)
+
+
 def test_sokoban_rules_make_every_level_well_formed_even_from_an_untrained_model():
     torch.manual_seed(0)
     spec, legend = level_spec((7, 7)), formats.SOKOBAN
