@@ -24,7 +24,8 @@ genforge.metrics.levels: playable share without repair and with levels.repair.re
 each level (and the share repair changed); levels the solver gives up on (its node budget,
 20,000 states, spent) count as not playable and are counted apart; novelty (share that is not an
 exact copy of a training level), diversity (mean pairwise normalised Hamming distance),
-tile-pattern KL(training || generated) of 2x2 and 3x3 windows, tile-frequency error, boxes or
+tile-pattern KL(training || generated) of 2x2 and 3x3 windows (with, for reference, the KL of
+copies of training levels and of one half of them against the other), tile-frequency error, boxes or
 gold per level (what rules and repair may take away), and the median solution length (LURD
 moves) of the solvable levels. Novelty, diversity and the pattern figures are of the levels as
 generated.
@@ -286,6 +287,27 @@ def verdicts(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def kl_references(train_grids: np.ndarray, samples: int, splits: int = 3) -> str:
+    """Pattern KL of real levels, to read the generators' against: `samples` training levels
+    drawn with replacement (a generator that only copies), and one random half of the training
+    levels judged against the other half (new human levels; at half the size, so a little high)."""
+    from genforge.metrics import levels as lm
+    rng = np.random.default_rng(0)
+    copies = train_grids[rng.integers(0, len(train_grids), samples)]
+    halves = []
+    for _ in range(splits):
+        order = rng.permutation(len(train_grids))
+        half, other = train_grids[order[:len(order) // 2]], train_grids[order[len(order) // 2:]]
+        halves.append([lm.pattern_kl(other, half, k) for k in (2, 3)])
+    low, high = np.min(halves, axis=0), np.max(halves, axis=0)
+    return (f"pattern KL of real levels, for reference (2x2 / 3x3): {samples} training levels "
+            f"drawn with replacement (copies) {lm.pattern_kl(copies, train_grids, 2):.3f} / "
+            f"{lm.pattern_kl(copies, train_grids, 3):.3f}; one random half of the training levels "
+            f"against the other ({len(train_grids) - len(train_grids) // 2} against "
+            f"{len(train_grids) // 2}, {splits} splits) {low[0]:.3f}-{high[0]:.3f} / "
+            f"{low[1]:.3f}-{high[1]:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--game", choices=list(GAMES), default="sokoban")
@@ -360,6 +382,7 @@ def main() -> None:
               f"average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; total "
               f"{time.perf_counter() - started:.0f} s")
     text = "\n\n".join([header, table(rows, training), verdicts(rows),
+                        kl_references(train_grids, args.samples),
                         "previews:\n" + "\n".join(f"- {k}: {v}" for k, v in previews.items())])
     print(text)
     (out / f"{args.game}-results.md").write_text(text + "\n")
