@@ -300,11 +300,11 @@ def kl_references(train_grids: np.ndarray, samples: int, splits: int = 3) -> str
         half, other = train_grids[order[:len(order) // 2]], train_grids[order[len(order) // 2:]]
         halves.append([lm.pattern_kl(other, half, k) for k in (2, 3)])
     low, high = np.min(halves, axis=0), np.max(halves, axis=0)
+    copied = [lm.pattern_kl(copies, train_grids, k) for k in (2, 3)]
     return (f"pattern KL of real levels, for reference (2x2 / 3x3): {samples} training levels "
-            f"drawn with replacement (copies) {lm.pattern_kl(copies, train_grids, 2):.3f} / "
-            f"{lm.pattern_kl(copies, train_grids, 3):.3f}; one random half of the training levels "
-            f"against the other ({len(train_grids) - len(train_grids) // 2} against "
-            f"{len(train_grids) // 2}, {splits} splits) {low[0]:.3f}-{high[0]:.3f} / "
+            f"drawn with replacement (copies) {copied[0]:.3f} / {copied[1]:.3f}; one random half "
+            f"of the training levels against the other ({len(train_grids) - len(train_grids) // 2}"
+            f" against {len(train_grids) // 2}, {splits} splits) {low[0]:.3f}-{high[0]:.3f} / "
             f"{low[1]:.3f}-{high[1]:.3f}")
 
 
