@@ -30,9 +30,22 @@ LEVELS = "tests/fixtures/levels/sokoban/tiny.xsb"
 ROOMS = ["#####\n#@$.#\n#####", "#####\n#.$@#\n#####"]  # two 3x5 one-box rooms
 
 
-def level_spec(shape=(3, 5)) -> ModelSpec:
-    vocab = formats.SOKOBAN.to_dict()
+def level_spec(shape=(3, 5), legend=formats.SOKOBAN) -> ModelSpec:
+    vocab = legend.to_dict()
     return ModelSpec("level", shape, (), LEVEL.bind(vocab).model_shape(shape), vocab)
+
+
+def untrained_levels(spec: ModelSpec, n: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """n levels (seeds 0..n-1) of an untrained model (torch seed 0), as drawn and with --rules."""
+    torch.manual_seed(0)
+    modality = LEVEL.bind(spec.vocabulary)
+    module = MaskedDenoiser(spec, tiny_config(16)).eval()
+
+    def draw(rules):
+        return modality.from_model(FAMILIES["discrete"].sample(
+            module, list(range(n)), None, steps=steps, rules=rules, item_shape=spec.model_shape,
+            spec=spec)).numpy()
+    return draw(False), draw(True)
 
 
 def tiny_config(channels=32):
@@ -414,32 +427,12 @@ def test_lode_runner_moves_bring_gold_within_reach():
 
 def test_lode_runner_rules_bring_all_gold_within_reach_even_from_an_untrained_model():
     from genforge.levels import lode_runner as lr
-    torch.manual_seed(0)
-    vocab = formats.LODE_RUNNER.to_dict()
-    modality = LEVEL.bind(vocab)
-    spec = ModelSpec("level", (6, 8), (), modality.model_shape((6, 8)), vocab)
-    module = MaskedDenoiser(spec, tiny_config(16)).eval()
-
-    def draw(rules):
-        return modality.from_model(FAMILIES["discrete"].sample(
-            module, list(range(6)), None, steps=8, rules=rules, item_shape=spec.model_shape,
-            spec=spec)).numpy()
-    plain, ruled = draw(False), draw(True)
+    plain, ruled = untrained_levels(level_spec((6, 8), formats.LODE_RUNNER), 6, steps=8)
     assert sum(lr.playable(g) for g in plain) <= 3
     assert all(lr.playable(g) for g in ruled)
 
 
 def test_sokoban_rules_make_every_level_well_formed_even_from_an_untrained_model():
-    torch.manual_seed(0)
-    spec, legend = level_spec((7, 7)), formats.SOKOBAN
-    modality = LEVEL.bind(legend.to_dict())
-    module = MaskedDenoiser(spec, tiny_config(16)).eval()
-    family = FAMILIES["discrete"]
-
-    def draw(rules):
-        return modality.from_model(family.sample(module, list(range(8)), None, steps=12,
-                                                 rules=rules, item_shape=spec.model_shape,
-                                                 spec=spec)).numpy()
-    plain, ruled = draw(False), draw(True)
+    plain, ruled = untrained_levels(level_spec((7, 7)), 8, steps=12)
     assert sum(sokoban.check(g) is None for g in plain) <= 2
     assert all(sokoban.check(g) is None for g in ruled)
