@@ -76,7 +76,7 @@ def train(family: str, args: argparse.Namespace) -> dict:
     if family == "gan" and args.gan_architecture != "stylegan2":
         extra += ["--architecture", args.gan_architecture]
     command = ["train", *GAMES[args.game][0], "--run", str(folder), "--preset", args.preset,
-               "--minutes", str(args.minutes), "--no-progress", "--device", "cpu", *extra,
+               "--minutes", str(args.minutes), "--progress", "none", "--device", "cpu", *extra,
                *args.train_args.split()]
     wall = run(command, args.threads, Path(args.out) / f"{args.game}-{family}.log")
     s = json.loads((folder / "summary.json").read_text())
@@ -104,7 +104,7 @@ def sample_model(folder: Path, n: int, threads: int, options: dict | None = None
     import torch
 
     import genforge
-    from genforge.api import generate_items
+    from genforge.generation import generate_items
     torch.set_num_threads(threads)
     model = genforge.load(folder / "model", device="cpu")
     with torch.no_grad():

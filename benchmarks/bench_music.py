@@ -250,7 +250,7 @@ def main() -> None:
     if "train" in stages:
         train_wall = run(["train", "bach-chorales", "--run", str(run_dir), "--bars",
                           str(args.train_bars), "--transpose", str(args.transpose), "--minutes",
-                          str(args.minutes), "--device", "cpu", "--no-progress", "--family",
+                          str(args.minutes), "--device", "cpu", "--progress", "none", "--family",
                           args.family, *TRAIN_OPTIONS[args.family], *args.train_args.split()],
                          args.threads, log)
     elif not (run_dir / "model").is_dir():

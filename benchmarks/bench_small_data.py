@@ -67,7 +67,7 @@ def job(size: int, name: str, data: str, args: argparse.Namespace) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     log = folder.parent / f"{size}-{name}.log"
     budget = ["--minutes", str(args.minutes)] + (["--steps", str(args.steps)] if args.steps else [])
-    run(["train", data, "--run", str(folder), "--preset", args.preset, *budget, "--no-progress",
+    run(["train", data, "--run", str(folder), "--preset", args.preset, *budget, "--progress", "none",
          "--device", args.device, *CONFIGS[name]], args.threads, log)
     evaluation = folder / "evaluation"
     seconds = run(["evaluate", str(folder / "model"), "--data", "fashion-mnist-test", "-n",

@@ -49,7 +49,7 @@ def train_and_evaluate(out: Path, quick: bool, device: str) -> None:
     presets = ("cpu-small",) if quick else ("cpu-small", "gpu")
     for preset in presets:
         summary = api.train("fashion-mnist-sample", out / f"run-{preset}", preset=preset,
-                            minutes=minutes, device=device, progress=False, sample_every=10**9)
+                            minutes=minutes, device=device, sample_every=10**9)
         say(f"train[{preset}]", {k: summary[k] for k in ("device", "precision", "steps",
                                                             "images_per_second", "final_loss",
                                                             "parameters")})

@@ -15,7 +15,7 @@ from genforge.errors import CheckpointError, ConfigError
 
 TINY = ["--model-channels", "8", "--channel-mult", "1,2", "--num-blocks", "1",
         "--attn-resolutions", "", "--batch-size", "8", "--resolution", "12",
-        "--preview-count", "4", "--no-progress"]
+        "--preview-count", "4", "--progress", "none"]
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_guidance_changes_the_output(trained):
 ])
 def test_bad_input_is_one_clear_line_and_a_nonzero_exit(argv, message, capsys, tmp_path):
     if argv[0] == "train":
-        argv = [*argv, "--run", str(tmp_path / "r"), "--no-progress"]
+        argv = [*argv, "--run", str(tmp_path / "r"), "--progress", "none"]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("genforge: error:") and message in err
@@ -145,7 +145,7 @@ def test_damaged_model_folder_is_a_clear_error(trained, tmp_path):
 def test_python_api_matches_the_readme_example(tmp_path):
     summary = genforge.train("fashion-mnist-sample", tmp_path / "demo", steps=2, model_channels=8,
                              channel_mult=(1, 2), num_blocks=1, attn_resolutions=(),
-                             batch_size=4, resolution=12, preview_count=2, progress=False)
+                             batch_size=4, resolution=12, preview_count=2)
     assert summary["status"] == "finished"
     model = genforge.load(tmp_path / "demo" / "model")
     images = model.generate(3, seed=0, steps=2, out=tmp_path / "samples")

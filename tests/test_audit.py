@@ -179,7 +179,7 @@ def test_training_warns_writes_audit_and_dedup_drops_copies(folder, tmp_path):
 
 def _options() -> dict:
     return dict(model_channels=8, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(),
-                batch_size=8, resolution=12, preview_count=4, progress=False, steps=1)
+                batch_size=8, resolution=12, preview_count=4, steps=1)
 
 
 def _signer(tmp_path: Path):

@@ -237,7 +237,7 @@ def test_nest_options_rejects_unknown_names():
 # --- hash and differences -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("budget", [{"steps": 100}, {"minutes": 3.0}, {"device": "cpu"},
-                                    {"progress": False}, {"checkpoint_every": 7}])
+                                    {"checkpoint_every": 7}])
 def test_hash_ignores_budgets_and_device(budget):
     base = make_config("cpu-small")
     other = with_overrides(base, train=budget)

@@ -9,7 +9,7 @@ from genforge import io
 from genforge.api import resolve_config
 from genforge.families import FAMILIES, ModelSpec
 from genforge.modalities import MODALITIES, Dataset
-from genforge.training.loop import train
+from loop_helpers import train
 from genforge.training.state import CHECKPOINT_NAME
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -28,7 +28,7 @@ def test_model_trained_with_heavy_augmentation_samples_unaugmented_images(tmp_pa
                             num_blocks=1, batch_size=32, steps=600, lr=2e-3, warmup_steps=20,
                             augment="nonleaking", augment_p=0.5, ema_decay=0.99,
                             checkpoint_every=10**6, sample_every=10**6, preview_count=4,
-                            progress=False, device="cpu")
+                            device="cpu")
     train(tmp_path / "run", config, data, FAMILIES["diffusion"], MODALITIES["image"])
     family = FAMILIES["diffusion"]
     model = family.build(ModelSpec("image", (1, 8, 8)), config)

@@ -16,14 +16,15 @@ from genforge.cli import main
 from genforge.families import FAMILIES, ModelSpec
 from genforge.families.gan import GANPair
 from genforge.modalities import MODALITIES, Dataset
-from genforge.training.loop import TrainingDiverged, train
+from genforge.training.loop import TrainingDiverged
+from loop_helpers import train
 from genforge.training.state import CHECKPOINT_NAME
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY_GAN = dict(architecture="stylegan2", latent_dim=16, mapping_layers=2, generator_channels=8,
                 discriminator_channels=8, max_channels=16, batch_size=8, checkpoint_every=3,
-                sample_every=1000, log_every=1, preview_count=4, progress=False, resolution=12,
+                sample_every=1000, log_every=1, preview_count=4, resolution=12,
                 device="cpu")
 
 
@@ -61,7 +62,7 @@ def test_gan_covers_every_mode_of_the_ring_in_seconds(tmp_path):
     config = resolve_config(None, preset=None, family="gan", architecture="mlp", latent_dim=8,
                             batch_size=128, steps=800, lr=1e-3, ema_decay=0.99, r1_gamma=0.05,
                             checkpoint_every=10_000, sample_every=10_000, log_every=100,
-                            preview_count=4, progress=False, device="cpu")
+                            preview_count=4, device="cpu")
     result = train(tmp_path / "ring", config, data, FAMILIES["gan"], Points())
     assert result.status == "finished"
     # the EMA generator, as it would be exported
@@ -131,7 +132,7 @@ def test_nan_loss_rolls_back_to_the_checkpoint_with_a_lower_learning_rate(tmp_pa
     calls = {"D": 0}
 
     class Flaky:  # the GAN family whose D loss turns NaN once, at its 5th call
-        name, sample_options = family.name, family.sample_options
+        name = family.name
 
         def __getattr__(self, attr):
             return getattr(family, attr)
@@ -163,7 +164,7 @@ def test_a_loss_that_stays_nan_stops_after_the_last_rollback(tmp_path, small_dat
     family = FAMILIES["diffusion"]
 
     class Broken:
-        name, sample_options = family.name, family.sample_options
+        name = family.name
 
         def __getattr__(self, attr):
             return getattr(family, attr)
@@ -176,7 +177,7 @@ def test_a_loss_that_stays_nan_stops_after_the_last_rollback(tmp_path, small_dat
 
     config = resolve_config("fashion-mnist-sample", preset=None, model_channels=8,
                             channel_mult=(1,), num_blocks=1, batch_size=8, steps=4,
-                            progress=False, resolution=12, sample_every=1000, preview_count=4,
+                            resolution=12, sample_every=1000, preview_count=4,
                             device="cpu")
     with pytest.warns(UserWarning), pytest.raises(TrainingDiverged, match="3 rollbacks"):
         train(tmp_path / "broken", config, small_data, Broken(), MODALITIES["image"])

@@ -16,7 +16,7 @@ from genforge.modalities.image import read_metadata
 
 TINY = ["--model-channels", "8", "--channel-mult", "1,2", "--num-blocks", "1",
         "--attn-resolutions", "", "--batch-size", "8", "--resolution", "12",
-        "--preview-count", "4", "--no-progress", "--device", "cpu"]
+        "--preview-count", "4", "--progress", "none", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")

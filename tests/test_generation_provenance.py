@@ -16,7 +16,7 @@ from genforge.provenance import keys, signing
 
 TINY = ["--model-channels", "8", "--channel-mult", "1,2", "--num-blocks", "1",
         "--attn-resolutions", "", "--batch-size", "4", "--preview-count", "2",
-        "--no-progress", "--device", "cpu"]
+        "--progress", "none", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,13 @@ import pytest
 import torch
 
 import genforge
-from genforge import api
+from genforge import api, generation
+from genforge.modalities import MODALITIES
 from genforge.cli import main
 from genforge.levels import formats, sokoban
 
 TINY = ["--model-channels", "8", "--channel-mult", "1,2", "--num-blocks", "1",
-        "--attn-resolutions", "", "--batch-size", "4", "--preview-count", "2", "--no-progress",
+        "--attn-resolutions", "", "--batch-size", "4", "--preview-count", "2", "--progress", "none",
         "--device", "cpu"]
 LEVELS = "tests/fixtures/levels/sokoban/tiny.xsb"  # three hand-made CC0 levels
 
@@ -61,7 +62,7 @@ def test_playable_only_draws_until_enough_levels_pass(model, tmp_path, monkeypat
         seeds = seeds if seeds is not None else list(range(seed, seed + n))
         return torch.from_numpy(np.stack([good if s % 3 == 0 else bad for s in seeds]))
 
-    monkeypatch.setattr(api, "generate_items", fake)
+    monkeypatch.setattr(generation.model, "generate_items", fake)
     out = tmp_path / "playable"
     items = model.generate(4, seed=0, playable_only=True, batch_size=4, sign=False, out=out)
     log = json.loads((out / "generation.json").read_text())
@@ -107,7 +108,8 @@ def test_level_options_on_an_image_model_are_refused_before_sampling(model, monk
     from genforge.families import ModelSpec
     image = api.GenerativeModel.__new__(api.GenerativeModel)
     image.__dict__.update(model.__dict__, spec=ModelSpec("image", (1, 8, 8)),
-                          modality=api.MODALITIES["image"])
-    monkeypatch.setattr(api, "generate_items", lambda *a, **k: pytest.fail("sampled first"))
+                          modality=MODALITIES["image"])
+    monkeypatch.setattr(generation.model, "generate_items",
+                        lambda *a, **k: pytest.fail("sampled first"))
     with pytest.raises(ConfigError, match="--repair and --playable-only are for level models"):
         image.generate(2, repair=True)

@@ -2,13 +2,13 @@
 writing files in each game's format, previews, and binding to a saved vocabulary."""
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from genforge.config import DataConfig
 from genforge.errors import ConfigError, DataError
 from genforge.levels import sources
 from genforge.levels.formats import LODE_RUNNER, SOKOBAN, parse_grid, read_kgoldrunner, read_xsb
@@ -18,9 +18,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "levels"
 
 
 def config(source, **extra):
-    """A stand-in for DataConfig with the level fields it will gain."""
-    return SimpleNamespace(**{"source": str(source), "root": None, "resolution": None,
-                              "max_bad_fraction": 1.0, **extra})
+    """The data section for levels at source (every malformed level tolerated unless extra says)."""
+    return DataConfig(**{"source": str(source), "kind": "level", "max_bad_fraction": 1.0, **extra})
 
 
 def test_open_sokoban_file_reports_malformed_levels(tmp_path):
@@ -30,7 +29,7 @@ def test_open_sokoban_file_reports_malformed_levels(tmp_path):
     assert data.kind == "level" and data.items.dtype == torch.uint8
     assert data.items.shape == (3, 6, 7)  # padded to the largest level
     assert data.report.found == 7 and data.report.loaded == 3 and len(data.report.skipped) == 4
-    assert data.vocabulary == SOKOBAN.to_dict() and data.legend == SOKOBAN
+    assert data.vocabulary == SOKOBAN.to_dict() and LEVEL.bind(data.vocabulary).legend == SOKOBAN
     assert data.names[0].endswith("#One Push")
     one_push = data.items[0].numpy()  # centred; the padding is wall
     assert (one_push[:1] == 0).all() and (one_push == 2).sum() == 1
@@ -53,7 +52,7 @@ def test_max_size_filter_and_alignment():
 
 def test_folder_with_legend_json():
     data = LEVEL.open(config(FIXTURES / "grids"))
-    assert data.legend.chars == ("X", "-", "c", "p") and data.items.shape == (2, 4, 5)
+    assert LEVEL.bind(data.vocabulary).legend.chars == ("X", "-", "c", "p") and data.items.shape == (2, 4, 5)
     reasons = dict((Path(p).name, r) for p, r in data.report.skipped)
     assert "ragged" in reasons["ragged.txt"] and "unknown character '?'" in reasons["unknown.txt"]
 
@@ -63,7 +62,7 @@ def test_grids_need_a_legend(tmp_path):
     with pytest.raises(DataError, match="legend"):
         LEVEL.open(config(tmp_path))
     data = LEVEL.open(config(tmp_path, legend="lode-runner"))
-    assert data.legend == LODE_RUNNER and data.items.shape == (1, 3, 3)
+    assert LEVEL.bind(data.vocabulary).legend == LODE_RUNNER and data.items.shape == (1, 3, 3)
 
 
 def test_crop_windows_cover_the_level():

@@ -218,7 +218,7 @@ def test_in_training_evaluation_logs_and_keeps_the_best(split, encoder_file, tmp
     summary = api.train("train-part", run_dir, steps=4, eval_every=2, eval_samples=64,
                         eval_metric="kid", eval_extractor=str(encoder_file),
                         model_channels=16, channel_mult=(1, 2), attn_resolutions=(),
-                        batch_size=16, sample_every=100, preview_count=4, progress=False)
+                        batch_size=16, sample_every=100, preview_count=4)
     assert summary["status"] == "finished"
     records = registry.read_records(run_dir / "model" / "metrics.jsonl")
     assert [r["step"] for r in records] == [2, 4]

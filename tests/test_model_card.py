@@ -28,7 +28,7 @@ def test_card_is_written_at_export_and_updated_by_evaluation(tmp_path, monkeypat
     monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"
     genforge.train("fashion-mnist-sample", run, preset=None, model_channels=8, channel_mult=(1,),
-                   num_blocks=1, patch_size=2, batch_size=8, steps=2, progress=False,
+                   num_blocks=1, patch_size=2, batch_size=8, steps=2,
                    preview_count=4, device="cpu")
     card = (run / "model" / "README.md").read_text()
     meta = front_matter(card)

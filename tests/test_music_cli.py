@@ -14,7 +14,7 @@ from genforge.music.harmonize import read_given
 from genforge.provenance import signing
 
 TINY = ["--model-channels", "8", "--channel-mult", "1,2", "--num-blocks", "1",
-        "--attn-resolutions", "", "--batch-size", "8", "--preview-count", "2", "--no-progress",
+        "--attn-resolutions", "", "--batch-size", "8", "--preview-count", "2", "--progress", "none",
         "--device", "cpu"]
 CHORALES = ("bwv253", "bwv267", "bwv281", "bwv347")  # four-part 4/4 chorales in music21's corpus
 

@@ -12,7 +12,7 @@ import genforge
 from genforge import api
 from genforge.cli import main
 from genforge.errors import ConfigError
-from genforge.metrics.encoder import load_encoder, train_encoder
+from genforge.metrics.encoder import default_encoder_dir, load_encoder, train_encoder
 from genforge.modalities.base import Dataset
 from genforge.music import augment, corpus
 from genforge.music import representation as rep
@@ -20,7 +20,7 @@ from genforge.music import representation as rep
 CHORALES = ("bwv253", "bwv267", "bwv281", "bwv347")  # four-part 4/4 chorales in music21's corpus
 DATA = {"split": "all", "bars": 2, "transpose": 1}
 TINY = ["--model-channels", "8", "--channel-mult", "1,2", "--num-blocks", "1",
-        "--attn-resolutions", "", "--batch-size", "8", "--preview-count", "2", "--no-progress",
+        "--attn-resolutions", "", "--batch-size", "8", "--preview-count", "2", "--progress", "none",
         "--device", "cpu"]
 
 
@@ -40,7 +40,7 @@ def setup(tmp_path_factory, one_thread):
         data = api.open_training_data(api.resolve_config(str(folder), None, **DATA).data)[0]
         assert data.fingerprint == model.manifest["dataset"]["fingerprint"]
         # dim 8: evaluation below draws a dozen samples, and FD needs more samples than features
-        path = train_encoder(data, api.encoder_cache_dir() / f"{data.fingerprint[:16]}.safetensors",
+        path = train_encoder(data, default_encoder_dir() / f"{data.fingerprint[:16]}.safetensors",
                              name="chorales", steps=30, batch_size=32, dim=8, seed=0)
         yield folder, model, data, path
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import wave
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from genforge.config import DataConfig
 from genforge.errors import DataError
 from genforge.modalities.music import MUSIC, open_music
 from genforge.music import corpus, render, writing
@@ -93,7 +93,7 @@ def test_bad_files_are_reported(tmp_path, monkeypatch):
     assert reasons["empty.musicxml"] == "no notes"
     assert "5/4" in reasons["five_four.musicxml"]
     with pytest.raises(DataError, match="none of the 3"):
-        open_music(SimpleNamespace(source=str(FIXTURES / "bad")))
+        open_music(DataConfig(kind="music", source=str(FIXTURES / "bad")))
 
 
 def test_folder_opens_with_cache(chorale, tmp_path, monkeypatch):
@@ -109,12 +109,12 @@ def test_folder_opens_with_cache(chorale, tmp_path, monkeypatch):
     assert [p.name for p in warm.pieces] == [p.name for p in cold.pieces] == [
         "cadence", "chorale", "sub/chorale"]
     assert all((a.grid == b.grid).all() for a, b in zip(cold.pieces, warm.pieces))
-    config = SimpleNamespace(source=str(folder), bars=2, split="all", transpose=0)
+    config = DataConfig(kind="music", source=str(folder), bars=2, split="all", transpose=0)
     data = open_music(config)
     assert data.kind == "music" and data.item_shape == (4, 32)
     assert len(data) == 1 + 7 + 3  # crops of 2 bars on every bar line
     assert data.report.found == 4 and data.report.loaded == 3 and len(data.report.skipped) == 1
-    roll = open_music(SimpleNamespace(source=str(folder), bars=2, split="all",
+    roll = open_music(DataConfig(kind="music", source=str(folder), bars=2, split="all",
                                       representation="pianoroll", transpose=2))
     assert roll.item_shape == (88, 32) and len(roll) == len(data)
 
@@ -148,9 +148,9 @@ def test_wav_fluidsynth(tmp_path):
 def test_bad_options_are_config_errors(field, value):
     from genforge.errors import ConfigError
     with pytest.raises(ConfigError, match=f"data.{field}"):
-        open_music(SimpleNamespace(source=str(FIXTURES / "good"), **{field: value}))
+        open_music(DataConfig(kind="music", source=str(FIXTURES / "good"), **{field: value}))
 
 
 def test_missing_source_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="not found"):
-        open_music(SimpleNamespace(source=str(tmp_path / "nowhere")))
+        open_music(DataConfig(kind="music", source=str(tmp_path / "nowhere")))

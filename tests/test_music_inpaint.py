@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from genforge.families.diffusion import inpaint_items
+from genforge.modalities.music import MUSIC
 from genforge.music import baseline, corpus, dataset, harmonize
 from genforge.music import representation as rep
 from genforge.sampling import SeededNoise, karras_sigmas
@@ -80,7 +82,8 @@ def test_harmonize_recovers_and_keeps_melody(crops):
     mask[:, 0] = True
     # sigma_max 10 already drowns one-hot data; from 80, noise in the unknown voices can commit
     # them to another crop before the melody's evidence counts (RePaint's known weakness)
-    out = harmonize.harmonize(denoiser, given, mask, seeds=[0, 1], steps=16, sigma_max=10).numpy()
+    out = inpaint_items(denoiser, MUSIC, torch.from_numpy(given), torch.from_numpy(mask), [0, 1],
+                        sigmas=karras_sigmas(16, 0.002, MUSIC.inpaint_sigma_max)).numpy()
     assert (out[:, 0] == target[0]).all()
     assert (out == target).all()  # the only chorale crop with this melody is the answer
 
@@ -90,7 +93,8 @@ def test_harmonize_a_melody_file(crops):
     assert codes.shape == mask.shape == (4, 64) and mask[0].all() and not mask[1:].any()
     assert [n.pitch for n in rep.satb_to_notes(codes)][:4] == [72, 71, 69, 67]
     denoiser = mixture_denoiser(rep.satb_to_model(torch.from_numpy(crops)))
-    out = harmonize.harmonize(denoiser, codes[None], mask[None], seeds=[3], steps=12).numpy()[0]
+    out = inpaint_items(denoiser, MUSIC, torch.from_numpy(codes[None]), torch.from_numpy(mask[None]),
+                        [3], sigmas=karras_sigmas(12, 0.002, 80.0)).numpy()[0]
     assert (out[0] == codes[0]).all() and out[1:].any()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genforge.families.diffusion import edm_loss
+from genforge.families.diffusion import edm_loss, inpaint_items
 from genforge.modalities.music import MUSIC
 from genforge.models.precond import EDMDenoiser
 from genforge.models.unet import UNet
@@ -36,6 +36,7 @@ def test_unet_trains_and_samples_on_music_planes():
         assert codes.shape == (2, 4, 32) and codes.dtype == torch.uint8
         given = items[:2].numpy()
         mask = harmonize.given_mask(voices=(0, 3), steps=32)[None].repeat(2, axis=0)
-        filled = harmonize.harmonize(conditional(denoiser, None), given, mask, [0, 1], steps=3,
-                                     sigma_max=10.0).numpy()
+        filled = inpaint_items(conditional(denoiser, None), MUSIC, torch.from_numpy(given),
+                               torch.from_numpy(mask), [0, 1],
+                               sigmas=karras_sigmas(3, 0.002, 10.0)).numpy()
         assert (filled[mask] == given[mask]).all()

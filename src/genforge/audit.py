@@ -24,7 +24,7 @@ from PIL import Image
 from . import io
 from .errors import ConfigError, DataError
 from .modalities.base import Dataset
-from .modalities.image import NAMED_SOURCES, find_images
+from .modalities.image import NAMED_SOURCES
 
 FORMAT_VERSION = 1
 # Near duplicates: pHash within NEAR_HAMMING bits AND 32x32 grey thumbnails correlating at
@@ -486,51 +486,33 @@ def feature_neighbours(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray,
 
 # ----- the report ---------------------------------------------------------------------------------
 
-def list_files(source: str) -> list[Path] | None:
-    """The image files of folder data, in the loader's order; None for named datasets (and
-    for data that is not a folder, e.g. opened by a caller's own modality)."""
-    folder = Path(source).expanduser()
-    return None if source in NAMED_SOURCES or not folder.is_dir() else find_images(folder)
+def cache_dir() -> Path:
+    """Where audit hashes are cached ($GENFORGE_CACHE/audit), keyed by fingerprint and file stats."""
+    return io.cache_dir("audit")
 
 
-def item_names(dataset: Dataset, source: str, files: list[Path] | None) -> list[str] | None:
-    """Each item's file (relative to the folder) for folder data, None for named datasets.
-
-    image.read_folder keeps the readable files in find_images order, so the found files less the
-    skipped ones are the items, in order.
-    """
-    if files is None:
-        return None
-    root = Path(source).expanduser()
-    skipped = {p for p, _ in dataset.report.skipped}
-    paths = [p for p in files if str(p) not in skipped]
-    if len(paths) != len(dataset):
-        raise DataError(f"{root} changed while it was read: {len(paths)} readable files now, "
-                        f"{len(dataset)} items before; run again")
-    return [p.relative_to(root).as_posix() for p in paths]
-
-
-def cache_key(dataset: Dataset, files: list[Path] | None) -> str:
+def cache_key(dataset: Dataset) -> str:
     """What the heavy part of an audit depends on: the items, and each file's path, size and time."""
     digest = hashlib.sha256(f"genforge-audit-{FORMAT_VERSION}:{dataset.fingerprint}".encode())
-    for path in files or []:
+    for path in dataset.files or []:
         st = os.stat(path)
         digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     digest.update(f"{NEAR_HAMMING}:{NEAR_CORRELATION}".encode())
     return digest.hexdigest()
 
 
-def heavy_part(dataset: Dataset, source: str, files: list[Path] | None,
-               names: list[str] | None) -> dict:
-    """Hashes, duplicate groups, originals and C2PA: the part of the audit worth caching."""
+def heavy_part(dataset: Dataset) -> dict:
+    """Hashes, duplicate groups, originals and C2PA: the part of the audit worth caching. The
+    files are the ones the loader read (Dataset.files): the folder is not walked again."""
     started = time.perf_counter()
     items = dataset.items.numpy()
-    if files is None:
-        scanned = {"originals": {"from": "stored shape", **STORED_SHAPES.get(source, {})},
+    if dataset.files is None:
+        scanned = {"originals": {"from": "stored shape", **STORED_SHAPES.get(dataset.source, {})},
                    "file_duplicates": [], "c2pa": None}
     else:
-        root = Path(source).expanduser()
-        scanned = scan_files(root, files, {str(root / n): i for i, n in enumerate(names or [])})
+        root = Path(dataset.source).expanduser()
+        scanned = scan_files(root, dataset.files,
+                             {str(root / n): i for i, n in enumerate(dataset.names or [])})
     read = time.perf_counter()
     exact = exact_groups(pixel_hashes(items))
     firsts = sorted({g[0] for g in exact} | (set(range(len(items))) - {i for g in exact for i in g}))
@@ -564,11 +546,10 @@ def _named(groups: list[list[int]], names: list[str] | None) -> list[list]:
     return [[names[i] if names else i for i in g] for g in groups[:LISTED_GROUPS]]
 
 
-def report(dataset: Dataset, source: str, heavy: dict, names: list[str] | None, *,
-           manifest: dict, features: dict, max_bad_fraction: float = 1.0,
-           dedup: bool = False) -> dict:
+def report(dataset: Dataset, heavy: dict, *, manifest: dict, features: dict,
+           max_bad_fraction: float = 1.0, dedup: bool = False) -> dict:
     """The audit record (what RUN/audit.json and 'genforge audit --json' hold)."""
-    n = len(dataset)
+    n, source, names = len(dataset), dataset.source, dataset.names
     exact, near = heavy["exact"], heavy["near"]
     near_groups = components(near)
     c2pa = heavy["c2pa"]

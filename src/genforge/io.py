@@ -99,3 +99,10 @@ def replace_dir(staging: Path, target: Path) -> Path:
     if old.exists():
         shutil.rmtree(old)
     return target
+
+
+def cache_dir(name: str) -> Path:
+    """A folder of genforge's cache: $GENFORGE_CACHE/<name>, else ~/.cache/genforge/<name>
+    (features, encoders, audit, music)."""
+    root = os.environ.get("GENFORGE_CACHE") or Path.home() / ".cache" / "genforge"
+    return Path(root) / name

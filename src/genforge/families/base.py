@@ -12,6 +12,10 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+from ..modalities import modality_for
+from ..options import build, declarations
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -81,7 +85,11 @@ class Family(Protocol):
     """A model family: builds the trained module, lists its phases, samples from the exported part."""
 
     name: str
-    sample_options: dict[str, Any]  # the generation options sample() accepts, with defaults
+    sampling: type            # its sampling options: a declaring dataclass (genforge.options)
+    inpainting: type | None   # its options for inpainting (harmonize, complete); None: cannot
+
+    def supports(self, modality) -> str | None:
+        """Why this family cannot model the kind's items, or None when it can."""
 
     def build(self, spec: ModelSpec, config) -> nn.Module:
         """The module trained by the loop."""
@@ -103,4 +111,31 @@ class Family(Protocol):
                latents: torch.Tensor | None = None, spec: ModelSpec | None = None,
                **options) -> torch.Tensor:
         """Float samples in the model's range, one per seed (latents, if given, replace the
-        seeds' own); spec is the model's, sized for this call (a longer piece, say)."""
+        seeds' own); spec is the model's, sized for this call (a longer piece, say); options are
+        the family's declared sampling options (unknown names and bad values refused)."""
+
+    def inpaint(self, module: nn.Module, seeds: list[int], given: torch.Tensor,
+                given_mask: torch.Tensor, *, spec: ModelSpec, config, device,
+                **options) -> torch.Tensor:
+        """Integer items shaped like `given` whose entries under given_mask are the given ones and
+        the rest drawn by the model (options: the family's declared inpainting options)."""
+
+
+def sampling_options(family: Family, spec: ModelSpec | None, given: dict[str, Any], *,
+                     inpainting: bool = False) -> Any:
+    """The options a sampling (or inpainting) call runs with, checked: the family's declared
+    defaults, then the content kind's (modality.sampling_defaults), then those given (None means
+    "not given"). An option the family does not declare is refused by name."""
+    cls = family.inpainting if inpainting else family.sampling
+    if cls is None:
+        raise ConfigError(f"a {family.name} model cannot be given part of an item to complete: "
+                          "use a diffusion or discrete model")
+    known = {d.name for d in declarations(cls)}
+    given = {k: v for k, v in given.items() if v is not None}
+    for name in given:
+        if name not in known:
+            raise ConfigError(f"--{name.replace('_', '-')} does not apply to a {family.name} model "
+                              f"(its options: {', '.join('--' + o.replace('_', '-') for o in sorted(known))})")
+    kind = modality_for(spec).sampling_defaults(family.name, spec.item_shape) if spec else {}
+    return build(cls, {**{k: v for k, v in kind.items() if k in known}, **given})
+

@@ -1,18 +1,43 @@
 """The diffusion family: EDM preconditioned U-Net, EDM training loss, sampling with any solver."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from ..augment import AUGMENT_LABEL_DIM, nonleaking_augment
 from ..config import RunConfig
-from ..errors import ConfigError
+from ..modalities import modality_for
 from ..models.precond import EDMDenoiser
 from ..models.unet import UNet
+from ..options import Declared, between, build, option
 from ..sampling import SAMPLERS, SeededNoise, classifier_free, conditional, karras_sigmas
+from ..sampling.inpaint import sample_inpaint
 from .base import ModelSpec, Phase
 
-DEFAULT_SAMPLER, DEFAULT_STEPS = "dpmpp-2m", 20
+MAX_STEPS = 1000
+
+
+@dataclass(frozen=True)
+class DiffusionSampling(Declared):
+    """How a diffusion model samples: the solver, its steps, classifier-free guidance."""
+
+    sampler: str = option("dpmpp-2m", "ODE/SDE solver on a Karras noise schedule: euler, heun "
+                          "(2 evaluations a step), dpmpp-2m, euler-ancestral (stochastic)",
+                          choices=tuple(SAMPLERS))
+    steps: int = option(20, "sampler steps", check=between(1, MAX_STEPS))
+    guidance: float = option(1.0, "classifier-free guidance scale (1: none; 2-4 sharpen class "
+                             "identity)", check=between(0.0, 100.0))
+
+
+@dataclass(frozen=True)
+class DiffusionInpainting(Declared):
+    """How a diffusion model fills in around given entries (RePaint with EDM's noise levels)."""
+
+    steps: int = option(32, "sampling steps", check=between(1, MAX_STEPS))
+    resample: int = option(2, "RePaint's resampling: repeat each step this often so the free "
+                           "entries agree with the given ones", check=between(1, 20))
 
 
 def build_denoiser(spec: ModelSpec, config: RunConfig) -> EDMDenoiser:
@@ -49,7 +74,11 @@ def edm_loss(denoiser: nn.Module, images: torch.Tensor, labels: torch.Tensor | N
 
 class DiffusionFamily:
     name = "diffusion"
-    sample_options = {"sampler": DEFAULT_SAMPLER, "steps": DEFAULT_STEPS, "guidance": 1.0}
+    sampling = DiffusionSampling
+    inpainting = DiffusionInpainting
+
+    def supports(self, modality) -> str | None:
+        return None  # any tensor: images as they are, symbols as one-hot planes
 
     def build(self, spec: ModelSpec, config: RunConfig) -> nn.Module:
         return build_denoiser(spec, config)
@@ -78,28 +107,53 @@ class DiffusionFamily:
     def sample(self, module: EDMDenoiser, seeds: list[int], class_labels: torch.Tensor | None,
                *, item_shape: tuple[int, ...], device: torch.device | str = "cpu",
                config: RunConfig | None = None, latents: torch.Tensor | None = None,
-               spec: ModelSpec | None = None, sampler: str = DEFAULT_SAMPLER, steps: int = DEFAULT_STEPS,
-               guidance: float = 1.0, sigma_min: float | None = None,
-               sigma_max: float | None = None, callback=None) -> torch.Tensor:
+               spec: ModelSpec | None = None, callback=None, **options) -> torch.Tensor:
         """Samples for the given seeds: sample i depends only on seeds[i] and class_labels[i].
 
         latents (unit-variance starting noise, one row per seed) replace the seeds' own; with a
         deterministic sampler they make the output a smooth function of the latent.
         """
+        o = build(DiffusionSampling, options)
         d = config.diffusion if config is not None else RunConfig().diffusion
-        sigma_min = d.sigma_min if sigma_min is None else sigma_min
-        sigma_max = d.sigma_max if sigma_max is None else sigma_max
-        if sampler not in SAMPLERS:
-            raise ConfigError(f"unknown sampler {sampler!r} (known: {', '.join(SAMPLERS)})")
-        if steps < 1:
-            raise ConfigError(f"steps must be at least 1, got {steps}")
         noise = SeededNoise(seeds, device)
-        sigmas = karras_sigmas(steps, sigma_min, sigma_max).to(device)
+        sigmas = karras_sigmas(o.steps, d.sigma_min, d.sigma_max).to(device)
         x = noise(item_shape)  # drawn even when replaced, so later (ancestral) noise is the seed's own
         x = (x if latents is None else latents.to(device).float()) * sigmas[0]
-        if class_labels is not None and guidance != 1.0:
-            denoiser = classifier_free(module, class_labels.to(device), guidance)
+        if class_labels is not None and o.guidance != 1.0:
+            denoiser = classifier_free(module, class_labels.to(device), o.guidance)
         else:
             denoiser = conditional(module, None if class_labels is None else class_labels.to(device))
-        return SAMPLERS[sampler](denoiser, x, sigmas, noise=noise, callback=callback)
+        return SAMPLERS[o.sampler](denoiser, x, sigmas, noise=noise, callback=callback)
 
+    @torch.no_grad()
+    def inpaint(self, module: EDMDenoiser, seeds: list[int], given: torch.Tensor,
+                given_mask: torch.Tensor, *, spec: ModelSpec, config: RunConfig,
+                device: torch.device | str = "cpu", **options) -> torch.Tensor:
+        """RePaint-style replacement (sampling.inpaint) in the model space, from the model's own
+        noise range (the kind may start lower: Modality.inpaint_sigma_max); the given entries
+        are forced back exactly at the end."""
+        o = build(DiffusionInpainting, options)
+        modality = modality_for(spec)
+        d = config.diffusion
+        sigma_max = min(d.sigma_max, modality.inpaint_sigma_max or d.sigma_max)
+        sigmas = karras_sigmas(o.steps, d.sigma_min, sigma_max).to(device)
+        return inpaint_items(conditional(module, None), modality, given, given_mask, seeds,
+                             sigmas=sigmas, resample=o.resample, device=device)
+
+
+@torch.no_grad()
+def inpaint_items(denoiser, modality, given: torch.Tensor, given_mask: torch.Tensor,
+                  seeds: list[int], *, sigmas: torch.Tensor, resample: int = 1,
+                  device: torch.device | str = "cpu") -> torch.Tensor:
+    """Integer items [N, ...] around the given entries, from a denoiser D(x, sigma) in the kind's
+    model space (bind labels with sampling.conditional); item i depends only on seeds[i]."""
+    known = modality.to_model(given).to(device)
+    mask = modality.model_mask(given_mask.bool()).to(device)
+    noise = SeededNoise(seeds, device)
+    x = noise(known.shape[1:]) * sigmas[0]
+    x = sample_inpaint(denoiser, x, sigmas, known, mask, noise=noise, resample=resample)
+    return modality.force_given(modality.from_model(x.cpu()), given, given_mask)
+
+
+__all__ = ["DiffusionFamily", "DiffusionSampling", "DiffusionInpainting", "build_denoiser",
+           "edm_loss", "inpaint_items"]

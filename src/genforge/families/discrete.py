@@ -17,6 +17,7 @@ Tokens come from the content kind (`to_tokens`/`from_tokens`/`token_count`); the
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -24,22 +25,37 @@ from torch import nn
 
 from ..config import RunConfig
 from ..errors import ConfigError
+from ..modalities import modality_for
 from ..models.unet import UNet
+from ..options import Declared, between, build, option
 from ..sampling import SeededNoise
 from .base import ModelSpec, Phase
 
 SAMPLERS = ("ancestral", "confidence")
-DEFAULT_SAMPLER, DEFAULT_STEPS = "ancestral", 32
 RULE_ROUNDS = 64  # at most this many rule moves per sample (one per round)
+
+
+@dataclass(frozen=True)
+class DiscreteSampling(Declared):
+    """How a masked model reveals its symbols (for generation and inpainting alike)."""
+
+    sampler: str = option("ancestral", "reveal order: ancestral (random positions, each drawn "
+                          "from the prediction) or confidence (MaskGIT: the most probable first)",
+                          choices=SAMPLERS)
+    steps: int = option(32, "reveal steps", check=between(1, 1024))
+    temperature: float = option(1.0, "softmax temperature (1: the model's distribution; lower "
+                                "is safer and less varied)", check=between(0.0, 5.0, open_low=True))
+    rules: bool = option(False, "mend what breaks the content kind's rules, each fix drawn from "
+                         "the model (four-part music: parallel fifths and octaves; Sokoban: open "
+                         "border, boxes != goals, stuck boxes, unsolvable; Lode Runner: gold out "
+                         "of reach)")
 
 
 def modality_of(spec: ModelSpec):
     """The spec's content kind, refused unless it is made of tokens."""
-    from ..modalities import modality_for
     modality = modality_for(spec)
-    if not hasattr(modality, "to_tokens"):
-        raise ConfigError(f"the discrete family models content made of symbols (music, levels); "
-                          f"{spec.modality} data is continuous: use --family diffusion or gan")
+    if not modality.has_tokens:
+        modality.token_count(spec.item_shape)  # raises the kind's one-line reason
     return modality
 
 
@@ -141,8 +157,9 @@ def _place_unique(tokens, masked, logits, gumbel, unique: tuple[int, ...]):
 
 @torch.no_grad()
 def sample_tokens(module: MaskedDenoiser, grid: tuple[int, int], noise: SeededNoise,
-                  class_labels: torch.Tensor | None = None, *, sampler: str = DEFAULT_SAMPLER,
-                  steps: int = DEFAULT_STEPS, temperature: float = 1.0,
+                  class_labels: torch.Tensor | None = None, *,
+                  sampler: str = DiscreteSampling.sampler, steps: int = DiscreteSampling.steps,
+                  temperature: float = DiscreteSampling.temperature,
                   given: torch.Tensor | None = None, given_mask: torch.Tensor | None = None,
                   unique: tuple[int, ...] = ()) -> torch.Tensor:
     """Tokens long [N, H, W], one grid per noise stream; positions where given_mask is True keep
@@ -236,8 +253,13 @@ def apply_rule_moves(module: MaskedDenoiser, tokens: torch.Tensor, move_of, nois
 
 class DiscreteFamily:
     name = "discrete"
-    sample_options = {"sampler": DEFAULT_SAMPLER, "steps": DEFAULT_STEPS, "temperature": 1.0,
-                      "rules": False}
+    sampling = DiscreteSampling
+    inpainting = DiscreteSampling  # the given symbols are never masked: exact by construction
+
+    def supports(self, modality) -> str | None:
+        return None if modality.has_tokens else (
+            f"the discrete family models content made of symbols; {modality.name} items are "
+            "continuous")
 
     def build(self, spec: ModelSpec, config: RunConfig) -> nn.Module:
         return MaskedDenoiser(spec, config)
@@ -247,7 +269,7 @@ class DiscreteFamily:
 
     def phases(self, config: RunConfig, spec: ModelSpec) -> list[Phase]:
         symmetry = config.augment.augment == "symmetry"
-        if symmetry and not hasattr(modality_of(spec), "augment_tokens"):
+        if symmetry and not modality_of(spec).has_symmetries:
             raise ConfigError(f"--augment symmetry applies to levels; {spec.modality} items have "
                               "no symmetries here (music is transposed by --transpose)")
 
@@ -267,38 +289,38 @@ class DiscreteFamily:
     def sample(self, module: MaskedDenoiser, seeds: list[int], class_labels: torch.Tensor | None,
                *, item_shape: tuple[int, ...], device: torch.device | str = "cpu",
                config: RunConfig | None = None, latents: torch.Tensor | None = None,
-               spec: ModelSpec | None = None, sampler: str = DEFAULT_SAMPLER,
-               steps: int = DEFAULT_STEPS, temperature: float = 1.0,
-               given: torch.Tensor | None = None,
-               given_mask: torch.Tensor | None = None, rules: bool = False) -> torch.Tensor:
+               spec: ModelSpec | None = None, given: torch.Tensor | None = None,
+               given_mask: torch.Tensor | None = None, **options) -> torch.Tensor:
         """The kind's model tensors for the given seeds (sample i depends only on seeds[i]); the
         token grid is spec.item_shape (item_shape, the model tensor's shape, is not needed).
         rules: then mend what breaks the kind's rules with the model's help (apply_rule_moves)."""
-        if sampler not in SAMPLERS:
-            raise ConfigError(f"unknown sampler {sampler!r} for a discrete model (known: "
-                              f"{', '.join(SAMPLERS)})")
-        if steps < 1:
-            raise ConfigError(f"steps must be at least 1, got {steps}")
-        if not 0 < temperature <= 5:
-            raise ConfigError(f"temperature must be in (0, 5], got {temperature}")
+        o = build(DiscreteSampling, options)
         if latents is not None:
             self.latent_shape(module, item_shape)
         if spec is None:
             raise ValueError("the discrete family samples on the spec's item grid: pass spec")
         modality = module.modality
-        move_of = getattr(modality, "rule_move_for", lambda shape: None)(tuple(spec.item_shape))
-        if rules and move_of is None:
+        move_of = modality.rule_move_for(tuple(spec.item_shape))
+        if o.rules and move_of is None:
             raise ConfigError(f"--rules: these {spec.modality} items have no rules the sampler "
                               "can mend (it knows four-part music, Sokoban and Lode Runner)")
         noise = SeededNoise(seeds, device)
         labels = None if class_labels is None else class_labels.to(device)
         tokens = sample_tokens(module, tuple(spec.item_shape[-2:]), noise, labels,
-                               sampler=sampler, steps=steps, temperature=temperature,
+                               sampler=o.sampler, steps=o.steps, temperature=o.temperature,
                                given=None if given is None else modality.to_tokens(given),
-                               given_mask=given_mask,
-                               unique=tuple(getattr(modality, "unique_tokens", tuple)()))
-        if rules:
+                               given_mask=given_mask, unique=modality.unique_tokens())
+        if o.rules:
             tokens = apply_rule_moves(module, tokens, move_of, noise, labels,
                                       None if given_mask is None else given_mask.to(device),
-                                      temperature=temperature)
+                                      temperature=o.temperature)
         return modality.to_model(modality.from_tokens(tokens.cpu())).to(device)
+
+    @torch.no_grad()
+    def inpaint(self, module: MaskedDenoiser, seeds: list[int], given: torch.Tensor,
+                given_mask: torch.Tensor, *, spec: ModelSpec, config: RunConfig,
+                device: torch.device | str = "cpu", **options) -> torch.Tensor:
+        """Integer items: the given symbols kept (never masked), the rest revealed as sample()."""
+        x = self.sample(module, seeds, None, item_shape=spec.model_shape, device=device,
+                        config=config, spec=spec, given=given, given_mask=given_mask, **options)
+        return module.modality.force_given(module.modality.from_model(x.cpu()), given, given_mask)

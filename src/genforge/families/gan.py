@@ -7,6 +7,7 @@ resumed run continues where it stopped (StyleGAN2-ADA restarts it from zero).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,7 @@ from ..augment import ada_augment, ada_update, diffaugment
 from ..config import RunConfig
 from ..errors import ConfigError
 from ..models.gan import build_gan
+from ..options import Declared, between, build, option
 from ..sampling import SeededNoise
 from .base import ModelSpec, Phase
 
@@ -85,9 +87,21 @@ def _fakes(pair: GANPair, count: int, labels: torch.Tensor | None,
     return g(z, labels, noise=_training_noise(generator))
 
 
+@dataclass(frozen=True)
+class GANSampling(Declared):
+    """How a GAN samples: the truncation trick."""
+
+    truncation: float = option(1.0, "truncation psi (1: none; 0.5-0.8 trade variety for typical "
+                               "samples)", check=between(0.0, 2.0))
+
+
 class GANFamily:
     name = "gan"
-    sample_options = {"truncation": 1.0}
+    sampling = GANSampling
+    inpainting = None  # a generator maps a latent to a whole item: nothing to keep fixed
+
+    def supports(self, modality) -> str | None:
+        return None  # images; symbols as one-hot planes
 
     def build(self, spec: ModelSpec, config: RunConfig) -> GANPair:
         g = config.gan
@@ -164,10 +178,9 @@ class GANFamily:
     def sample(self, module: nn.Module, seeds: list[int], class_labels: torch.Tensor | None, *,
                item_shape: tuple[int, ...], device: torch.device | str = "cpu",
                config: RunConfig | None = None, latents: torch.Tensor | None = None,
-               spec: ModelSpec | None = None, truncation: float = 1.0) -> torch.Tensor:
+               spec: ModelSpec | None = None, **options) -> torch.Tensor:
         """One image per seed: z and the noise inputs come from the seed's own stream."""
-        if not 0.0 <= truncation <= 2.0:
-            raise ConfigError(f"truncation must be between 0 and 2, got {truncation}")
+        truncation = build(GANSampling, options).truncation
         noise = SeededNoise(seeds, device)
         z = noise((module.latent_dim,))  # drawn even when replaced: the noise inputs that follow
         z = z if latents is None else latents.to(device).float()  # stay the seed's own
@@ -176,4 +189,8 @@ class GANFamily:
             raise ConfigError("a GAN has no unconditional mode: give a class (or none for all classes)")
         x = module(z, labels, truncation=truncation, noise=lambda shape: noise(shape[1:]))
         return x.float()
+
+    def inpaint(self, *args, **kwargs) -> torch.Tensor:
+        raise ConfigError("a GAN cannot be given part of an item to complete: use a diffusion "
+                          "or discrete model")
 

@@ -1,20 +1,16 @@
-"""Level completion: a partial level whose unknown tiles are '?' becomes a mask of given tiles,
-and a diffusion model fills in the rest by inpainting (sampling.inpaint), the given tiles exact."""
+"""Level completion's level side: a partial level whose unknown tiles are '?' becomes the given
+tiles and their mask; the model's family fills in the rest (generation.inpaint), the given tiles
+exact."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import DataError
-from ..sampling import SeededNoise, conditional, karras_sigmas
-from ..sampling.inpaint import sample_inpaint
 from .formats import Legend, LevelError, parse_grid
 
 UNKNOWN = "?"
-# One-hot tiles are drowned by sigma ~10 already (as music's notes); fewer idle noisy steps.
-SIGMA_MAX = 10.0
 
 
 def read_partial(path: str | Path, legend: Legend, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -44,21 +40,3 @@ def read_partial(path: str | Path, legend: Legend, shape: tuple[int, int]) -> tu
     full, mask = np.zeros(shape, np.uint8), np.zeros(shape, bool)
     full[:len(rows), :width], mask[:len(rows), :width] = grid, given
     return full, mask
-
-
-def complete(module, modality, grid: np.ndarray, mask: np.ndarray, seeds: list[int], *,
-             steps: int = 32, sigma_min: float = 0.002, sigma_max: float = SIGMA_MAX,
-             resample: int = 2) -> torch.Tensor:
-    """len(seeds) completions uint8 [N, H, W] of grid where mask is True; those tiles exact."""
-    n = len(seeds)
-    given = torch.from_numpy(grid)[None].expand(n, *grid.shape)
-    known = modality.to_model(given)
-    model_mask = torch.from_numpy(mask)[None, None].expand_as(known)  # every tile channel
-    noise = SeededNoise(seeds)
-    sigmas = karras_sigmas(steps, sigma_min, sigma_max)
-    x = noise(known.shape[1:]) * sigmas[0]
-    with torch.no_grad():
-        x = sample_inpaint(conditional(module, None), x, sigmas, known, model_mask, noise=noise,
-                           resample=resample)
-    out = modality.from_model(x)
-    return torch.where(torch.from_numpy(mask)[None], given, out)

@@ -4,8 +4,8 @@ Standard FID needs Inception weights that many users cannot download, and ImageN
 little about 28x28 garments or 16x16 sprites anyway. `train_encoder` fits a small network to the
 dataset at hand: a classifier (cross-entropy on a linear head) where the data has labels, else
 SimCLR (Chen et al. 2020, arXiv:2002.05709) on two augmented views. It reads images [N, C, H, W]
-and SATB music [N, 4, T]; each kind is a `Reader` in READERS (how items become the network's
-input, which views SimCLR compares, the feature size). Music is read as the one-hot planes music
+and SATB music [N, 4, T]; each content kind says how in its modality's `encoder_input()` (how
+items become the network's input, which views SimCLR compares, the feature size). Music is read as the one-hot planes music
 models see, [N, 8, T, 48], with musical views (genforge.music.augment). Numbers made with it are
 labelled FD-<name>, never FID (see extractors.metric_label), because they are not comparable with
 anyone else's FID.
@@ -25,7 +25,6 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -34,21 +33,16 @@ from torch import nn
 
 from .. import io
 from ..errors import CheckpointError, ConfigError, DataError
-from ..modalities.base import Dataset
+from ..modalities import MODALITIES
+from ..modalities.base import Dataset, EncoderInput
+from ..modalities.image_views import DEFAULT_DIM, to_model
 from ..music import augment as music_augment
 from ..music import representation as music_rep
 from ..version import __version__
-from .extractors import state_checksum
+from .extractors import register_file_loader, state_checksum
 
 FORMAT = "genforge-encoder"
 FORMAT_VERSION = 1
-# 256 features: FD estimates a dim x dim covariance, which needs several times `dim` samples to be
-# stable (Inception's 2048 needs 10k+); 256 is well conditioned from a few thousand samples, keeps
-# the matrix square root cheap, and is still wider than the 128 channels that feed it.
-DEFAULT_DIM = 256
-# Music: the reference for a chorale model is the held-out test split, 251 four-bar crops of
-# bach-chorales; FD needs several times `dim` reference items for a stable covariance, so 64.
-MUSIC_DIM = 64
 # Channels of the first stage; the two later stages double it. Measured on 2 cores of a Xeon
 # (batch 128, 28x28): width 24 trains at 88 ms a step and embeds 10,000 images in 1.3 s, width 32
 # at 191 ms and 4.0 s; on Fashion-MNIST 2000 steps reached 91.0% (24) and 91.6% (32) validation
@@ -123,118 +117,33 @@ class Encoder(nn.Module):
         return self.body(x).mean(dim=(2, 3))
 
 
-def to_model(items: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float32 [-1, 1], as modalities.image.to_model (channels-last: faster convs)."""
-    x = items.to(torch.float32) / 127.5 - 1.0
-    return x.contiguous(memory_format=torch.channels_last)
-
-
 # ---------------------------------------------------------------------------------------------
-# Augmentation: batched, on the device, drawn from an explicit generator
+# What the encoder reads: each content kind's EncoderInput, declared in its modality
 
 
-@dataclass(frozen=True)
-class Augment:
-    scale: tuple[float, float]   # side of the sampled region relative to the image (<1 zooms in)
-    aspect: float                # max log aspect-ratio change of that region
-    shift: float                 # extra translation, as a share of the side
-    flip: bool                   # horizontal flips (not for classes that have a handedness)
-    brightness: float            # offset drawn from +-brightness (the image spans 2)
-    contrast: float              # factor drawn from 1 +- contrast
-    noise: float                 # Gaussian noise, std drawn from [0, noise]
+def default_encoder_dir() -> Path:
+    """Where 'genforge features train' keeps encoders by default ($GENFORGE_CACHE/encoders),
+    named by the training data's fingerprint, so evaluation and the audit find them."""
+    return io.cache_dir("encoders")
 
 
-# Light for the classifier: a couple of pixels of shift and a little zoom and contrast.
-LIGHT = Augment(scale=(0.9, 1.05), aspect=0.0, shift=0.08, flip=False, brightness=0.1,
-                contrast=0.1, noise=0.0)
-# Strong for SimCLR: the views must differ enough that matching them needs the content. Flips
-# only teach the features to ignore left and right, which no self-supervised task needs (the
-# classifier goes without them: in some data a class hangs on which way an item faces).
-STRONG = Augment(scale=(0.55, 1.0), aspect=math.log(4 / 3), shift=0.1, flip=True, brightness=0.4,
-                 contrast=0.4, noise=0.1)
-
-
-def _uniform(n: int, low: float, high: float, g: torch.Generator, device) -> torch.Tensor:
-    return low + (high - low) * torch.rand(n, generator=g, device=device)
-
-
-def augment(x: torch.Tensor, aug: Augment, g: torch.Generator) -> torch.Tensor:
-    """A random crop/zoom/shift/flip per item (one affine resampling), then brightness, contrast
-    and noise on the colour channels (not alpha); stays in [-1, 1]."""
-    n, c, dev = x.shape[0], x.shape[1], x.device
-    scale = _uniform(n, *aug.scale, g, dev)
-    ratio = torch.exp(_uniform(n, -aug.aspect, aug.aspect, g, dev))
-    sx, sy = (scale * ratio.sqrt()).clamp(max=1.2), (scale / ratio.sqrt()).clamp(max=1.2)
-    # Centres: anywhere that keeps a zoomed-in region inside the image, plus the extra shift.
-    tx = _uniform(n, -1, 1, g, dev) * ((1 - sx).clamp(min=0) + 2 * aug.shift)
-    ty = _uniform(n, -1, 1, g, dev) * ((1 - sy).clamp(min=0) + 2 * aug.shift)
-    if aug.flip:
-        sx = sx * (torch.rand(n, generator=g, device=dev) < 0.5).float().mul(2).sub(1)
-    zero = torch.zeros_like(sx)
-    theta = torch.stack([torch.stack([sx, zero, tx], 1), torch.stack([zero, sy, ty], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-    colour = x[:, :min(c, 3)]
-    mean = colour.mean(dim=(1, 2, 3), keepdim=True)
-    contrast = _uniform(n, 1 - aug.contrast, 1 + aug.contrast, g, dev).view(n, 1, 1, 1)
-    bright = _uniform(n, -aug.brightness, aug.brightness, g, dev).view(n, 1, 1, 1)
-    colour = (colour - mean) * contrast + mean + bright
-    if aug.noise:
-        sigma = _uniform(n, 0, aug.noise, g, dev).view(n, 1, 1, 1)
-        colour = colour + sigma * torch.randn(colour.shape, generator=g, device=dev)
-    x = torch.cat([colour, x[:, 3:]], 1) if c > 3 else colour
-    return x.clamp(-1, 1).contiguous(memory_format=torch.channels_last)
-
-
-# ---------------------------------------------------------------------------------------------
-# What the encoder reads: one Reader per content kind
-
-
-def music_to_model(items: torch.Tensor) -> torch.Tensor:
-    """SATB codes [N, 4, T] -> float32 [N, 8, T, 48] in {-1, 1} (representation.satb_to_model),
-    on the items' device."""
-    x = music_rep.satb_to_model(items.cpu()).to(items.device)
-    return x.contiguous(memory_format=torch.channels_last)
-
-
-@dataclass(frozen=True)
-class Reader:
-    """How the encoder reads one content kind."""
-
-    accepts: Callable[[tuple], bool]                # an item shape it can read
-    input_shape: Callable[[tuple], tuple]           # item shape -> network input (C, H, W)
-    prepare: Callable[[torch.Tensor], torch.Tensor]  # integer items -> float network input
-    strong: Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # a SimCLR view
-    light: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None  # classifier's (None:
-    #                                                  this kind has no labels to train on)
-    dim: int                                        # default feature size
-    stem: dict | None                               # Encoder's stem (None: the image stem)
-    items: str                                      # what it reads, for error messages
-
-
-READERS = {
-    "image": Reader(lambda shape: len(shape) == 3, tuple, to_model,
-                    lambda x, g: augment(x, STRONG, g), lambda x, g: augment(x, LIGHT, g),
-                    DEFAULT_DIM, None, "images [N, C, H, W]"),
-    # Piano rolls [88, T] are not read yet: their views would need their own transposition.
-    "music": Reader(lambda shape: len(shape) == 2 and shape[0] == len(music_rep.VOICES),
-                    music_rep.model_shape, music_to_model,
-                    lambda x, g: music_augment.augment(x, music_augment.STRONG, g), None,
-                    MUSIC_DIM, {"kernel": [4, 13], "stride": [2, 2]}, "SATB music [N, 4, T]"),
-}
+def cached_encoder(fingerprint: str | None) -> Path | None:
+    """The cached encoder trained on the data with this fingerprint, if there is one."""
+    path = default_encoder_dir() / f"{(fingerprint or '')[:16]}.safetensors"
+    return path if fingerprint and path.exists() else None
 
 
 def readable() -> str:
     """What the encoder reads, for error messages."""
-    return " and ".join(r.items for r in READERS.values())
+    return " and ".join(r.items for r in (m.encoder_input() for m in MODALITIES.values()) if r)
 
 
-def reader(kind: str) -> Reader:
-    """The Reader for a kind; ConfigError for a kind the encoder cannot read."""
-    if kind not in READERS:
+def reader(kind: str) -> EncoderInput:
+    """How the encoder reads a kind; ConfigError for a kind it cannot read."""
+    read = MODALITIES[kind].encoder_input() if kind in MODALITIES else None
+    if read is None:
         raise ConfigError(f"the domain encoder reads {readable()}; not {kind} items")
-    return READERS[kind]
+    return read
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,7 +297,7 @@ def transposition_retrieval(model: Encoder, items: torch.Tensor, g: torch.Genera
     crops of another split (on bach-chorales' validation split: 0.56 after 5 minutes' training)."""
     items = distinct_up_to_transposition(items)
     device = next(model.parameters()).device
-    x = music_to_model(items.to(device))
+    x = reader("music").prepare(items.to(device))
     first = music_augment.random_shifts(x, most, g)
     second = music_augment.random_shifts(x, most, g, avoid=first)
     a = _embed_planes(model, music_augment.transpose(x, first))
@@ -428,7 +337,7 @@ def _validate(model: Encoder, head: nn.Module, mode: str, dataset: Dataset,
         bank = embed(model, dataset.items[train_idx], prepare=read.prepare)
         result["knn_accuracy"] = round(knn_accuracy(bank, labels[train_idx], feats,
                                                     labels[val_idx]), 4)
-    if dataset.kind == "music":
+    if read.transposes:
         result.update(transposition_retrieval(model, items, g))
     return result
 
@@ -436,7 +345,8 @@ def _validate(model: Encoder, head: nn.Module, mode: str, dataset: Dataset,
 def _check_budget(dataset: Dataset, steps: int | None, minutes: float | None,
                   batch_size: int) -> int | None:
     """Refuse what cannot train; the step budget (DEFAULT_STEPS when neither budget is given)."""
-    if dataset.kind not in READERS or not READERS[dataset.kind].accepts(dataset.item_shape):
+    read = MODALITIES[dataset.kind].encoder_input() if dataset.kind in MODALITIES else None
+    if read is None or not read.accepts(dataset.item_shape):
         raise ConfigError(f"the domain encoder reads {readable()}; {dataset.source} holds "
                           f"{dataset.kind} items of shape {tuple(dataset.items.shape[1:])}")
     if len(dataset) < 2:
@@ -451,7 +361,7 @@ def _check_budget(dataset: Dataset, steps: int | None, minutes: float | None,
 
 def _build(dataset: Dataset, mode: str, dim: int, seed: int) -> tuple[Encoder, nn.Module]:
     """The seeded encoder and its training head, without touching the caller's global RNG."""
-    read = READERS[dataset.kind]
+    read = reader(dataset.kind)
     channels, height = read.input_shape(dataset.item_shape)[:2]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -464,7 +374,7 @@ def _build(dataset: Dataset, mode: str, dim: int, seed: int) -> tuple[Encoder, n
     return model.to(memory_format=torch.channels_last), head
 
 
-def _loss(model: Encoder, head: nn.Module, read: Reader, x: torch.Tensor,
+def _loss(model: Encoder, head: nn.Module, read: EncoderInput, x: torch.Tensor,
           labels: torch.Tensor | None, g: torch.Generator) -> torch.Tensor:
     """Cross-entropy on lightly augmented items, or NT-Xent on two strongly augmented views."""
     if labels is not None:
@@ -481,7 +391,7 @@ def train_encoder(dataset: Dataset, path: str | Path, *, name: str | None = None
     """Train a domain encoder on dataset and save it at path (atomically); return the path.
 
     Budget: `steps` optimiser steps, or `minutes` of training, whichever ends first; with neither,
-    DEFAULT_STEPS. dim defaults to the kind's (images DEFAULT_DIM, music MUSIC_DIM). mode 'auto'
+    DEFAULT_STEPS. dim defaults to the kind's (EncoderInput.dim: images 256, music 64). mode 'auto'
     trains a classifier where the data has two or more classes, else self-supervised;
     'self-supervised' on labelled data keeps the labels for the kNN check only.
     `progress`, if given, is called after every step with a dict of step, steps (None under a
@@ -491,7 +401,7 @@ def train_encoder(dataset: Dataset, path: str | Path, *, name: str | None = None
     steps = _check_budget(dataset, steps, minutes, batch_size)
     name = check_name(name if name is not None else default_name(dataset.source))
     mode = _mode(dataset, mode)
-    read = READERS[dataset.kind]
+    read = reader(dataset.kind)
     if mode == "classifier" and read.light is None:
         raise ConfigError(f"the domain encoder trains on {dataset.kind} items without labels "
                           "only; use mode 'self-supervised'")
@@ -548,8 +458,8 @@ def train_encoder(dataset: Dataset, path: str | Path, *, name: str | None = None
                      "device": str(dev)},
         "validation": validation,
     }
-    if dataset.kind == "music":
-        metadata["augment"] = asdict(music_augment.STRONG)
+    if read.augment is not None:
+        metadata["augment"] = read.augment
     return io.save_tensors(Path(path), state, metadata)
 
 
@@ -638,3 +548,6 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Encode
         raise ConfigError(f"{path}: damaged genforge encoder (weights checksum {checksum[:12]} does "
                           f"not match the {str(meta.get('checksum'))[:12]} recorded when it was saved)")
     return EncoderExtractor(model, meta, checksum, _device(device))
+
+
+register_file_loader(".safetensors", load_encoder)

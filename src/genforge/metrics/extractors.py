@@ -49,6 +49,9 @@ def metric_label(metric: str, extractor_name: str) -> str:
 
 
 EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {}
+# Extractors kept in files, by suffix: `FILE_LOADERS[".safetensors"](path, device)` (the domain
+# encoder registers itself, so this module needs to know nothing about it).
+FILE_LOADERS: dict[str, Callable[..., FeatureExtractor]] = {}
 
 
 def register_extractor(name: str):
@@ -59,15 +62,20 @@ def register_extractor(name: str):
     return wrap
 
 
+def register_file_loader(suffix: str, loader: Callable[..., FeatureExtractor]) -> None:
+    """Register `loader(path, device) -> FeatureExtractor` for extractor files with this suffix."""
+    FILE_LOADERS[suffix] = loader
+
+
 def load_extractor(name_or_path: str, device: str | torch.device = "cpu",
                    weights: str | None = None) -> FeatureExtractor:
-    """An extractor by registered name (weights: its weights file, where it needs one), or a
-    genforge encoder file (.safetensors) by path."""
+    """An extractor by registered name (weights: its weights file, where it needs one), or an
+    extractor file (a genforge encoder, .safetensors) by path."""
     if name_or_path in EXTRACTORS:
         return EXTRACTORS[name_or_path](weights, device)
-    if name_or_path.endswith(".safetensors"):
-        from .encoder import load_encoder
-        return load_encoder(name_or_path, device)
+    for suffix, loader in FILE_LOADERS.items():
+        if name_or_path.endswith(suffix):
+            return loader(name_or_path, device)
     raise ConfigError(f"unknown feature extractor {name_or_path!r}: expected one of "
                       f"{', '.join(sorted(EXTRACTORS)) or '(none registered)'} or a .safetensors "
                       "encoder file made by 'genforge features train'")

@@ -22,45 +22,14 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..levels import lode_runner, sokoban
-from ..levels.formats import LODE_RUNNER, SOKOBAN, Legend
+from ..levels.formats import SOKOBAN, Legend
+from ..levels.playable import NODE_BUDGET, as_grids as _grids, playability
 from . import maths
 from .extractors import register_extractor
 from .registry import EvalInputs, Value, register_metric
 
 EPSILON = 1e-4           # added to every pattern count before normalising (Lucas and Volz: small)
-NODE_BUDGET = 20_000     # solver states per Sokoban level; ~1-4 s in the worst case on one core
 PATTERN_SIZES = (2, 3)
-
-
-def _grids(levels) -> np.ndarray:
-    array = levels.cpu().numpy() if isinstance(levels, torch.Tensor) else np.asarray(levels)
-    if array.ndim != 3:
-        raise ValueError(f"levels must be [N, H, W], got shape {array.shape}")
-    return array.astype(np.int64)
-
-
-def playability(levels, legend: Legend, node_budget: int = NODE_BUDGET,
-                dig: bool = True) -> list[dict]:
-    """Per level: {"playable": bool, "status": ..., "length": moves or None}. Sokoban: solved by
-    the solver (length: LURD moves of its push-optimal solution); Lode Runner: every gold reached
-    (length: None; `dig` allows digging)."""
-    out = []
-    for grid in _grids(levels):
-        if legend.chars == SOKOBAN.chars:
-            if sokoban.check(grid) is not None:
-                out.append({"playable": False, "status": "malformed", "length": None})
-                continue
-            result = sokoban.solve(grid, node_budget)
-            out.append({"playable": result.status == sokoban.SOLVABLE, "status": result.status,
-                        "length": result.moves if result.solution else None})
-        elif legend.chars == LODE_RUNNER.chars:
-            ok = lode_runner.playable(grid, dig)
-            status = "malformed" if lode_runner.check(grid) else "solvable" if ok else "unsolvable"
-            out.append({"playable": ok, "status": status, "length": None})
-        else:
-            raise ConfigError(f"no playability rules for the game {legend.game!r}")
-    return out
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:

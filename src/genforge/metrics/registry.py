@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -352,5 +351,4 @@ def read_records(path: Path) -> list[dict]:
 
 def default_cache_dir() -> Path:
     """Where reference features are cached: $GENFORGE_CACHE/features or ~/.cache/genforge."""
-    root = os.environ.get("GENFORGE_CACHE") or Path.home() / ".cache" / "genforge"
-    return Path(root) / "features"
+    return io.cache_dir("features")

@@ -14,6 +14,7 @@ import statistics
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,18 +23,34 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
 from .. import io
-from ..config import DataConfig
-from ..errors import ConfigError, DataError
-from . import fashion_mnist
-from .base import Dataset, LoadReport, named_items
+from ..errors import DataError
+from ..options import Declared, between, option
+from . import fashion_mnist, image_views
+from .base import Dataset, EncoderInput, LoadReport, Modality, named_items
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 NAMED_SOURCES = ("fashion-mnist", "fashion-mnist-test", "fashion-mnist-sample")
 MAX_DEFAULT_RESOLUTION = 128
+MAX_RESOLUTION = 2048  # a whole dataset is held in memory: 2048x2048x4 is 16 MiB an item
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 _GREY_MODES = {"1", "L", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 _WIDE_GREY_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}  # 16-bit grey PNGs open as these
+
+
+@dataclass(frozen=True)
+class ImageOptions(Declared):
+    """How images become items: the image kind's data options."""
+
+    section = "data"
+    resolution: int | None = option(None, "image side in pixels (default: from the data)",
+                                    check=between(1, MAX_RESOLUTION))
+    channels: int | None = option(None, "1 (grey), 3 (RGB) or 4 (RGBA); default: keep the data's",
+                                  choices=(None, 1, 3, 4))
+    fit: str = option("crop", "how non-square images become square", choices=("crop", "pad"))
+    labels: str = option("auto", "class labels from sub-folder names: auto uses them when every "
+                         "image sits in one of two or more sub-folders",
+                         choices=("auto", "folders", "none"))
 
 
 def find_images(root: Path) -> list[Path]:
@@ -131,18 +148,6 @@ def folder_classes(root: Path, paths: list[Path], labels: str) -> list[str] | No
     return classes
 
 
-def _check(cfg: DataConfig) -> None:
-    """Guard the options this module relies on (config validates them too, but may be bypassed)."""
-    if cfg.channels not in (None, 1, 3, 4):
-        raise ConfigError(f"data.channels must be 1, 3 or 4, got {cfg.channels!r}")
-    if cfg.resolution is not None and cfg.resolution < 1:
-        raise ConfigError(f"data.resolution must be at least 1, got {cfg.resolution}")
-    if cfg.fit not in ("crop", "pad"):
-        raise ConfigError(f"data.fit must be crop or pad, got {cfg.fit!r}")
-    if cfg.labels not in ("auto", "folders", "none"):
-        raise ConfigError(f"data.labels must be auto, folders or none, got {cfg.labels!r}")
-
-
 Probe = tuple[int, Path, int, int]  # (index in the file list, path, natural channels, shorter side)
 
 
@@ -160,7 +165,7 @@ def _probe(paths: list[Path], skipped: list[tuple[str, str]]) -> list[Probe]:
     return probes
 
 
-def _choose(cfg: DataConfig, probes: list[Probe]) -> tuple[int, int]:
+def _choose(cfg, probes: list[Probe]) -> tuple[int, int]:
     """Channels and resolution: the config's, else from the data (see read_folder)."""
     channels = cfg.channels or max((c for _, _, c, _ in probes), default=3)
     resolution = cfg.resolution or min(
@@ -186,7 +191,7 @@ def _decode(probes: list[Probe], channels: int, resolution: int, fit: str,
     return arrays, decoded
 
 
-def read_folder(cfg: DataConfig) -> Dataset:
+def read_folder(cfg) -> Dataset:
     """Read every image under the folder cfg.source names.
 
     Channels default to 1 when every image is grey, 4 when any has alpha, else 3. Resolution
@@ -237,10 +242,11 @@ def read_folder(cfg: DataConfig) -> Dataset:
         index = {name: k for k, name in enumerate(class_names)}
         labels = torch.tensor([index[classes[i]] for i in kept], dtype=torch.int64)
     return Dataset(kind="image", items=torch.from_numpy(np.stack(arrays)), labels=labels,
-                   class_names=class_names, source=cfg.source, report=report)
+                   class_names=class_names, source=cfg.source, report=report,
+                   names=[paths[i].relative_to(root).as_posix() for i in kept], files=paths)
 
 
-def open_fashion_mnist(cfg: DataConfig) -> Dataset:
+def open_fashion_mnist(cfg) -> Dataset:
     """Fashion-MNIST by name: the training or test split, or the bundled sample, fitted to the request."""
     if cfg.source == "fashion-mnist-sample":
         images, labels = fashion_mnist.load_sample()
@@ -279,24 +285,21 @@ def _to_pil(item: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
 
 
-class ImageModality:
+class ImageModality(Modality):
     """Images as uint8 [N, C, H, W]; models see float32 in [-1, 1]."""
 
     name = "image"
+    options_type = ImageOptions
     default_metrics = ("fd", "kid", "prdc", "memorisation")
     default_extractor = None  # the domain encoder trained on the data, found by fingerprint
     evaluation_samples = 10_000
     named_sources, extensions = NAMED_SOURCES, EXTENSIONS
 
-    def open(self, data_config: DataConfig) -> Dataset:
+    def open(self, data_config) -> Dataset:
         """The named dataset or folder cfg.source gives; a name wins over a folder of that name."""
-        _check(data_config)
         if data_config.source in NAMED_SOURCES:
             return open_fashion_mnist(data_config)
         return read_folder(data_config)
-
-    def bind(self, vocabulary: dict) -> "ImageModality":
-        return self  # pixels need no vocabulary
 
     def model_shape(self, item_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(item_shape)
@@ -342,5 +345,18 @@ class ImageModality:
             grid.paste(_to_pil(item), (pad + col * (w + pad), pad + row * (h + pad)))
         return grid
 
+
+    def watermark(self, items: torch.Tensor, weights_sha256: str | None,
+                  enabled: bool) -> tuple[torch.Tensor, dict]:
+        """Images of at least 128x128 carry the invisible watermark naming the model."""
+        from ..provenance import stamp
+        return stamp.mark_images(items, weights_sha256, enabled=enabled)
+
+    def encoder_input(self) -> EncoderInput:
+        """Images [N, C, H, W] at any size; classifier views light, SimCLR views strong."""
+        return EncoderInput(lambda shape: len(shape) == 3, tuple, image_views.to_model,
+                            lambda x, g: image_views.augment(x, image_views.STRONG, g),
+                            lambda x, g: image_views.augment(x, image_views.LIGHT, g),
+                            image_views.DEFAULT_DIM, None, "images [N, C, H, W]")
 
 IMAGE = ImageModality()

@@ -2,57 +2,58 @@
 and Humdrum files, as SATB codes uint8 [N, 4, T] or piano rolls uint8 [N, 88, T].
 
 Encodings, crops, splits and transposition are documented in genforge.music.representation and
-genforge.music.dataset. Options are read from the data config with defaults until the config
-grows the fields: representation ("satb" | "pianoroll"), bars (crop length, default 4), hop
-(bars between crop starts, 1), split ("train" | "validation" | "test" | "all", "train") and
-transpose (semitones each way added to the training split, 0 for none; default 6).
+genforge.music.dataset; the data options are MusicOptions below.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
 from ..errors import ConfigError, DataError
+from ..music import augment as music_augment
 from ..music import corpus as corpus_mod
 from ..music import dataset as crops_mod
+from ..music import harmonize as harmonizing
 from ..music import representation as rep
 from ..music import voice_leading
 from ..music import writing
-from .base import Dataset, LoadReport, named_items
+from ..options import Declared, between, option
+from .base import Dataset, EncoderInput, LoadReport, Modality, SamplingPreset, named_items
 
-REPRESENTATIONS = ("satb", "pianoroll")
-DEFAULTS = {"representation": "satb", "bars": 4, "hop": 1, "split": "train", "transpose": 6,
-            "max_bad_fraction": 0.1}
+MAX_BARS = 64
 
 
-def music_options(data_config) -> dict:
-    """The music options of a data config (getattr with defaults), checked."""
-    opts = {k: getattr(data_config, k, v) for k, v in DEFAULTS.items()}
-    if opts["representation"] not in REPRESENTATIONS:
-        raise ConfigError(f"data.representation must be one of {', '.join(REPRESENTATIONS)}, "
-                          f"got {opts['representation']!r}")
-    for name in ("bars", "hop"):
-        if not isinstance(opts[name], int) or opts[name] < 1:
-            raise ConfigError(f"data.{name} must be a whole number of at least 1, got {opts[name]!r}")
-    if opts["split"] not in crops_mod.SPLITS:
-        raise ConfigError(f"data.split must be one of {', '.join(crops_mod.SPLITS)}, "
-                          f"got {opts['split']!r}")
-    if not isinstance(opts["transpose"], int) or not 0 <= opts["transpose"] <= 11:
-        raise ConfigError(f"data.transpose must be 0..11 semitones, got {opts['transpose']!r}")
-    return opts
+@dataclass(frozen=True)
+class MusicOptions(Declared):
+    """How music files become items: the music kind's data options."""
+
+    section = "data"
+    representation: str = option("satb", "music: satb (four voices on a 16th-note grid, as "
+                                 "Coconet) or pianoroll (any polyphony)",
+                                 choices=("satb", "pianoroll"))
+    bars: int = option(4, "music: length of the training crops in 4/4 bars",
+                       check=between(1, MAX_BARS))
+    hop: int = option(1, "music: bars between the starts of two crops", check=between(1, MAX_BARS))
+    split: str = option("train", "music: which part of the split by work to read "
+                        "(documented in genforge.music.dataset)", choices=crops_mod.SPLITS)
+    transpose: int = option(6, "music: add copies of the training split transposed up to this "
+                            "many semitones each way (within each voice's range; 0: none)",
+                            check=between(0, 11))
 
 
 def open_music(data_config, use_cache: bool = True) -> Dataset:
     """Read, crop, split and (for the training split) transpose the music data_config names."""
-    opts = music_options(data_config)
-    source = str(data_config.source)
+    cfg = data_config
+    source = str(cfg.source)
     if source != corpus_mod.BACH and not Path(source).expanduser().exists():
         raise DataError(f"data source {source!r} not found: expected a folder or file of MIDI, "
                         f"MusicXML or Humdrum, or {corpus_mod.BACH!r}")
-    corpus = corpus_mod.read_corpus(source, opts["representation"], use_cache=use_cache)
+    corpus = corpus_mod.read_corpus(source, cfg.representation, use_cache=use_cache)
     report = LoadReport(found=corpus.found, loaded=len(corpus.pieces), skipped=list(corpus.skipped),
                         unreadable=corpus.unreadable)
     if corpus.found == 0:
@@ -61,28 +62,44 @@ def open_music(data_config, use_cache: bool = True) -> Dataset:
     if not corpus.pieces:
         first = f"first: {corpus.skipped[0][0]}: {corpus.skipped[0][1]}" if corpus.skipped else ""
         raise DataError(f"none of the {corpus.found} music files in {source} could be used ({first})")
-    if corpus.unreadable / corpus.found > opts["max_bad_fraction"]:
+    if corpus.unreadable / corpus.found > cfg.max_bad_fraction:
         raise DataError(f"{corpus.unreadable} of {corpus.found} files in {source} are not readable "
                         f"music; refusing to train (data.max_bad_fraction); fix or remove them")
-    pieces = crops_mod.select_split(corpus.pieces, opts["split"])
-    crops = crops_mod.crop_pieces(pieces, opts["bars"], opts["hop"])
-    if opts["split"] == "train" and opts["transpose"]:
-        crops = crops_mod.transpose_crops(crops, opts["transpose"])
+    pieces = crops_mod.select_split(corpus.pieces, cfg.split)
+    crops = crops_mod.crop_pieces(pieces, cfg.bars, cfg.hop)
+    if cfg.split == "train" and cfg.transpose:
+        crops = crops_mod.transpose_crops(crops, cfg.transpose)
     if len(crops.items) == 0:
-        raise DataError(f"no {opts['bars']}-bar crops in the {opts['split']} split of {source} "
+        raise DataError(f"no {cfg.bars}-bar crops in the {cfg.split} split of {source} "
                         f"({len(pieces)} pieces there): use fewer bars or another split")
     return Dataset(kind="music", items=torch.from_numpy(crops.items), labels=None, class_names=[],
                    source=source, report=report)
 
 
-class MusicModality:
+def _is_satb(shape: tuple[int, ...]) -> bool:
+    return rep.is_satb(tuple(shape))
+
+
+class MusicModality(Modality):
     """Symbolic music as integer items [N, 4, T] (SATB) or [N, 88, T] (piano roll)."""
 
     name = "music"
+    options_type = MusicOptions
     default_metrics = ("music_features", "voice_leading", "music_overlap", "music_memorisation")
     named_sources, extensions = (corpus_mod.BACH,), corpus_mod.EXTENSIONS
     default_extractor = "symbolic"
     evaluation_samples = 1000
+    # Within 30 CPU-minutes the discrete family matched the chorales' note density, range and
+    # scale where EDM diffusion on one-hot planes stayed near noise (benchmarks/bench_music.py).
+    family = "discrete"
+    # Four-part pieces from a discrete model: MaskGIT order, 64 steps, temperature 1.25, the best
+    # of 11 settings on the validation chorales (benchmarks/bench_music.py; --rules stays opt-in).
+    sampling_presets = (SamplingPreset("discrete", "four-part music", _is_satb,
+                                       {"sampler": "confidence", "steps": 64, "temperature": 1.25}),)
+    inpaint_sigma_max = 10.0  # one-hot planes: see Modality.inpaint_sigma_max
+    has_tokens = True
+    rows_are_parts = True  # voices (or keys) are parts sounding together, not space
+    has_audio = True
 
     def reference_options(self, model) -> dict:
         """How evaluation reads the reference data for a model: the held-out test split,
@@ -93,9 +110,6 @@ class MusicModality:
     def open(self, data_config) -> Dataset:
         """The chorales or the folder data_config.source names (see module docstring)."""
         return open_music(data_config)
-
-    def bind(self, vocabulary: dict) -> "MusicModality":
-        return self  # the item shape says which representation
 
     def model_shape(self, item_shape: tuple[int, ...]) -> tuple[int, int, int]:
         """(C, H, W) of the float tensor models see for items of item_shape."""
@@ -113,8 +127,6 @@ class MusicModality:
             return rep.satb_from_model(x.detach().cpu())
         return rep.roll_from_model(x.detach().cpu())
 
-    rows_are_parts = True  # voices (or keys) are parts sounding together, not space
-
     def token_count(self, item_shape: tuple[int, ...]) -> int:
         """Symbols per position for the discrete family (see representation.satb_to_tokens)."""
         return rep.SATB_TOKENS if rep.is_satb(tuple(item_shape)) else rep.ROLL_TOKENS
@@ -130,18 +142,43 @@ class MusicModality:
             return rep.satb_from_tokens(tokens)
         return tokens.clamp(0, rep.ROLL_TOKENS - 1).to(torch.uint8)
 
-    def sampling_defaults(self, family: str, item_shape: tuple[int, ...]) -> dict:
-        """Sampling options that suit this kind better than the family's own defaults. Four-part
-        pieces from a discrete model: MaskGIT order, 64 steps, temperature 1.25, chosen among 11
-        settings on the validation chorales (benchmarks/bench_music.py; --rules stays opt-in)."""
-        if family == "discrete" and rep.is_satb(tuple(item_shape)):
-            return {"sampler": "confidence", "steps": 64, "temperature": 1.25}
-        return {}
-
     def rule_move_for(self, item_shape: tuple[int, ...]):
         """The discrete sampler's rule move (--rules) for items of this shape, or None: four-part
         pieces get their parallel fifths and octaves re-pitched (music.voice_leading)."""
         return voice_leading.repitch_move if rep.is_satb(tuple(item_shape)) else None
+
+    def resized(self, item_shape: tuple[int, ...], length: int) -> tuple[int, ...]:
+        """Pieces of `length` bars (the convolutions take any length)."""
+        if not isinstance(length, int) or not 1 <= length <= MAX_BARS:
+            raise ConfigError(f"--bars must be between 1 and {MAX_BARS}, got {length!r}")
+        return (*item_shape[:-1], length * rep.STEPS_PER_BAR)
+
+    def read_given(self, path, item_shape: tuple[int, ...], *, voices: tuple[int, ...] = (0,),
+                   **how) -> tuple[torch.Tensor, torch.Tensor]:
+        """SATB codes [4, T] of a melody (or of the given voices of a four-part file) and the
+        mask of given entries; T is the file's whole bars (the model takes any length)."""
+        codes, mask = harmonizing.read_given(path, voices)
+        return torch.from_numpy(codes), torch.from_numpy(mask)
+
+    def model_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """A given (voice, step) fixes that voice's whole pitch row and onset row at that step."""
+        return harmonizing.model_mask(mask)
+
+    def force_given(self, items: torch.Tensor, given: torch.Tensor,
+                    mask: torch.Tensor) -> torch.Tensor:
+        """The given notes exactly; a generated hold that cannot continue becomes an attack."""
+        return torch.from_numpy(harmonizing.force_given(np.asarray(items), np.asarray(given),
+                                                        np.asarray(mask, dtype=bool)))
+
+    def encoder_input(self) -> EncoderInput:
+        """SATB music as the one-hot planes models see, with musical views (music.augment).
+        64 features: the reference for a chorale model is the held-out test split, 251 four-bar
+        crops of bach-chorales, and FD needs several times `dim` items for a stable covariance."""
+        return EncoderInput(lambda shape: len(shape) == 2 and shape[0] == len(rep.VOICES),
+                            rep.model_shape, _music_planes,
+                            lambda x, g: music_augment.augment(x, music_augment.STRONG, g), None,
+                            64, {"kernel": [4, 13], "stride": [2, 2]}, "SATB music [N, 4, T]",
+                            augment=vars(music_augment.STRONG).copy(), transposes=True)
 
     def write(self, items: torch.Tensor, folder: Path, stems: list[str],
               metadata: list[dict] | None = None) -> list[Path]:
@@ -181,6 +218,12 @@ class MusicModality:
             row, col = divmod(k, columns)
             grid.paste(roll, (pad + col * (w + pad), pad + row * (h + pad)))
         return grid
+
+
+def _music_planes(items: torch.Tensor) -> torch.Tensor:
+    """SATB codes [N, 4, T] -> float32 [N, 8, T, 48] in {-1, 1} on the items' device, channels-last."""
+    x = rep.satb_to_model(items.cpu()).to(items.device)
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 MUSIC = MusicModality()

@@ -1,8 +1,8 @@
-"""Harmonisation and completion: some voices or bars are given, a diffusion model fills the rest.
-
-A melody (a MIDI or MusicXML soprano line, or any voices of a four-part file) becomes SATB codes
-plus a mask of given entries [4, T]; sampling runs `sampling.inpaint.sample_inpaint` in the
-model's one-hot space, and decoding forces the given entries back in, so they come out exactly.
+"""Harmonisation's music side: a melody (a MIDI or MusicXML soprano line, or any voices of a
+four-part file) becomes SATB codes plus a mask of given entries [4, T]; the mask is widened to
+the model's one-hot planes; decoding forces the given entries back in, so they come out exactly.
+The sampling itself is the family's inpainting (families.diffusion.inpaint_items, or a masked
+model that never hides the given notes), driven by generation.inpaint.
 """
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..sampling import SeededNoise, karras_sigmas
-from ..sampling.guidance import Denoiser
-from ..sampling.inpaint import sample_inpaint
 from . import representation as rep
 from .corpus import bar_starts, parse, part_notes
 
@@ -79,26 +76,3 @@ def force_given(generated: np.ndarray, given: np.ndarray, mask: np.ndarray) -> n
     that cannot continue the step before becomes an attack); given entries are never touched."""
     out = np.where(mask, given, generated).astype(np.uint8)
     return np.where(mask, out, rep.canonical_satb(out)).astype(np.uint8)
-
-
-def harmonize(denoiser: Denoiser, given: torch.Tensor, mask: torch.Tensor, seeds: list[int], *,
-              steps: int = 32, sigma_min: float = 0.002, sigma_max: float = 80.0,
-              eta: float = 1.0, resample: int = 1) -> torch.Tensor:
-    """Fill in SATB items [N, 4, T] around the entries mask marks as given; returns uint8 codes
-    whose given entries equal `given` exactly. denoiser is D(x, sigma) in the model space of
-    representation.satb_to_model (bind labels with sampling.conditional). One-hot planes are
-    drowned by sigma ~10 already; starting lower than EDM's 80 leaves fewer noisy steps in which
-    the free voices can commit before the given ones count, and resample > 1 helps likewise."""
-    given, mask = torch.as_tensor(np.asarray(given)), torch.as_tensor(np.asarray(mask), dtype=torch.bool)
-    if given.shape != mask.shape or not rep.is_satb(tuple(given.shape[1:])):
-        raise ValueError(f"given {tuple(given.shape)} and mask {tuple(mask.shape)} must both be [N, 4, T]")
-    if len(seeds) != len(given):
-        raise ValueError(f"{len(given)} items but {len(seeds)} seeds")
-    known = rep.satb_to_model(given)
-    noise = SeededNoise(seeds)
-    sigmas = karras_sigmas(steps, sigma_min, sigma_max)
-    x = noise(known.shape[1:]) * sigmas[0]
-    x = sample_inpaint(denoiser, x, sigmas, known, model_mask(mask), noise=noise, eta=eta,
-                       resample=resample)
-    out = rep.satb_from_model(x).numpy()
-    return torch.from_numpy(force_given(out, given.numpy(), mask.numpy()))

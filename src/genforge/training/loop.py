@@ -1,8 +1,9 @@
 """The one training loop. It runs a family's phases and knows nothing about diffusion or GANs.
 
 It owns: AdamW with warm-up, gradient accumulation and clipping, EMA, optional bf16 autocast,
-seeding, the step or time budget, checkpoints (on a cadence and on Ctrl-C/SIGTERM), exact resume,
-sample grids, JSONL stats and the progress bar.
+seeding, the step or time budget, checkpoints (on a cadence, and on a stop request: Ctrl-C,
+SIGTERM or the caller's `should_stop`), exact resume, sample grids, JSONL stats and progress
+events (genforge.progress: step, total, loss, images/s, ETA, the newest preview).
 """
 from __future__ import annotations
 
@@ -15,14 +16,13 @@ import warnings
 from collections import deque
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from .. import io
-from ..config import RunConfig, config_from_dict, resolve_augment
+from .. import io, progress as events
+from ..config import RunConfig, config_from_dict
 from ..errors import CheckpointError, ConfigError, GenforgeError
 from ..families import Family, ModelSpec
 from ..modalities import Dataset, Modality
@@ -119,16 +119,21 @@ def _check_same_run(meta: dict, config: RunConfig, spec: ModelSpec, path: Path) 
 
 def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, modality: Modality,
           *, on_export: Callable[[torch.nn.Module, ModelSpec, Progress], None] | None = None,
-          on_evaluate: Callable[[torch.nn.Module, ModelSpec, Progress], None] | None = None) -> TrainResult:
+          on_evaluate: Callable[[torch.nn.Module, ModelSpec, Progress], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Train (or resume) the run in run_dir until its budget is spent or a stop is requested.
 
+    config's augmentation must be resolved (config.resolve_augment): the caller knows the data.
     on_export(ema_module, spec, progress) exports the model at the end; on_evaluate is called
     with the same arguments every train.eval_every steps and at the end (its time is not counted
-    against the training budget).
+    against the training budget). should_stop() is asked after every step; True saves a
+    checkpoint and returns with status "interrupted", as Ctrl-C and SIGTERM do.
     """
     t = config.train
     if t.steps is None and t.minutes is None:
         raise ConfigError("no training budget: give --steps N or --minutes M")
+    if config.augment.augment == "auto":
+        raise ValueError("resolve --augment auto for the dataset first (config.resolve_augment)")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(t.device)
@@ -140,7 +145,6 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                      None if tensor_shape == dataset.item_shape else tensor_shape,
                      dict(dataset.vocabulary))
 
-    config = resolve_augment(config, len(dataset), dataset.item_shape)  # "auto" -> a choice
     torch.manual_seed(t.seed)  # weights: the same seed gives the same initial network
     model = family.build(spec, config).to(device)
     ema = EMA(family.exported(model), t.ema_decay)
@@ -159,6 +163,11 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         _check_same_run(read_checkpoint_meta(checkpoint), config, spec, checkpoint)
         progress = load_checkpoint(checkpoint, model=model, ema=ema.module, optimizers=optimizers,
                                    generator=generator)
+        saved = checkpoint.stat().st_mtime
+        events.note("train", f"resuming {run_dir} from step {progress.step} (saved "
+                    f"{time.strftime('%H:%M', time.localtime(saved))}, "
+                    f"{max(0.0, time.time() - saved) / 60:.0f} minutes ago)",
+                    step=progress.step, saved=saved)
     stream = DataStream(len(dataset), t.seed, progress.epoch, progress.offset)
     io.write_json(run_dir / "config.json", config.to_dict())
 
@@ -171,6 +180,13 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         shares = [progress.step / t.steps if t.steps else 0.0,
                   progress.elapsed_s / (t.minutes * 60) if t.minutes else 0.0]
         return min(1.0, max(shares))
+
+    def eta() -> float | None:
+        """Training seconds left: the time budget's rest, or the step budget at the recent pace."""
+        left = [t.minutes * 60 - progress.elapsed_s] if t.minutes is not None else []
+        if t.steps is not None and progress.step:
+            left.append((t.steps - progress.step) * progress.elapsed_s / progress.step)
+        return max(0.0, min(left)) if left else None
 
     def write_checkpoint() -> None:
         progress.epoch, progress.offset = stream.epoch, stream.offset
@@ -188,6 +204,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         path = run_dir / "samples" / f"step-{progress.step:07d}.png"
         path.parent.mkdir(exist_ok=True)
         io.write_with(path, lambda tmp: image.save(tmp, format="PNG"))
+        bar.update(progress.step, force=True, preview=str(path))
 
     def evaluate() -> float:
         """Run the evaluation hook on the EMA weights; return the seconds it took."""
@@ -268,12 +285,12 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
 
     stats_file = open(run_dir / "stats.jsonl", "a", encoding="utf-8")
     writer = _tensorboard(run_dir) if t.tensorboard else None
-    bar = tqdm(total=t.steps, initial=progress.step, disable=not t.progress, unit="step",
-               dynamic_ncols=True, desc="training")
+    bar = events.task("train", total=t.steps, unit="step", run=str(run_dir))
+    bar.done = progress.step  # a resumed run continues from its step
     window: dict[str, list[float]] = {}
     window_start, window_images = time.perf_counter(), 0
     try:
-        with _stop_requests() as stop:
+        with bar, _stop_requests() as stop:
             if progress.step == 0:
                 preview()
             if not checkpoint.exists():
@@ -295,7 +312,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                 for name, value in losses.items():
                     window.setdefault(name, []).append(value)
                 window_images += t.batch_size
-                bar.update(1)
+                bar.update(progress.step, eta_s=eta(), loss=progress.last_loss, lr=lr)
                 if progress.step % t.log_every == 0 or budget_spent():
                     seconds = time.perf_counter() - window_start
                     record = {"step": progress.step, "images_seen": progress.images_seen,
@@ -308,12 +325,9 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                         for key, value in record.items():
                             if key not in ("step", "images_seen", "elapsed_s"):
                                 writer.add_scalar(key, value, progress.step)
-                    postfix = {k: f"{v:.4f}" for k, v in record.items() if k.startswith("loss")}
-                    postfix["img/s"] = f"{record['images_per_s']:.0f}"
-                    if t.minutes is not None:  # tqdm's own ETA only knows step budgets
-                        left = max(0.0, t.minutes * 60 - progress.elapsed_s)
-                        postfix["time left"] = f"{int(left // 60)}:{int(left % 60):02d}"
-                    bar.set_postfix(postfix)
+                    bar.update(progress.step, images_per_s=round(record["images_per_s"], 1),
+                               training_s=round(progress.elapsed_s, 1),
+                               **{k: v for k, v in record.items() if k.startswith("loss")})
                     window, window_start, window_images = {}, time.perf_counter(), 0
                 if progress.step % t.checkpoint_every == 0:
                     write_checkpoint()
@@ -321,7 +335,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                     preview()
                 if on_evaluate and t.eval_every and progress.step % t.eval_every == 0:
                     session_start += evaluate()
-                if stop["stop"]:
+                if stop["stop"] or (should_stop is not None and should_stop()):
                     result.status = "interrupted"
                     break
             else:
@@ -332,8 +346,8 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
             if (result.status == "finished" and on_evaluate and t.eval_every
                     and progress.step % t.eval_every):
                 evaluate()
+            bar.info["status"] = result.status
     finally:
-        bar.close()
         stats_file.close()
         if writer:
             writer.close()

@@ -1,0 +1,52 @@
+"""The one inpainting driver: part of an item is given (a melody, a partial level), the model
+fills in the rest. The content kind reads the given part from the user's file and says how its
+mask maps onto the model tensor; the family fills in (continuous RePaint, or a masked model that
+never hides the given symbols); the given entries always come back exactly."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+from .outputs import output_signer, write_outputs
+
+
+def inpaint_file(model, path: str | Path, *, n: int, seed: int, params: dict[str, Any],
+                 how: dict[str, Any] | None = None, sampling: dict[str, Any] | None = None,
+                 repair: bool = False, sign: bool = True, signer=None, audio: bool = False,
+                 out: str | Path | None = None) -> torch.Tensor:
+    """n items completing the part of `path` the model's content kind reads as given (how: the
+    kind's reading options); item i uses seed + i. params go into the generation record beside
+    the sampling options (the family's declared inpainting options). Kinds with checks (levels)
+    check every item and record it; repair mends their structure first."""
+    m = model.modality
+    if n < 1:
+        raise ConfigError(f"n must be at least 1, got {n}")
+    if model.family.inpainting is None:
+        raise ConfigError(f"a {model.family.name} model cannot be given part of an item to "
+                          "complete: use a diffusion or discrete model")
+    if audio and not m.has_audio:
+        raise ConfigError(f"--wav renders music; this model makes {m.name} items")
+    if repair and not m.has_checks:
+        raise ConfigError(f"--repair is for level models; this model makes {m.name} items")
+    signer = output_signer(sign, signer, out)
+    given, mask = m.read_given(path, model.spec.item_shape, **(how or {}))
+    spec = model.spec_for(tuple(given.shape))
+    options = model.sampling(inpainting=True, spec=spec, **(sampling or {}))
+    seeds = list(range(seed, seed + n))
+    model.module.eval()
+    items = model.family.inpaint(model.module, seeds, given[None].expand(n, *given.shape),
+                                 mask[None].expand(n, *mask.shape), spec=spec,
+                                 config=model.config, device=model.device, **options)
+    checks = None
+    if m.has_checks:
+        items, checks = m.check(items, repair=repair)
+    if out is not None:
+        record = {**params, "given_entries": int(mask.sum()), "inpainting": model.family.name,
+                  **options, **({"repair": repair} if m.has_checks else {})}
+        mark = m.watermark(items, model.manifest.get("weights_sha256"), False)[1]
+        write_outputs(model, items, Path(out), seeds, None, record, item_info=checks, mark=mark,
+                      signer=signer, audio=audio)
+    return items

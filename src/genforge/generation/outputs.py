@@ -1,0 +1,75 @@
+"""Writing what generation made: the files (the kind's own formats), a preview grid, and the
+generation record (in each file where the format allows, generation.json, generations.jsonl),
+signed with C2PA unless the caller opts out. Everything needed to regenerate and trace a file."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from .. import io
+from ..provenance import stamp
+from ..version import __version__
+
+if TYPE_CHECKING:
+    from .model import GenerativeModel
+
+ITEM_KEYS = ("file", "seed", "class", "playable", "status", "solution_moves", "repaired")
+
+
+def output_signer(sign: bool, signer, out):
+    """The signer for files written to out (None when nothing is written or signing is off),
+    resolved before sampling so that a certificate problem costs no time."""
+    return (signer or stamp.default_signer()) if sign and out is not None else None
+
+
+def write_outputs(model: "GenerativeModel", items: torch.Tensor, out: Path, seeds: list[int],
+                  labels: torch.Tensor | None, params: dict, *, stems: list[str] | None = None,
+                  rejected: list[dict] | None = None, mark: dict | None = None, signer=None,
+                  extra: list[Path] = (), audio: bool = False,
+                  item_info: list[dict] | None = None, summary: dict | None = None) -> None:
+    """Files, grid and the generation record: in each file's metadata, generation.json and an
+    append-only generations.jsonl."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    modality, spec = model.modality, model.spec
+    stems = stems or [f"{s:06d}" for s in seeds]
+    source = {"model": str(model.folder), "model_sha256": model.manifest.get("weights_sha256"),
+              "family": model.config.family, "genforge_version": __version__}
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    records = [{**source, "file": f"{stem}.png", "seed": s,
+                "class": None if labels is None or labels[i] < 0 else spec.class_names[labels[i]],
+                **params, **(item_info[i] if item_info else {}), "watermark": mark,
+                "c2pa": stamp.signing_record(signer), "created": created}
+               for i, (stem, s) in enumerate(zip(stems, seeds))]
+    paths = modality.write(items, out, stems, metadata=records)
+    if audio:  # before signing, so the WAVs are signed too
+        params["audio"] = modality.render_audio(items, out, stems)
+    for record, path in zip(records, paths):
+        record["file"] = path.name
+    grid = modality.preview(items)
+    io.write_with(out / "grid.png", lambda tmp: grid.save(tmp, format="PNG"))
+    packs = [] if signer is None else stamp.sign_outputs(
+        out, stems, records, signer, model.manifest["dataset"]["fingerprint"],
+        extra=[out / "grid.png", *extra])
+    io.write_json(out / "generation.json", {**source, **params, "created": created,
+                                            **(summary or {}),
+                                            "watermark": mark, "c2pa": records[0]["c2pa"],
+                                            "signed_packs": [p.name for p in packs],
+                                            "rejected_copies": rejected or [],
+                                            "items": [{k: r[k] for k in ITEM_KEYS if k in r}
+                                                      for r in records]})
+    io.append_jsonl(out / "generations.jsonl", records)
+
+
+def write_gif(model: "GenerativeModel", items: torch.Tensor, path: Path, frame_ms: int) -> None:
+    """An animated GIF of the items, scaled up (nearest) to at least 256 px on the short side."""
+    from PIL import Image
+    pictures = [model.modality.preview(items[i:i + 1]) for i in range(len(items))]
+    scale = max(1, -(-256 // min(pictures[0].size)))
+    pictures = [p.convert("RGB").resize((p.width * scale, p.height * scale), Image.NEAREST)
+                for p in pictures]
+    io.write_with(path, lambda tmp: pictures[0].save(
+        tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0))
