@@ -12,8 +12,8 @@ from safetensors.torch import save_file
 from genforge import io
 from genforge.config import DataConfig
 from genforge.errors import ConfigError
-from genforge.metrics.encoder import (Encoder, default_name, embed, knn_accuracy, load_encoder,
-                                      train_encoder, weights)
+from genforge.metrics.encoder import Encoder, default_name, embed, load_encoder, weights
+from genforge.metrics.encoder_training import knn_accuracy, train_encoder
 from genforge.metrics.extractors import load_extractor, metric_label, state_checksum
 from genforge.modalities.base import Dataset
 from genforge.modalities.image import IMAGE

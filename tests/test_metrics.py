@@ -12,7 +12,8 @@ from genforge import api, cli
 from genforge.config import DataConfig
 from genforge.errors import ConfigError
 from genforge.metrics import registry
-from genforge.metrics.encoder import load_encoder, train_encoder
+from genforge.metrics.encoder import load_encoder
+from genforge.metrics.encoder_training import train_encoder
 from genforge.modalities import IMAGE
 from genforge.modalities.base import Dataset
 

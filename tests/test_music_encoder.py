@@ -12,7 +12,8 @@ import genforge
 from genforge import api
 from genforge.cli import main
 from genforge.errors import ConfigError
-from genforge.metrics.encoder import default_encoder_dir, load_encoder, train_encoder
+from genforge.metrics.encoder import default_encoder_dir, load_encoder
+from genforge.metrics.encoder_training import train_encoder
 from genforge.modalities.base import Dataset
 from genforge.music import augment, corpus
 from genforge.music import representation as rep

@@ -18,8 +18,8 @@ from PIL import Image
 
 from genforge.config import DataConfig
 from genforge.metrics import registry
-from genforge.metrics.report import (PLOT, history_charts, nice_ticks, render_report,
-                                     svg_histogram, svg_line_chart, write_report)
+from genforge.metrics.plots import PLOT, nice_ticks, svg_histogram, svg_line_chart
+from genforge.metrics.report import history_charts, render_report, write_report
 from genforge.modalities import IMAGE
 from genforge.modalities.base import Dataset
 

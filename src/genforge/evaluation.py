@@ -19,7 +19,8 @@ from .export import export_model
 from .families import FAMILIES, ModelSpec
 from .generation import GenerativeModel, generate_items, load, resolve_sampling
 from .metrics import registry
-from .metrics.encoder import cached_encoder, default_encoder_dir, train_encoder
+from .metrics.encoder import cached_encoder, default_encoder_dir
+from .metrics.encoder_training import train_encoder
 from .metrics.extractors import load_extractor
 from .modalities import MODALITIES, guess_kind
 from .provenance.model_card import write_model_card

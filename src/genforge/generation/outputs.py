@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
 from .. import io
 from ..provenance import stamp
 from ..version import __version__
-
-if TYPE_CHECKING:
-    from .model import GenerativeModel
 
 ITEM_KEYS = ("file", "seed", "class", "playable", "status", "solution_moves", "repaired")
 
@@ -25,13 +21,13 @@ def output_signer(sign: bool, signer, out):
     return (signer or stamp.default_signer()) if sign and out is not None else None
 
 
-def write_outputs(model: "GenerativeModel", items: torch.Tensor, out: Path, seeds: list[int],
+def write_outputs(model, items: torch.Tensor, out: Path, seeds: list[int],
                   labels: torch.Tensor | None, params: dict, *, stems: list[str] | None = None,
                   rejected: list[dict] | None = None, mark: dict | None = None, signer=None,
                   extra: list[Path] = (), audio: bool = False,
                   item_info: list[dict] | None = None, summary: dict | None = None) -> None:
-    """Files, grid and the generation record: in each file's metadata, generation.json and an
-    append-only generations.jsonl."""
+    """Files, grid and the generation record (model: the GenerativeModel that made the items):
+    in each file's metadata, generation.json and an append-only generations.jsonl."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     modality, spec = model.modality, model.spec
@@ -64,7 +60,7 @@ def write_outputs(model: "GenerativeModel", items: torch.Tensor, out: Path, seed
     io.append_jsonl(out / "generations.jsonl", records)
 
 
-def write_gif(model: "GenerativeModel", items: torch.Tensor, path: Path, frame_ms: int) -> None:
+def write_gif(model, items: torch.Tensor, path: Path, frame_ms: int) -> None:
     """An animated GIF of the items, scaled up (nearest) to at least 256 px on the short side."""
     from PIL import Image
     pictures = [model.modality.preview(items[i:i + 1]) for i in range(len(items))]

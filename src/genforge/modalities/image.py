@@ -25,6 +25,7 @@ from PIL.PngImagePlugin import PngInfo
 from .. import io
 from ..errors import DataError
 from ..options import Declared, between, option
+from ..provenance import marking
 from . import fashion_mnist, image_views
 from .base import Dataset, EncoderInput, LoadReport, Modality, named_items
 
@@ -349,8 +350,7 @@ class ImageModality(Modality):
     def watermark(self, items: torch.Tensor, weights_sha256: str | None,
                   enabled: bool) -> tuple[torch.Tensor, dict]:
         """Images of at least 128x128 carry the invisible watermark naming the model."""
-        from ..provenance import stamp
-        return stamp.mark_images(items, weights_sha256, enabled=enabled)
+        return marking.mark_images(items, weights_sha256, enabled=enabled)
 
     def encoder_input(self) -> EncoderInput:
         """Images [N, C, H, W] at any size; classifier views light, SimCLR views strong."""

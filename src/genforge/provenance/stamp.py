@@ -11,51 +11,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
-import torch
 
-from . import keys, signing, watermark
+from . import keys, signing
 from .keys import LoadedSigner
-
-OPTED_OUT = "opted out (--no-watermark)"
-
-
-def payload_for(model_sha256: str) -> int:
-    """The 32-bit watermark payload naming a model: the first 8 hex digits of its weights sha256."""
-    return int(model_sha256[:watermark.PAYLOAD_BITS // 4], 16)
-
-
-def payload_hex(payload: int) -> str:
-    return f"{payload:0{watermark.PAYLOAD_BITS // 4}x}"
-
-
-def mark_images(items: torch.Tensor, model_sha256: str | None, *,
-                enabled: bool = True) -> tuple[torch.Tensor, dict]:
-    """Watermark uint8 images [N, C, H, W]: the marked items and the record of what was done."""
-    if not enabled:
-        return items, {"applied": False, "reason": OPTED_OUT}
-    if not model_sha256:
-        return items, {"applied": False, "reason": "the model has no weights hash to carry"}
-    h, w = items.shape[-2:]
-    if not watermark.fits(h, w):
-        low_h, low_w = watermark.min_size()
-        return items, {"applied": False,
-                       "reason": f"{h}x{w} images are below the watermark's minimum of "
-                                 f"{low_h}x{low_w}; provenance rests on the C2PA manifest and "
-                                 "the generation log"}
-    payload = payload_for(model_sha256)
-    marked = torch.stack([_mark_one(item, payload) for item in items]) if len(items) else items
-    return marked, {"applied": True, "method": watermark.METHOD, "version": watermark.VERSION,
-                    "payload": payload_hex(payload), "key": "default"}
-
-
-def _mark_one(item: torch.Tensor, payload: int) -> torch.Tensor:
-    """One [C, H, W] uint8 image through watermark.embed, which takes HxW or HxWxC arrays."""
-    array = item.numpy()
-    array = array[0] if array.shape[0] == 1 else np.ascontiguousarray(array.transpose(1, 2, 0))
-    marked = watermark.embed(array, payload)
-    marked = marked[None] if marked.ndim == 2 else marked.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(marked))
+from .marking import OPTED_OUT, mark_images, payload_for, payload_hex  # noqa: F401 (re-exported)
 
 
 # ----- C2PA signing -------------------------------------------------------------------------------
