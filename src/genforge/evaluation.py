@@ -138,12 +138,9 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
     metrics = tuple(metrics or modality.default_metrics)
     protocol = registry.Protocol(generated=n, reference_limit=reference_limit, seed=seed,
                                  fd_dim=fd_dim, fd_resamples=fd_resamples, sampler=protocol_sampling)
-    with progress.task("evaluate", total=len(metrics), unit="metric", model=str(model)) as task:
-        result = registry.evaluate(sample_fn, reference, feature_net, metrics=metrics,
-                                   protocol=protocol, training=training, log=log,
-                                   cache_dir=registry.default_cache_dir(),
-                                   device=resolve_device(device))
-        task.update(len(metrics))
+    result = registry.evaluate(sample_fn, reference, feature_net, metrics=metrics,
+                               protocol=protocol, training=training, log=log,
+                               cache_dir=registry.default_cache_dir(), device=resolve_device(device))
     out.mkdir(parents=True, exist_ok=True)
     records = [r.to_dict() for r in result.records]
     io.write_json(out / "evaluation.json", registry.json_safe({"model": str(model), "data": data,

@@ -27,8 +27,8 @@ class BarReporter:
     """A tqdm bar for each running task; messages (resuming, ...) as lines above the bars. The
     bar's clock is the task's own and its 'left' is the task's ETA, so the two agree."""
 
-    def __init__(self, stream: TextIO = sys.stderr):
-        self.stream, self.bars = stream, {}
+    def __init__(self, stream: TextIO | None = None):
+        self.stream, self.bars = stream or sys.stderr, {}
 
     def __call__(self, event: api.Event) -> None:
         if event.status == "note":
@@ -59,8 +59,8 @@ class BarReporter:
 class JsonlReporter:
     """Every event as one JSON line (Event.to_dict), flushed, for another process to follow."""
 
-    def __init__(self, stream: TextIO = sys.stdout):
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stdout  # looked up now: tests and callers redirect it
 
     def __call__(self, event: api.Event) -> None:
         self.stream.write(json.dumps(event.to_dict(), default=str) + "\n")
@@ -70,8 +70,8 @@ class JsonlReporter:
 class NotesReporter:
     """Where stderr is no terminal (a log file, a pipe): only the messages, one line each."""
 
-    def __init__(self, stream: TextIO = sys.stderr):
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
 
     def __call__(self, event: api.Event) -> None:
         if event.status == "note":

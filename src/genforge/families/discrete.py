@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import progress
 from ..config import RunConfig
 from ..errors import ConfigError
 from ..modalities import modality_for
@@ -225,29 +226,31 @@ def apply_rule_moves(module: MaskedDenoiser, tokens: torch.Tensor, move_of, nois
     tokens = tokens.clone()
     fixed = torch.zeros_like(tokens, dtype=torch.bool) if fixed is None else fixed.bool()
     todo = list(range(n))
-    for _ in range(rounds):
-        # an item without a move is left as it is, so it has none in later rounds either
-        grids, given = tokens.cpu().numpy(), fixed.cpu().numpy()
-        moves = {i: move_of(grids[i], given[i]) for i in todo}
-        gumbel = -torch.log(-torch.log(_uniform(noise, (module.classes, h, w)))).cpu()
-        todo = [i for i in todo if moves[i] is not None and moves[i].edits]
-        if not todo:
-            break
-        spans = [torch.from_numpy(moves[i].span).to(tokens.device) for i in todo]
-        hidden = tokens[todo].clone()
-        for j, span in enumerate(spans):
-            hidden[j][span] = module.mask_token
-        labels = None if class_labels is None else class_labels[todo]
-        logits = module(hidden, (hidden == module.mask_token).flatten(1).float().mean(1), labels)
-        logp = torch.log_softmax(logits.float() / max(temperature, 1e-4), dim=1).cpu()
-        for j, i in enumerate(todo):
-            edits = moves[i].edits
-            rows, cols, new = torch.tensor([(e.row, e.col, e.token) for e in edits]).T
-            old = tokens[i].cpu()[rows, cols]
-            score = logp[j, new, rows, cols] - logp[j, old, rows, cols] + gumbel[i, new, rows, cols]
-            edit = edits[int(score.argmax())]
-            tokens[i][spans[j]] = torch.as_tensor(edit.span_tokens, dtype=tokens.dtype,
-                                                  device=tokens.device)
+    with progress.task("rules", total=rounds, unit="round", items=n) as task:
+        for round_ in range(rounds):
+            # an item without a move is left as it is, so it has none in later rounds either
+            grids, given = tokens.cpu().numpy(), fixed.cpu().numpy()
+            moves = {i: move_of(grids[i], given[i]) for i in todo}
+            gumbel = -torch.log(-torch.log(_uniform(noise, (module.classes, h, w)))).cpu()
+            todo = [i for i in todo if moves[i] is not None and moves[i].edits]
+            task.update(round_, broken=len(todo))
+            if not todo:
+                break
+            spans = [torch.from_numpy(moves[i].span).to(tokens.device) for i in todo]
+            hidden = tokens[todo].clone()
+            for j, span in enumerate(spans):
+                hidden[j][span] = module.mask_token
+            labels = None if class_labels is None else class_labels[todo]
+            logits = module(hidden, (hidden == module.mask_token).flatten(1).float().mean(1), labels)
+            logp = torch.log_softmax(logits.float() / max(temperature, 1e-4), dim=1).cpu()
+            for j, i in enumerate(todo):
+                edits = moves[i].edits
+                rows, cols, new = torch.tensor([(e.row, e.col, e.token) for e in edits]).T
+                old = tokens[i].cpu()[rows, cols]
+                score = logp[j, new, rows, cols] - logp[j, old, rows, cols] + gumbel[i, new, rows, cols]
+                edit = edits[int(score.argmax())]
+                tokens[i][spans[j]] = torch.as_tensor(edit.span_tokens, dtype=tokens.dtype,
+                                                      device=tokens.device)
     return tokens
 
 

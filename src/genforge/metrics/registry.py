@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .. import io
+from .. import io, progress
 from ..errors import ConfigError
 from ..version import __version__
 from . import maths
@@ -292,23 +292,35 @@ def evaluate(sample_fn: Callable[[int], torch.Tensor], reference, extractor: Fea
     inputs = EvalInputs(generated, reference, extractor, protocol, training, cache_dir, device)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     records = []
-    for name in metrics:
-        for v in METRICS[name].fn(inputs):
-            extractor_name = v.extractor or extractor.name
-            checksum = (extractor.checksum if v.extractor is None
-                        else hashlib.sha256(v.extractor.encode()).hexdigest())
-            records.append(MetricRecord(
-                metric=v.name, label=metric_label(v.name, extractor_name), value=v.value,
-                ci_low=None if v.ci is None else v.ci[0], ci_high=None if v.ci is None else v.ci[1],
-                generated=len(generated), seed=protocol.seed,
-                reference=v.reference if v.reference is not None else len(inputs.reference_items),
-                extractor=extractor_name, extractor_checksum=checksum,
-                protocol={**protocol.to_dict(), "reference_source": reference.source,
-                          "reference_fingerprint": reference.fingerprint},
-                details=v.details, step=step, created=created))
+    with progress.task("metrics", total=len(metrics), unit="metric") as task:
+        for done, name in enumerate(metrics):
+            task.update(done, force=True, metric=name)
+            records += _records(name, inputs, extractor, protocol, reference, len(generated),
+                                step, created)
+        task.update(len(metrics))
     if log is not None:
         append_records(log, records)
     return Evaluation(records, generated, inputs)
+
+
+def _records(name: str, inputs: EvalInputs, extractor: FeatureExtractor, protocol: Protocol,
+             reference, generated: int, step: int | None, created: str) -> list[MetricRecord]:
+    """One metric's values as self-describing records."""
+    records = []
+    for v in METRICS[name].fn(inputs):
+        extractor_name = v.extractor or extractor.name
+        checksum = (extractor.checksum if v.extractor is None
+                    else hashlib.sha256(v.extractor.encode()).hexdigest())
+        records.append(MetricRecord(
+            metric=v.name, label=metric_label(v.name, extractor_name), value=v.value,
+            ci_low=None if v.ci is None else v.ci[0], ci_high=None if v.ci is None else v.ci[1],
+            generated=generated, seed=protocol.seed,
+            reference=v.reference if v.reference is not None else len(inputs.reference_items),
+            extractor=extractor_name, extractor_checksum=checksum,
+            protocol={**protocol.to_dict(), "reference_source": reference.source,
+                      "reference_fingerprint": reference.fingerprint},
+            details=v.details, step=step, created=created))
+    return records
 
 
 def _check_fingerprint(extractor: FeatureExtractor, training) -> None:
