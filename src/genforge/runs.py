@@ -54,10 +54,11 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
     info = dataset_info(dataset)
 
     def export(module, spec: ModelSpec, state) -> None:
-        with events.task("export", model=str(run / "model")):
+        with events.task("export", total=1, unit="model", model=str(run / "model")) as task:
             export_model(run / "model", module, spec, config, dataset=info,
                          training={"steps": state.step, "images_seen": state.images_seen,
                                    "seconds": round(state.elapsed_s, 1)})
+            task.update(1)
 
     started = time.perf_counter()
     result = run_loop(run, config, dataset, FAMILIES[config.family], MODALITIES[config.data.kind],

@@ -41,8 +41,8 @@ class BarReporter:
             bar = self.bars[event.task] = tqdm(
                 total=event.total, initial=event.done, unit=event.unit, desc=event.task,
                 file=self.stream, dynamic_ncols=True, leave=event.task == "train",
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {postfix}"
-                if event.total else "{desc}: {n_fmt} {unit} {postfix}")
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{postfix}"
+                if event.total else "{desc}: {n_fmt} {unit}{postfix}")
         if event.total != bar.total:
             bar.total = event.total
         bar.n = event.done
