@@ -179,11 +179,14 @@ def generated_folder(split, tmp_path_factory):
 def test_cli_evaluates_a_folder_of_files_from_any_tool(split, encoder_file, generated_folder,
                                                        tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "cache"))
-    # the reference is the same data the encoder saw, so no fingerprint warning
+    # the reference is the same data the encoder saw, so no fingerprint warning; it stands in
+    # for a folder of that name
+    train_part = tmp_path / "train-part"
+    train_part.mkdir()
     monkeypatch.setattr(api.MODALITIES["image"], "open", lambda cfg, _d=split[0]: _d
-                        if cfg.source == "train-part" else IMAGE.__class__.open(IMAGE, cfg))
+                        if cfg.source == str(train_part) else IMAGE.__class__.open(IMAGE, cfg))
     out = tmp_path / "report"
-    code = cli.main(["evaluate", str(generated_folder), "--data", "train-part", "-n", "300",
+    code = cli.main(["evaluate", str(generated_folder), "--data", str(train_part), "-n", "300",
                      "--extractor", str(encoder_file), "--fd-dim", "32",
                      "--out", str(out)])
     assert code == 0
@@ -216,7 +219,8 @@ def test_in_training_evaluation_logs_and_keeps_the_best(split, encoder_file, tmp
     monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(api.MODALITIES["image"], "open", lambda cfg, _d=split[0]: _d)
     run_dir = tmp_path / "run"
-    summary = api.train("train-part", run_dir, steps=4, eval_every=2, eval_samples=64,
+    (tmp_path / "train-part").mkdir()  # stands in for the folder the patched open serves
+    summary = api.train(str(tmp_path / "train-part"), run_dir, steps=4, eval_every=2, eval_samples=64,
                         eval_metric="kid", eval_extractor=str(encoder_file),
                         model_channels=16, channel_mult=(1, 2), attn_resolutions=(),
                         batch_size=16, sample_every=100, preview_count=4)

@@ -1,7 +1,7 @@
 """The one library surface. The CLI, the studio and scripts call only this.
 
 What users do, and where it lives:
-    train, resolve_config          runs.py, data.py      a training run, end to end
+    train, preflight, resolve_config  runs.py, data.py   a training run, end to end (--dry-run)
     load -> GenerativeModel        generation/           generate, interpolate, harmonize, complete
     evaluate, train_features       evaluation.py         metrics against reference data
     audit, open_training_data      data.py               a dataset before training
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from .audit import MANIFEST_NAME as DATASET_MANIFEST, text as audit_text
 from .config import DataConfig, FAMILY_DEFAULTS, PRESETS, SECTIONS, FAMILIES as FAMILY_NAMES
-from .data import (DEFAULT_PRESET, audit, data_config, open_data, open_training_data,
-                   resolve_config)
+from .data import (DEFAULT_PRESET, audit, data_config, family_choice, open_data,
+                   open_training_data, resolve_config)
 from .evaluation import evaluate, find_extractor, train_features
 from .families import FAMILIES
 from .generation import GenerativeModel, load
@@ -26,7 +26,7 @@ from .modalities import MODALITIES
 from .options import Declaration, declarations
 from .progress import Event, Reporter, reporting
 from .provenance.checks import describe_keys, detect, init_keys, signer, verify
-from .runs import summary_markdown, train
+from .runs import preflight, summary_markdown, train
 
 
 def config_sections() -> dict[str, type]:
@@ -90,9 +90,15 @@ def kinds() -> tuple[str, ...]:
     return tuple(MODALITIES)
 
 
-__all__ = ["train", "resolve_config", "summary_markdown", "load", "GenerativeModel", "evaluate",
+def kind_families() -> dict[str, str]:
+    """The family --family auto picks for each content kind (the one its benchmarks chose)."""
+    return {kind: m.family for kind, m in MODALITIES.items()}
+
+
+__all__ = ["train", "preflight", "resolve_config", "summary_markdown", "load", "GenerativeModel", "evaluate",
            "train_features", "find_extractor", "audit", "audit_text", "DATASET_MANIFEST", "open_training_data",
            "open_data", "data_config", "verify", "detect", "init_keys", "describe_keys",
            "signer", "reporting", "Event", "Reporter", "config_sections", "data_sections",
            "sampling_declarations", "kind_sampling_presets", "presets", "preset_values", "families",
-           "dataset_names", "metric_names", "default_metrics", "kinds", "DEFAULT_PRESET"]
+           "dataset_names", "metric_names", "default_metrics", "kinds", "kind_families",
+           "DEFAULT_PRESET", "family_choice"]

@@ -7,6 +7,7 @@ under $GENFORGE_CACHE/audit, so a resumed run does not redo it.
 """
 from __future__ import annotations
 
+import difflib
 import time
 import warnings
 from dataclasses import replace
@@ -16,8 +17,8 @@ from typing import Any
 import torch
 
 from . import audit as auditing, io, progress
-from .config import (RunConfig, check_family_options, check_kind_options, make_config,
-                     nest_options)
+from .config import (DataConfig, RunConfig, check_family_options, check_kind_options,
+                     make_config, nest_options)
 from .errors import DataError
 from .metrics.encoder import cached_encoder, load_encoder
 from .modalities import MODALITIES, Dataset, guess_kind
@@ -26,16 +27,44 @@ DEFAULT_PRESET = "cpu-small"
 
 
 def resolve_config(data: str | None = None, preset: str | None = DEFAULT_PRESET,
-                   family: str = "diffusion", **options: Any) -> RunConfig:
-    """A validated RunConfig from a preset plus flat options (names as in the CLI, with underscores)."""
-    check_family_options(family, options)
+                   family: str = "auto", **options: Any) -> RunConfig:
+    """A validated RunConfig from a preset plus flat options (names as in the CLI, with
+    underscores). family "auto" is the one the content kind's benchmarks measured best
+    (Modality.family: diffusion for images, discrete for music and levels)."""
     if data is not None:
         options["source"] = data
-    config = make_config(preset, nest_options(options), family=family)
-    if config.data.kind == "auto":  # resolved once, so a stored config names its kind
-        config = replace(config, data=replace(config.data, kind=guess_kind(config.data.source)))
-    check_kind_options(config.data.kind, options)
-    return config
+    check_source(str(options.get("source", DataConfig().source)))
+    kind = options.get("kind", "auto")
+    if kind == "auto":  # resolved once, so a stored config names its kind
+        kind = guess_kind(str(options.get("source", DataConfig().source)))
+    if family == "auto":
+        family = MODALITIES[kind].family if kind in MODALITIES else "diffusion"
+    check_family_options(family, options)
+    check_kind_options(kind, options)
+    return make_config(preset, nest_options({**options, "kind": kind}), family=family)
+
+
+def named_datasets() -> list[str]:
+    return [name for m in MODALITIES.values() for name in m.named_sources]
+
+
+def check_source(source: str) -> None:
+    """A one-line DataError for a source that is neither a file or folder nor a dataset genforge
+    knows by name, listing every name and suggesting the closest."""
+    if source in named_datasets() or Path(source).expanduser().exists():
+        return
+    close = difflib.get_close_matches(source, named_datasets(), n=1, cutoff=0.6)
+    raise DataError(f"data source {source!r} not found: no such file or folder, and not a dataset "
+                    f"genforge knows by name ({', '.join(named_datasets())})"
+                    + (f"; did you mean {close[0]!r}?" if close else ""))
+
+
+def family_choice(config: RunConfig, asked: str) -> str:
+    """How the run's family was chosen, in words (for --dry-run and the run summary)."""
+    if asked != "auto":
+        return f"{config.family} (--family {asked})"
+    return (f"{config.family} (auto: the family measured best for {config.data.kind} data; "
+            "--family to choose another)")
 
 
 def data_config(source: str, **options: Any):

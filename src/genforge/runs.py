@@ -12,22 +12,27 @@ from typing import Any
 
 from . import audit as auditing, io, progress as events
 from .config import SMALL_DATASET, RunConfig, resolve_augment
-from .data import DEFAULT_PRESET, dataset_info, open_training_data, resolve_config
+from .data import (DEFAULT_PRESET, dataset_info, family_choice, open_training_data,
+                   resolve_config)
+from .errors import ConfigError
 from .evaluation import best_so_far, in_training_evaluator
 from .export import export_model
 from .families import FAMILIES, ModelSpec
 from .modalities import MODALITIES
-from .training.loop import TrainResult, train as run_loop
+from .training.loop import TrainResult, check_same_run, train as run_loop
+from .training.speed import seconds_per_step
+from .training.state import CHECKPOINT_NAME, read_checkpoint_meta
 
 
 def train(data: str | None = None, run: str | Path = "runs/genforge", *,
-          preset: str | None = DEFAULT_PRESET, family: str = "diffusion",
+          preset: str | None = DEFAULT_PRESET, family: str = "auto",
           config: RunConfig | None = None, progress: events.Reporter | None = None,
           should_stop: Callable[[], bool] | None = None, **options: Any) -> dict:
     """Train (or resume, if run already holds a checkpoint) and export the model to run/model.
 
     Example: genforge.train("fashion-mnist-sample", "runs/demo", minutes=4)
-    options are any training option by its CLI name with underscores (steps, minutes,
+    family "auto" picks the family measured best for the data's content kind. options are any
+    training option by its CLI name with underscores (steps, minutes,
     batch_size, resolution, ...). progress receives progress events (genforge.progress.Event);
     should_stop() is asked after every step: True saves a checkpoint and stops, and rerunning
     resumes. Returns the run summary (also written to run/summary.json).
@@ -38,6 +43,7 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
                          should_stop=should_stop, **options)
     config = config or resolve_config(data, preset, family, **options)
     run = Path(run)
+    check_before_data(config)
     dataset, audit_record = open_training_data(config.data)
     for message in audit_record["warnings"]:
         warnings.warn(message)
@@ -66,10 +72,69 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
                       should_stop=should_stop)
     summary = _summary(result, config, info, dataset.report.summary(),
                        time.perf_counter() - started)
+    summary["family_choice"] = family_choice(config, family)
     summary["audit"] = auditing.short_line(audit_record)
     io.write_json(run / "summary.json", summary)
     io.write_text(run / "summary.md", summary_markdown(summary))
     return summary
+
+
+def check_before_data(config: RunConfig) -> None:
+    """What training would refuse that costs nothing to know: refused before the data is read
+    and before anything is written."""
+    t = config.train
+    if t.steps is None and t.minutes is None:
+        raise ConfigError("no training budget: give --steps N or --minutes M")
+    reason = FAMILIES[config.family].supports(MODALITIES[config.data.kind])
+    if reason:
+        raise ConfigError(f"{reason}: use --family {MODALITIES[config.data.kind].family} "
+                          "(or --family auto)")
+
+
+def preflight(data: str | None = None, run: str | Path = "runs/genforge", *,
+              preset: str | None = DEFAULT_PRESET, family: str = "auto",
+              config: RunConfig | None = None, measure: bool = True, **options: Any) -> dict:
+    """What `train` with these arguments would do, checked as training checks it, without
+    writing to the run folder: the data (items, shape, classes, what is skipped or left out), the
+    family and why, the run folder (new, or resuming from step N: the settings must match), and
+    the budget in steps and minutes at this machine's speed, measured on a few real steps."""
+    asked = family
+    config = config or resolve_config(data, preset, family, **options)
+    check_before_data(config)
+    dataset, audit_record = open_training_data(config.data)
+    config = resolve_augment(config, len(dataset), dataset.item_shape)
+    modality = MODALITIES[config.data.kind]
+    spec = ModelSpec.for_dataset(dataset, modality)
+    checkpoint = Path(run) / CHECKPOINT_NAME
+    state, done = "new run", 0
+    if checkpoint.exists():
+        meta = read_checkpoint_meta(checkpoint)
+        check_same_run(meta, config, spec, checkpoint)
+        done = int(meta["progress"]["step"])
+        state = f"resumes from step {done}"
+    t = config.train
+    budget: dict[str, Any] = {"steps": t.steps, "minutes": t.minutes, "done": done}
+    if measure:
+        with events.task("measure", total=None, unit="step"):
+            speed = seconds_per_step(config, dataset, FAMILIES[config.family], modality)
+        per_step = speed["seconds_per_step"]
+        left = [t.steps - done] if t.steps is not None else []
+        if t.minutes is not None:
+            left.append(max(0, int(t.minutes * 60 / per_step)) - done)
+        budget.update(speed, expected_steps=done + max(0, min(left)),
+                      expected_minutes=round(max(0, min(left)) * per_step / 60, 2))
+    report = dataset.report
+    return {
+        "data": {"source": dataset.source, "kind": dataset.kind, "items": len(dataset),
+                 "item_shape": list(dataset.item_shape),
+                 "classes": dataset.class_names if dataset.labels is not None else [],
+                 "found": report.found, "skipped": len(report.skipped),
+                 "first_skipped": report.skipped[0] if report.skipped else None,
+                 "left_out": audit_record["training"]["left_out"],
+                 "warnings": audit_record["warnings"]},
+        "family": family_choice(config, asked), "preset": preset, "augment": config.augment.augment,
+        "run": {"folder": str(run), "state": state}, "budget": budget, "config": config.to_dict(),
+    }
 
 
 def _summary(result: TrainResult, config: RunConfig, dataset: dict, report: str,

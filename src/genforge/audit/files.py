@@ -14,7 +14,6 @@ from PIL import Image
 
 from .. import io
 from ..errors import ConfigError, DataError
-from ..modalities.image import NAMED_SOURCES
 from .hashes import exact_groups
 
 MANIFEST_NAME = "genforge-dataset.json"
@@ -24,7 +23,28 @@ _FASHION = {"licence": "MIT (Copyright (c) 2017 Zalando SE)",
                       "https://github.com/zalandoresearch/fashion-mnist",
             "consent": "released for any use under the MIT licence by the rights holder, Zalando SE"}
 _FASHION_NAMES = ("fashion-mnist", "fashion-mnist-test", "fashion-mnist-sample")
-BUILT_IN_MANIFESTS = {name: _FASHION for name in _FASHION_NAMES}
+# The other named datasets, as their distributors state their terms (genforge copies none of them:
+# they are read from the user's installed packages).
+BUILT_IN_MANIFESTS = {
+    **{name: _FASHION for name in _FASHION_NAMES},
+    "bach-chorales": {
+        "licence": "the compositions are in the public domain (J. S. Bach, 1685-1750); the "
+                   "encodings come with music21's corpus, whose corpus/license.txt says some "
+                   "encodings may restrict commercial use",
+        "source": "music21 corpus, bach/ (installed with the music21 package)",
+        "consent": "not applicable to the compositions (public domain); the encodings are "
+                   "distributed with the encoders' permission (music21 corpus/license.txt)"},
+    "sokoban": {
+        "licence": "by default the public-domain sets (xsokoban, gri) and Martin Gerhardy's CC0 "
+                   "set, as cavepacker's README.maps states; --level-sets all adds GPL sets",
+        "source": "Debian package cavepacker-data (read from the installed package)",
+        "consent": "released by their authors under those terms"},
+    "lode-runner": {
+        "licence": "GPL-2.0-or-later (KGoldrunner's levels; a model trained on them may be a "
+                   "derivative work: check before you publish it)",
+        "source": "Debian package kgoldrunner (read from the installed package)",
+        "consent": "released by the KGoldrunner authors under the GPL"},
+}
 STORED_SHAPES = {name: {"width": 28, "height": 28, "mode": "L"} for name in _FASHION_NAMES}
 
 # C2PA: a "training and data mining" assertion saying notAllowed to either entry excludes the file.
@@ -143,8 +163,8 @@ def originals(headers: list[dict], where: str) -> dict:
 
 def read_manifest(source: str) -> dict:
     """Licence, source and consent: built in for named datasets, else DATA/genforge-dataset.json."""
-    if source in NAMED_SOURCES:
-        return {**BUILT_IN_MANIFESTS.get(source, {}), "file": "built in"}
+    if source in BUILT_IN_MANIFESTS:
+        return {**BUILT_IN_MANIFESTS[source], "file": "built in"}
     path = Path(source).expanduser() / MANIFEST_NAME
     if not path.is_file():
         return {"file": None}
@@ -159,7 +179,7 @@ def read_manifest(source: str) -> dict:
 
 def write_manifest(data: str, **fields: str | None) -> Path:
     """Set fields (licence, source, consent) in DATA/genforge-dataset.json, keeping the others."""
-    if data in NAMED_SOURCES:
+    if data in BUILT_IN_MANIFESTS:
         raise ConfigError(f"{data} is a named dataset; its licence and source are built in")
     folder = Path(data).expanduser()
     if not folder.is_dir():

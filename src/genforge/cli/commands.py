@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,16 +44,40 @@ def _features(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     skip = {"command", "data", "run", "preset", "dry_run", "family", "progress"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
-    config = api.resolve_config(args.data, args.preset, args.family, **options)
     if args.dry_run:
-        print(config.to_json())
+        check = api.preflight(args.data, args.run, preset=args.preset, family=args.family,
+                              **options)
+        print(preflight_text(check), file=sys.stderr, end="")
+        print(json.dumps(check["config"], indent=2, sort_keys=True))
         return 0
-    summary = api.train(run=args.run, config=config)
+    summary = api.train(args.data, args.run, preset=args.preset, family=args.family, **options)
     print(api.summary_markdown(summary), end="")
     if summary["status"] == "interrupted":
         print(f"stopped at step {summary['steps']}: checkpoint saved; rerun the same command to resume")
         return 130
     return 0
+
+
+def preflight_text(check: dict) -> str:
+    """The preflight (--dry-run) for people: data, family, run folder, budget."""
+    d, b = check["data"], check["budget"]
+    classes = f", {len(d['classes'])} classes" if d["classes"] else ""
+    lines = [f"data: {d['source']}: {d['items']} {d['kind']} items of shape {d['item_shape']}"
+             f"{classes} ({d['found']} found, {d['skipped']} skipped"
+             + (f", first: {d['first_skipped'][0]}: {d['first_skipped'][1]}"
+                if d["first_skipped"] else "")
+             + (f"; {d['left_out']} left out by the audit" if d["left_out"] else "") + ")",
+             *(f"warning: {w}" for w in d["warnings"]),
+             f"family: {check['family']}; preset {check['preset']}; augment {check['augment']}",
+             f"run folder: {check['run']['folder']} ({check['run']['state']})"]
+    if "seconds_per_step" in b:
+        asked = " and ".join(x for x in (f"{b['steps']} steps" if b["steps"] is not None else "",
+                                         f"{b['minutes']} minutes" if b["minutes"] else "") if x)
+        lines.append(f"budget: {asked}: about {b['expected_steps']} steps in "
+                     f"{b['expected_minutes']:.1f} minutes at {b['seconds_per_step']:.3f} s a "
+                     f"step on {b['device']} ({b['precision']}; measured over "
+                     f"{b['measured_steps']} steps here)")
+    return "\n".join(lines) + "\nresolved configuration (stdout):\n"
 
 
 def _generate(args: argparse.Namespace) -> int:

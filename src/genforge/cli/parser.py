@@ -67,10 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default="runs/genforge", help="run folder (default: runs/genforge)")
     p.add_argument("--preset", default=api.DEFAULT_PRESET, choices=api.presets(),
                    help=f"starting configuration (default: {api.DEFAULT_PRESET})")
-    p.add_argument("--family", default="diffusion", choices=api.families(),
+    p.add_argument("--family", default="auto", choices=("auto", *api.families()),
                    help="model family: diffusion (EDM), gan (StyleGAN2-style or DCGAN) or "
-                        "discrete (masked diffusion over symbols: music, levels) "
-                        "(default: diffusion)")
+                        "discrete (masked diffusion over symbols); auto: the one measured best "
+                        "for the data's content kind: "
+                        + ", ".join(f"{kind} {family}" for kind, family in api.kind_families().items())
+                        + " (default: auto)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and stop")
     flags.add_config_options(p)
 

@@ -12,9 +12,6 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..modalities import modality_for
-from ..options import build, declarations
 
 
 @dataclass(frozen=True)
@@ -46,6 +43,16 @@ class ModelSpec:
         if self.vocabulary:
             d["vocabulary"] = self.vocabulary
         return d
+
+    @classmethod
+    def for_dataset(cls, dataset, modality) -> "ModelSpec":
+        """What a dataset decides about the model, its content kind bound to its vocabulary."""
+        modality = modality.bind(dataset.vocabulary)
+        shape = modality.model_shape(dataset.item_shape)
+        labelled = dataset.labels is not None
+        return cls(modality.name, dataset.item_shape,
+                   tuple(dataset.class_names) if labelled else (),
+                   None if shape == dataset.item_shape else shape, dict(dataset.vocabulary))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
@@ -119,23 +126,3 @@ class Family(Protocol):
                 **options) -> torch.Tensor:
         """Integer items shaped like `given` whose entries under given_mask are the given ones and
         the rest drawn by the model (options: the family's declared inpainting options)."""
-
-
-def sampling_options(family: Family, spec: ModelSpec | None, given: dict[str, Any], *,
-                     inpainting: bool = False) -> Any:
-    """The options a sampling (or inpainting) call runs with, checked: the family's declared
-    defaults, then the content kind's (modality.sampling_defaults), then those given (None means
-    "not given"). An option the family does not declare is refused by name."""
-    cls = family.inpainting if inpainting else family.sampling
-    if cls is None:
-        raise ConfigError(f"a {family.name} model cannot be given part of an item to complete: "
-                          "use a diffusion or discrete model")
-    known = {d.name for d in declarations(cls)}
-    given = {k: v for k, v in given.items() if v is not None}
-    for name in given:
-        if name not in known:
-            raise ConfigError(f"--{name.replace('_', '-')} does not apply to a {family.name} model "
-                              f"(its options: {', '.join('--' + o.replace('_', '-') for o in sorted(known))})")
-    kind = modality_for(spec).sampling_defaults(family.name, spec.item_shape) if spec else {}
-    return build(cls, {**{k: v for k, v in kind.items() if k in known}, **given})
-

@@ -102,7 +102,7 @@ def _stop_requests():
             signal.signal(sig, old)
 
 
-def _check_same_run(meta: dict, config: RunConfig, spec: ModelSpec, path: Path) -> None:
+def check_same_run(meta: dict, config: RunConfig, spec: ModelSpec, path: Path) -> None:
     """Resuming with options that change the model or the data would silently mix two runs."""
     before = config_from_dict(meta["config"])
     if before.family != config.family:
@@ -140,10 +140,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     amp_dtype = autocast_dtype(t.precision, device)
     labelled = dataset.labels is not None
     modality = modality.bind(dataset.vocabulary)
-    tensor_shape = modality.model_shape(dataset.item_shape)
-    spec = ModelSpec(modality.name, dataset.item_shape, tuple(dataset.class_names) if labelled else (),
-                     None if tensor_shape == dataset.item_shape else tensor_shape,
-                     dict(dataset.vocabulary))
+    spec = ModelSpec.for_dataset(dataset, modality)
 
     torch.manual_seed(t.seed)  # weights: the same seed gives the same initial network
     model = family.build(spec, config).to(device)
@@ -160,7 +157,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     checkpoint = run_dir / CHECKPOINT_NAME
     progress = Progress()
     if checkpoint.exists():
-        _check_same_run(read_checkpoint_meta(checkpoint), config, spec, checkpoint)
+        check_same_run(read_checkpoint_meta(checkpoint), config, spec, checkpoint)
         progress = load_checkpoint(checkpoint, model=model, ema=ema.module, optimizers=optimizers,
                                    generator=generator)
         saved = checkpoint.stat().st_mtime
