@@ -200,12 +200,34 @@ def test_cli_evaluates_a_folder_of_files_from_any_tool(split, encoder_file, gene
     assert len(registry.read_records(out / "metrics.jsonl")) == len(record)
 
 
-def test_evaluate_without_an_encoder_says_how_to_get_one(generated_folder, tmp_path, monkeypatch,
-                                                         capsys):
+def test_evaluate_without_an_encoder_measures_memorisation_and_says_how_to_get_one(
+        generated_folder, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "empty-cache"))
-    code = cli.main(["evaluate", str(generated_folder), "--data", "fashion-mnist-sample", "-n", "50"])
-    assert code == 2
-    assert "genforge features train DATA" in capsys.readouterr().err
+    out = tmp_path / "out"
+    code = cli.main(["evaluate", str(generated_folder), "--data", "fashion-mnist-sample", "-n",
+                     "50", "--out", str(out)])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "memorised_share" in captured.out and "FD" not in captured.out
+    assert "genforge features train" in captured.err and "--train-encoder" in captured.err
+    record = json.loads((out / "evaluation.json").read_text())
+    assert {r["metric"] for r in record["records"]} == {"memorised_share", "normalised_nn_distance"}
+    assert "fd, kid, prdc left out" in record["notes"][0]
+    # asked for by name, a feature metric without an extractor is refused before any sampling
+    code = cli.main(["evaluate", str(generated_folder), "--data", "fashion-mnist-sample", "-n",
+                     "50", "--metrics", "fd", "--out", str(out)])
+    assert code == 2 and "--train-encoder" in capsys.readouterr().err
+
+
+def test_few_samples_project_fd_automatically_and_say_so(generated_folder, encoder_file, tmp_path):
+    result = api.evaluate(generated_folder, "fashion-mnist-sample", n=100, metrics=("fd",),
+                          extractor=str(encoder_file), out=tmp_path / "out", fd_resamples=0)
+    (fd,) = result["records"]
+    assert fd["protocol"]["fd_dim"] == 25 and fd["details"]["dimensions"] == 25
+    assert "100 samples are fewer than the 256 features" in fd["details"]["notes"][0]
+    with pytest.raises(ConfigError, match="--fd-dim 300 must be below"):
+        api.evaluate(generated_folder, "fashion-mnist-sample", n=100, metrics=("fd",),
+                     extractor=str(encoder_file), fd_dim=300, out=tmp_path / "out")
 
 
 def test_too_few_files_for_n(generated_folder, capsys):

@@ -150,6 +150,9 @@ class TrainConfig(Declared):
     minutes: float | None = option(None, "stop after this much training time (summed over resumes)",
                                    check=between(0, 10**7, open_low=True))
     checkpoint_every: int = option(500, "write the training state every N steps", check=at_least(1))
+    checkpoint_minutes: float = option(3.0, "and at least every this many minutes of wall time "
+                                       "(a kill -9 or power cut loses at most that)",
+                                       check=between(0, 10**6, open_low=True))
     sample_every: int = option(500, "write a sample grid every N steps (and at step 0)",
                                check=at_least(1))
     log_every: int = option(25, "append stats to stats.jsonl every N steps", check=at_least(1))
@@ -205,9 +208,9 @@ class RunConfig:
 
 
 # Options a rerun may change without starting a new model: budgets, cadence, logging, device.
-SESSION_ONLY = ("steps", "minutes", "checkpoint_every", "sample_every", "log_every",
-                "preview_count", "tensorboard", "device", "eval_every", "eval_samples",
-                "eval_metric", "eval_extractor")
+SESSION_ONLY = ("steps", "minutes", "checkpoint_every", "checkpoint_minutes", "sample_every",
+                "log_every", "preview_count", "tensorboard", "device", "eval_every",
+                "eval_samples", "eval_metric", "eval_extractor")
 
 
 SECTIONS = {"data": DataConfig, "network": NetworkConfig, "diffusion": DiffusionConfig,

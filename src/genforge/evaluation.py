@@ -21,7 +21,7 @@ from .generation import GenerativeModel, generate_items, load, resolve_sampling
 from .metrics import registry
 from .metrics.encoder import cached_encoder, default_encoder_dir
 from .metrics.encoder_training import train_encoder
-from .metrics.extractors import load_extractor
+from .metrics.extractors import PixelFeatures, load_extractor, metric_label
 from .modalities import MODALITIES, guess_kind
 from .provenance.model_card import write_model_card
 from .training.devices import resolve_device
@@ -44,6 +44,10 @@ def train_features(data: str, out: str | Path | None = None, *, name: str | None
     return {"encoder": str(path), **io.load_tensors(path)[1]}
 
 
+class NoExtractor(ConfigError):
+    """No feature extractor is at hand for this data (no cached encoder, none named)."""
+
+
 def find_extractor(name: str | None, training_fingerprint: str | None, *,
                    inception_weights: str | None = None, device: str | torch.device = "cpu",
                    fallback: str | None = None):
@@ -56,10 +60,62 @@ def find_extractor(name: str | None, training_fingerprint: str | None, *,
         elif fallback is not None:
             name = fallback
         else:
-            raise ConfigError("no feature extractor for this data yet: train one with 'genforge "
+            raise NoExtractor("no feature extractor for this data yet: train one with 'genforge "
                               "features train DATA' (a few minutes; FD-<name> numbers), or pass "
                               "--extractor inception-v3 --inception-weights FILE (FID)")
     return load_extractor(name, device, weights=inception_weights)
+
+
+def _features_for(extractor: str | None, metrics: tuple[str, ...] | None, fingerprint: str,
+                  modality, reference, training, *, n: int, reference_limit: int,
+                  fd_dim: int | None, train_encoder_now: bool, inception_weights: str | None,
+                  device) -> tuple[Any, tuple[str, ...], int | None, tuple[str, ...]]:
+    """(extractor, metrics, fd_dim, notes): what an evaluation can honestly compute, decided
+    before anything is sampled. Without an encoder the feature metrics are left out (and said
+    so) unless they were asked for by name; few samples make FD project automatically."""
+    asked, notes = metrics, []
+    metrics = tuple(metrics or modality.default_metrics)
+    needing = [m for m in metrics if registry.METRICS[m].needs_features]
+    try:
+        net = find_extractor(extractor, fingerprint, inception_weights=inception_weights,
+                             device=device, fallback=modality.default_extractor)
+    except NoExtractor as err:
+        if train_encoder_now:
+            path = default_encoder_dir() / f"{training.fingerprint[:16]}.safetensors"
+            with progress.task("encoder", unit="step", source=training.source):
+                train_encoder(training, path, device=str(device))
+            net = load_extractor(str(path), device)
+        elif asked is not None and needing:
+            raise NoExtractor(f"{', '.join(needing)} compare features, and {err}; or add "
+                              "--train-encoder to train one now (a few minutes)") from None
+        else:
+            metrics = tuple(m for m in metrics if m not in needing)
+            notes.append(f"{', '.join(needing)} left out: no feature extractor for this data; "
+                         f"'genforge features train {training.source}' makes one (a few "
+                         "minutes) or add --train-encoder")
+            warnings.warn(notes[-1])
+            net = PixelFeatures(tuple(reference.item_shape))
+    if (asked is None and modality.default_extractor is not None
+            and getattr(net, "metadata", {}).get("format") == "genforge-encoder"):
+        # a kind with its own extractor (music) judged by a domain encoder: its metrics plus the
+        # encoder's distances
+        metrics = tuple(modality.default_metrics) + ("fd", "kid", "prdc")
+    count = min(n, len(reference), reference_limit)
+    if "fd" in metrics and fd_dim is not None and not 1 <= fd_dim < min(count, net.dim):
+        raise ConfigError(f"--fd-dim {fd_dim} must be below both the sample count ({count}) and "
+                          f"the extractor's {net.dim} features")
+    if "fd" in metrics and fd_dim is None and count <= net.dim:
+        fd_dim = min(net.dim - 1, count // 4)  # a few samples per dimension keep it stable
+        if fd_dim < 2:
+            metrics = tuple(m for m in metrics if m != "fd")
+            notes.append(f"{count} samples are too few for {metric_label('fd', net.name)} "
+                         f"({net.dim} features), even projected: left out")
+        else:
+            notes.append(f"FD projected onto the reference's top {fd_dim} principal directions: "
+                         f"{count} samples are fewer than the {net.dim} features (--fd-dim to "
+                         "choose)")
+        warnings.warn(notes[-1])
+    return net, metrics, fd_dim, tuple(notes)
 
 
 def _open_generated(model: Path, n: int, kind: str, device: str):
@@ -79,7 +135,8 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
              fd_resamples: int = 10, reference_limit: int = 50_000,
              train_data: str | None = None, inception_weights: str | None = None,
              out: str | Path | None = None, device: str = "auto",
-             data_options: dict[str, Any] | None = None, **sampling: Any) -> dict:
+             data_options: dict[str, Any] | None = None, train_encoder_now: bool = False,
+             **sampling: Any) -> dict:
     """Judge a model (or a folder of generated files) against a dataset; write evaluation.json,
     report.html and a sample grid to out, append the records to metrics.jsonl.
 
@@ -88,7 +145,9 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
     and FD, KID, PRDC too where 'genforge features train' cached an encoder for the model's
     training data or one is given); data_options are data settings for the reference
     (music: split, bars, transpose; by default the held-out test split in the model's length);
-    sampling: the model family's sampling options.
+    sampling: the model family's sampling options. Without an extractor for this data the
+    feature metrics are left out (and the record says so) unless named in metrics;
+    train_encoder_now trains the domain encoder on the model's training data first.
 
     Example: genforge.evaluate("runs/demo/model", "fashion-mnist-test", n=2000)
     """
@@ -122,28 +181,21 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
     reference = modality.open(data_config(data, **{**defaults, **(data_options or {})}))
     modality = modality.bind(reference.vocabulary)
     training = _training_data(source, train_data, reference)
-    feature_net = find_extractor(extractor, training_fingerprint or training.fingerprint,
-                                 inception_weights=inception_weights, device=resolve_device(device),
-                                 fallback=modality.default_extractor)
-    if (metrics is None and modality.default_extractor is not None
-            and getattr(feature_net, "metadata", {}).get("format") == "genforge-encoder"):
-        # a kind with its own extractor (music) judged by a domain encoder: its metrics plus the
-        # encoder's distances, where there are more samples than features (FD needs that)
-        metrics = tuple(modality.default_metrics)
-        if min(n, len(reference), reference_limit) > (fd_dim or feature_net.dim):
-            metrics += ("fd", "kid", "prdc")
-        else:
-            warnings.warn(f"{min(n, len(reference))} samples are too few for FD-{feature_net.name}"
-                          f" ({feature_net.dim} features): reporting the {kind} metrics only")
-    metrics = tuple(metrics or modality.default_metrics)
+    feature_net, metrics, fd_dim, notes = _features_for(
+        extractor, metrics, training_fingerprint or training.fingerprint, modality, reference,
+        training, n=n, reference_limit=reference_limit, fd_dim=fd_dim,
+        train_encoder_now=train_encoder_now, inception_weights=inception_weights,
+        device=resolve_device(device))
     protocol = registry.Protocol(generated=n, reference_limit=reference_limit, seed=seed,
-                                 fd_dim=fd_dim, fd_resamples=fd_resamples, sampler=protocol_sampling)
+                                 fd_dim=fd_dim, fd_resamples=fd_resamples,
+                                 sampler=protocol_sampling, notes=notes)
     result = registry.evaluate(sample_fn, reference, feature_net, metrics=metrics,
                                protocol=protocol, training=training, log=log,
                                cache_dir=registry.default_cache_dir(), device=resolve_device(device))
     out.mkdir(parents=True, exist_ok=True)
     records = [r.to_dict() for r in result.records]
     io.write_json(out / "evaluation.json", registry.json_safe({"model": str(model), "data": data,
+                                                             "notes": list(notes),
                                                              "records": records}))
     grid = modality.preview(result.generated[:64])
     io.write_with(out / "samples.png", lambda tmp: grid.save(tmp, format="PNG"))
@@ -151,7 +203,8 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
                           history=registry.read_records(log), title=f"{model} against {data}")
     if isinstance(source, GenerativeModel):  # the card shows the newest figures
         write_model_card(model)
-    return {"records": records, "report": str(report), "log": str(log), "out": str(out)}
+    return {"records": records, "report": str(report), "log": str(log), "out": str(out),
+            "notes": list(notes)}
 
 
 def _training_data(source, train_data: str | None, reference):

@@ -41,6 +41,7 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
         with events.reporting(progress):
             return train(data, run, preset=preset, family=family, config=config,
                          should_stop=should_stop, **options)
+    started = time.perf_counter()
     config = config or resolve_config(data, preset, family, **options)
     run = Path(run)
     check_before_data(config)
@@ -58,20 +59,25 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
     io.write_json(run / "data_report.json", {"source": dataset.source, **dataset.report.to_dict()})
     io.write_json(run / "audit.json", audit_record)
     info = dataset_info(dataset)
+    timing = {"setup_s": round(time.perf_counter() - started, 1)}
 
     def export(module, spec: ModelSpec, state) -> None:
+        exporting = time.perf_counter()
         with events.task("export", total=1, unit="model", model=str(run / "model")) as task:
             export_model(run / "model", module, spec, config, dataset=info,
                          training={"steps": state.step, "images_seen": state.images_seen,
                                    "seconds": round(state.elapsed_s, 1)})
             task.update(1)
+        timing["export_s"] = round(time.perf_counter() - exporting, 1)
 
-    started = time.perf_counter()
+    looping = time.perf_counter()
     result = run_loop(run, config, dataset, FAMILIES[config.family], MODALITIES[config.data.kind],
                       on_export=export, on_evaluate=in_training_evaluator(run, config, dataset),
                       should_stop=should_stop)
-    summary = _summary(result, config, info, dataset.report.summary(),
-                       time.perf_counter() - started)
+    timing["training_s"] = round(time.perf_counter() - looping - timing.get("export_s", 0), 1)
+    timing["wall_s"] = round(time.perf_counter() - started, 1)
+    summary = _summary(result, config, info, dataset.report.summary(), timing["wall_s"])
+    summary["timing"] = timing
     summary["family_choice"] = family_choice(config, family)
     summary["audit"] = auditing.short_line(audit_record)
     io.write_json(run / "summary.json", summary)
@@ -153,6 +159,11 @@ def _summary(result: TrainResult, config: RunConfig, dataset: dict, report: str,
     }
 
 
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
 def summary_markdown(s: dict) -> str:
     """The run summary as a few lines of Markdown (also written to RUN/summary.md)."""
     d = s["dataset"]
@@ -161,7 +172,12 @@ def summary_markdown(s: dict) -> str:
             f"- data: {d['source']} ({d['items']} items, shape {d['item_shape']}{classes}); {s['data_report']}\n"
             f"- model: {s['family']}, {s['parameters']:,} parameters, trained on {s['device']} ({s['precision']})\n"
             f"- training: {s['steps']} steps, {s['images_seen']:,} images in {s['training_seconds']} s"
-            f" ({s['images_per_second']} images/s), final loss {s['final_loss']}\n"
+            f" ({s['images_per_second']} images/s), final loss "
+            f"{'none' if s['final_loss'] is None else format(s['final_loss'], '.4g')}\n"
+            + (f"- time: {_clock(s['timing']['wall_s'])} wall: setup (data, audit) "
+               f"{_clock(s['timing']['setup_s'])}, training with previews "
+               f"{_clock(s['timing']['training_s'])}, export {_clock(s['timing'].get('export_s', 0))}\n"
+               if s.get("timing") else "")
             + (f"- audit: {s['audit']} (see {Path(s['run']) / 'audit.json'})\n" if s.get("audit") else "")
             + f"- exported model: {s['model']}\n- latest sample grid: {s['latest_samples']}\n"
             + (f"- best by {s['best']['metric']}: {s['best']['value']:.5g} at step "

@@ -23,7 +23,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                           fd_resamples=args.fd_resamples, reference_limit=args.reference_limit,
                           train_data=args.train_data, inception_weights=args.inception_weights,
                           out=args.out, device=args.device, data_options=data_options or None,
-                          **flags.given(args))
+                          train_encoder_now=args.train_encoder, **flags.given(args))
     for r in result["records"]:
         ci = "" if r["ci_low"] is None else f"  [{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
         value = "undefined" if r["value"] is None else f"{r['value']:.5g}"

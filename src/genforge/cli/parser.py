@@ -153,7 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-data", default=None,
                    help="the model's training data for memorisation (default: --data)")
     p.add_argument("--fd-dim", type=int, default=None,
-                   help="project features to this many principal directions (for few samples)")
+                   help="project features to this many principal directions (default: none, or "
+                        "a quarter of the samples where they are fewer than the features)")
+    p.add_argument("--train-encoder", action="store_true",
+                   help="where no feature extractor for this data exists yet, train the domain "
+                        "encoder on the model's training data first (a few minutes), so FD, KID "
+                        "and precision/recall can be reported")
     p.add_argument("--fd-resamples", type=int, default=10, help="bootstrap resamples for FD's interval")
     p.add_argument("--reference-limit", type=int, default=50_000, help="reference items used at most")
     p.add_argument("--seed", type=int, default=0)

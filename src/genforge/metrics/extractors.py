@@ -48,6 +48,22 @@ def metric_label(metric: str, extractor_name: str) -> str:
     return metric
 
 
+class PixelFeatures:
+    """Items as flat vectors in [0, 1]: the space memorisation measures copies in. Used where no
+    feature metric is asked for (or possible); FD on it would be labelled FD-pixels."""
+
+    name, kind, fingerprint = "pixels", "*", None   # "*": reads any content kind
+    checksum = hashlib.sha256(b"pixels v1: items / 255, flattened").hexdigest()
+
+    def __init__(self, item_shape: tuple[int, ...]):
+        self.dim = 1
+        for side in item_shape:
+            self.dim *= int(side)
+
+    def features(self, items: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        return items.reshape(len(items), -1).float() / 255
+
+
 EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {}
 # Extractors kept in files, by suffix: `FILE_LOADERS[".safetensors"](path, device)` (the domain
 # encoder registers itself, so this module needs to know nothing about it).

@@ -82,6 +82,7 @@ class Protocol:
     k_density_coverage: int = 5
     memorisation_space: str = "pixels"
     sampler: dict = field(default_factory=dict)
+    notes: tuple[str, ...] = ()       # what the caller chose and why (an automatic projection)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,7 +94,7 @@ class EvalInputs:
     def __init__(self, generated: torch.Tensor, reference, extractor: FeatureExtractor,
                  protocol: Protocol, training=None, cache_dir: Path | None = None,
                  device: torch.device | str = "cpu"):
-        if extractor.kind != reference.kind:
+        if extractor.kind not in (reference.kind, "*"):
             raise ConfigError(f"feature extractor {extractor.name!r} reads {extractor.kind} items "
                               f"but the reference data {reference.source} holds {reference.kind}")
         if tuple(generated.shape[1:]) != tuple(reference.item_shape):
@@ -157,20 +158,23 @@ class Metric:
     fn: Callable[[EvalInputs], list[Value]]
     description: str
     needs_training: bool = False
+    needs_features: bool = False   # compares the extractor's features (else: items themselves)
 
 
 METRICS: dict[str, Metric] = {}
 
 
-def register_metric(name: str, description: str, needs_training: bool = False):
+def register_metric(name: str, description: str, needs_training: bool = False,
+                    needs_features: bool = False):
     """Decorator: register `fn(inputs) -> list[Value]` under name."""
     def wrap(fn):
-        METRICS[name] = Metric(name, fn, description, needs_training)
+        METRICS[name] = Metric(name, fn, description, needs_training, needs_features)
         return fn
     return wrap
 
 
-@register_metric("fd", "Fréchet distance between feature Gaussians (FID on Inception-v3)")
+@register_metric("fd", "Fréchet distance between feature Gaussians (FID on Inception-v3)",
+                 needs_features=True)
 def _fd(inputs: EvalInputs) -> list[Value]:
     gen, ref = inputs.project(inputs.generated_features), inputs.project(inputs.reference_features)
     dim = gen.shape[1]
@@ -182,10 +186,12 @@ def _fd(inputs: EvalInputs) -> list[Value]:
     ci = (maths.bootstrap_fd_interval(gen, ref_stats, resamples=p.fd_resamples, seed=p.seed)
           if p.fd_resamples > 1 else None)
     return [Value("fd", value, ci, {"dimensions": dim, "reduced": p.fd_dim is not None,
-                                    "interval": f"bootstrap over generated ({p.fd_resamples})"})]
+                                    "interval": f"bootstrap over generated ({p.fd_resamples})",
+                                    **({"notes": list(p.notes)} if p.notes else {})})]
 
 
-@register_metric("kid", "kernel inception distance: unbiased cubic-kernel MMD^2 over subsets")
+@register_metric("kid", "kernel inception distance: unbiased cubic-kernel MMD^2 over subsets",
+                 needs_features=True)
 def _kid(inputs: EvalInputs) -> list[Value]:
     p = inputs.protocol
     mmd = maths.kernel_inception_distance(inputs.generated_features, inputs.reference_features,
@@ -197,7 +203,8 @@ def _kid(inputs: EvalInputs) -> list[Value]:
                                       len(inputs.reference_items))})]
 
 
-@register_metric("prdc", "precision and recall (k-NN manifolds) and density and coverage")
+@register_metric("prdc", "precision and recall (k-NN manifolds) and density and coverage",
+                 needs_features=True)
 def _prdc(inputs: EvalInputs) -> list[Value]:
     p = inputs.protocol
     m = maths.manifold_indicators(inputs.generated_features, inputs.reference_features,

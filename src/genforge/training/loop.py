@@ -168,9 +168,14 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     stream = DataStream(len(dataset), t.seed, progress.epoch, progress.offset)
     io.write_json(run_dir / "config.json", config.to_dict())
 
+    preview_s = 0.0  # the last preview's duration: the final one is kept inside --minutes too
+
     def budget_spent() -> bool:
+        """Steps or minutes used up; a time budget trains at least one step (a model, however
+        short the budget), and keeps room for the final preview."""
         return ((t.steps is not None and progress.step >= t.steps)
-                or (t.minutes is not None and progress.elapsed_s >= t.minutes * 60))
+                or (t.minutes is not None and progress.step > 0
+                    and progress.elapsed_s + preview_s >= t.minutes * 60))
 
     def budget_done() -> float:
         """Share of the budget spent, 0..1 (the larger of steps and minutes when both are set)."""
@@ -185,13 +190,25 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
             left.append((t.steps - progress.step) * progress.elapsed_s / progress.step)
         return max(0.0, min(left)) if left else None
 
+    last_saved = time.perf_counter()
+
     def write_checkpoint() -> None:
+        nonlocal last_saved
         progress.epoch, progress.offset = stream.epoch, stream.offset
         save_checkpoint(checkpoint, model=model, ema=ema.module, optimizers=optimizers,
                         generator=generator, progress=progress, config=config.to_dict(),
                         spec=spec.to_dict())
+        last_saved = time.perf_counter()
+
+    def checkpoint_due() -> bool:
+        """Every checkpoint_every steps, and after checkpoint_minutes of wall time, so a
+        kill -9 loses at most that much work however fast or slow the steps are."""
+        return (progress.step % t.checkpoint_every == 0
+                or time.perf_counter() - last_saved >= t.checkpoint_minutes * 60)
 
     def preview() -> None:
+        nonlocal preview_s
+        started = time.perf_counter()
         seeds = list(range(t.preview_count))
         labels = (torch.arange(t.preview_count) % spec.num_classes) if labelled else None
         x = family.sample(ema.module, seeds, labels, item_shape=spec.model_shape, device=device,
@@ -201,6 +218,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         path = run_dir / "samples" / f"step-{progress.step:07d}.png"
         path.parent.mkdir(exist_ok=True)
         io.write_with(path, lambda tmp: image.save(tmp, format="PNG"))
+        preview_s = time.perf_counter() - started
         bar.update(progress.step, force=True, preview=str(path))
 
     def evaluate() -> float:
@@ -288,11 +306,12 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     window_start, window_images = time.perf_counter(), 0
     try:
         with bar, _stop_requests() as stop:
+            # the budget's clock starts here: previews count against --minutes
+            session_start = time.perf_counter() - progress.elapsed_s
             if progress.step == 0:
                 preview()
             if not checkpoint.exists():
                 write_checkpoint()  # something to roll back to from the first step
-            session_start = time.perf_counter() - progress.elapsed_s
             model.train()
             while not budget_spent():
                 lr = t.lr * progress.lr_scale * lr_factor(t, progress.step, budget_done())
@@ -326,7 +345,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                                training_s=round(progress.elapsed_s, 1),
                                **{k: v for k, v in record.items() if k.startswith("loss")})
                     window, window_start, window_images = {}, time.perf_counter(), 0
-                if progress.step % t.checkpoint_every == 0:
+                if checkpoint_due():
                     write_checkpoint()
                 if progress.step % t.sample_every == 0:
                     preview()
@@ -337,9 +356,10 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                     break
             else:
                 result.status = "finished"
-            write_checkpoint()
             if result.status == "finished" and progress.step % t.sample_every:
-                preview()
+                preview()  # inside the budget: its time was kept free (budget_spent)
+                progress.elapsed_s = time.perf_counter() - session_start
+            write_checkpoint()
             if (result.status == "finished" and on_evaluate and t.eval_every
                     and progress.step % t.eval_every):
                 evaluate()
