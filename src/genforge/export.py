@@ -44,6 +44,7 @@ def export_model(folder: Path, module: nn.Module, spec: ModelSpec, config: RunCo
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    io.user_permissions(staging, folder=True)
     try:
         model_config = {"format": FORMAT, "format_version": 1, "family": config.family,
                         **spec.to_dict(), "run_config": config.to_dict()}

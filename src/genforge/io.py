@@ -15,6 +15,22 @@ from safetensors import safe_open
 from .errors import CheckpointError
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import: temporary files are created 0600 (mkstemp) and folders 0700 (mkdtemp),
+# and what genforge hands over must have the permissions the user's umask gives a new file.
+UMASK = _read_umask()
+
+
+def user_permissions(path: str | Path, folder: bool = False) -> None:
+    """Give a file (0666) or folder (0777) the permissions the user's umask allows."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~UMASK)
+
+
 def write_with(path: Path, write) -> Path:
     """Call write(temp_path), then move the finished file into place atomically."""
     path = Path(path)
@@ -22,6 +38,7 @@ def write_with(path: Path, write) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        user_permissions(tmp)  # first: a writer may narrow it (a private key stays 0600)
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())  # data on disk before the rename makes it visible

@@ -137,6 +137,7 @@ def report(dataset: Dataset, heavy: dict, *, manifest: dict, features: dict,
         "kind": dataset.kind, "items": n, "item_shape": list(dataset.item_shape),
         "fingerprint": dataset.fingerprint, "originals": heavy["originals"],
         "unreadable": dataset.report.to_dict()["skipped"], "found": dataset.report.found,
+        "loaded": dataset.report.loaded,
         "unreadable_count": dataset.report.broken,  # the rest were left out by design
         "exact_duplicates": {
             "pixels": {"groups": len(exact), "items": sum(len(g) for g in exact),
@@ -195,8 +196,11 @@ def short_line(record: dict) -> str:
 def text(record: dict) -> str:
     """A short human summary of an audit record."""
     o = record["originals"]
-    lines = [f"{record['data']}: {record['items']} items of {record['found']} found, shape "
-             f"{record['item_shape']}, fingerprint {record['fingerprint'][:12]}"]
+    loaded = record.get("loaded", record["items"])
+    made = (f"{record['items']} items from {loaded} of {record['found']} files"
+            if loaded != record["items"] else f"{record['items']} items of {record['found']} found")
+    lines = [f"{record['data']}: {made}, shape {record['item_shape']}, fingerprint "
+             f"{record['fingerprint'][:12]}"]
     if "width" in o and isinstance(o["width"], dict):
         lines.append(f"  originals ({o['from']}): width {o['width']['min']}-{o['width']['max']} "
                      f"(median {o['width']['median']}), height {o['height']['min']}-"
@@ -206,16 +210,22 @@ def text(record: dict) -> str:
     elif "width" in o:
         lines.append(f"  originals ({o['from']}): {o['width']}x{o['height']} {o['mode']}")
     ex, near, d = record["exact_duplicates"], record["near_duplicates"], record["duplicates"]
-    lines.append(f"  exact duplicates: {ex['pixels']['groups']} group(s) by pixels, "
+    by = "pixels" if record.get("kind", "image") == "image" else "content"
+    lines.append(f"  exact duplicates: {ex['pixels']['groups']} group(s) by {by}, "
                  f"{ex['files']['groups']} by file bytes")
     lines.append(f"  near duplicates: {near['pairs']} pair(s) in {near['groups']} group(s) "
-                 f"({near['method']})")
+                 f"({near['method']})" if by == "pixels" else
+                 "  near duplicates: looked for in images only (perceptual hashes)")
     lines.append(f"  --dedup would drop {d['items']} items ({d['share']:.1%})")
     f = record["features"]
     lines.append(f"  feature neighbours: {f['pairs']} pair(s) closer than 1/3 of the median "
                  f"nearest-neighbour angle ({f['name']}: {f['extractor']})" if f.get("status") == "done"
                  else f"  feature neighbours: skipped ({f.get('reason')})")
-    lines.append(f"  unreadable files: {len(record['unreadable'])}")
+    broken = record.get("unreadable_count", len(record["unreadable"]))
+    by_design = len(record["unreadable"]) - broken
+    lines.append(f"  unreadable files: {broken}" + (
+        f"; {by_design} more left out by design (--json lists each with its reason)"
+        if by_design else ""))
     if record["classes"]:
         c = record["classes"]
         lines.append(f"  classes: {len(c['counts'])}, largest share {c['largest_share']:.0%}, "

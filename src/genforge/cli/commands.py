@@ -109,7 +109,9 @@ def _generate(args: argparse.Namespace) -> int:
     play = record.get("playability")
     if play:
         print(f"playable: {play['playable']} of {play['tried']} generated levels "
-              f"({play['acceptance_rate']:.1%})" + (f", {play['repaired']} repaired" if play["repair"] else ""))
+              f"({play['acceptance_rate']:.1%})" + (f", {play['repaired']} repaired" if play["repair"] else "")
+              + (f"; {play['noisy']} of the {len(items)} kept look like noise (fewer runs of "
+                 "equal tiles than 95% of the shipped levels)" if play.get("noisy") else ""))
     print(f"watermark: payload {mark['payload']} in every image" if mark["applied"]
           else f"watermark: none ({mark['reason']})")
     print(f"C2PA: every file signed by {c2pa['signer']}"

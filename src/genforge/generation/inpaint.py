@@ -46,7 +46,8 @@ def inpaint_file(model, path: str | Path, *, n: int, seed: int, params: dict[str
     if out is not None:
         record = {**params, "given_entries": int(mask.sum()), "inpainting": model.family.name,
                   **options, **({"repair": repair} if m.has_checks else {})}
-        mark = m.watermark(items, model.manifest.get("weights_sha256"), False)[1]
+        mark = m.watermark(items, model.manifest.get("weights_sha256"), False,
+                           signed=signer is not None)[1]
         write_outputs(model, items, Path(out), seeds, None, record, item_info=checks, mark=mark,
                       signer=signer, audio=audio)
     return items

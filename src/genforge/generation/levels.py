@@ -69,5 +69,6 @@ def check_items(model, items: torch.Tensor, seeds: list[int], labels: torch.Tens
     acceptance = {"tried": tried, "playable": accepted,
                   "acceptance_rate": round(accepted / tried, 4),
                   "repaired": sum(c["repaired"] for c in checks), "repair": repair,
-                  "playable_only": playable_only}
+                  "playable_only": playable_only,
+                  **({"noisy": sum(c["noisy"] for c in checks)} if "noisy" in checks[0] else {})}
     return items, seeds, checks, acceptance

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..data import data_config, open_data, open_training_data
-from ..errors import ConfigError, GenforgeError
+from ..errors import CheckpointError, ConfigError, GenforgeError
 from ..export import load_module
 from ..families import FAMILIES, ModelSpec, sampling_options
 from ..modalities import modality_for
@@ -38,15 +38,17 @@ class GenerativeModel:
     def class_names(self) -> list[str]:
         return list(self.spec.class_names)
 
-    def class_labels(self, n: int, class_label: int | str | None) -> torch.Tensor | None:
-        """Per-sample labels: None cycles through the classes, -1 or 'none' means unconditional."""
+    def class_labels(self, n: int, class_label: int | str | None,
+                     seeds: list[int] | None = None) -> torch.Tensor | None:
+        """Per-sample labels: None gives seed s the class s mod K (so classes cycle, and a seed
+        makes the same sample whatever it is drawn beside), -1 or 'none' means unconditional."""
         k = self.spec.num_classes
         if k == 0:
             if class_label not in (None, -1, "none"):
                 raise ConfigError(f"this model has no classes; --class {class_label} cannot be used")
             return None
         if class_label is None:
-            return torch.arange(n) % k
+            return (torch.as_tensor(seeds) if seeds is not None else torch.arange(n)) % k
         if class_label in (-1, "none"):
             return torch.full((n,), -1)
         if isinstance(class_label, str) and not class_label.lstrip("-").isdigit():
@@ -111,10 +113,10 @@ class GenerativeModel:
             raise ConfigError(f"--repair and --playable-only are for level models; this model "
                               f"makes {m.name} items")
         spec = self.spec if bars is None else self.spec_for(m.resized(self.spec.item_shape, bars))
-        labels = self.class_labels(n, class_label)
+        seeds = list(range(seed, seed + n))
+        labels = self.class_labels(n, class_label, seeds)
         options = self.sampling(spec=spec, **sampling)
         signer = output_signer(sign, signer, out)
-        seeds = list(range(seed, seed + n))
         draw = lambda count, seeds, labels: generate_items(  # noqa: E731
             self.family, self.module, spec, self.config, count, seed=0, seeds=seeds,
             labels=labels, batch_size=batch_size, device=self.device, **options)
@@ -128,7 +130,8 @@ class GenerativeModel:
             items, seeds, checks, acceptance = levels.check_items(
                 self, items, seeds, labels, draw, batch_size=batch_size, repair=repair,
                 playable_only=playable_only)
-        items, mark = m.watermark(items, self.manifest.get("weights_sha256"), watermark)
+        items, mark = m.watermark(items, self.manifest.get("weights_sha256"), watermark,
+                                  signed=signer is not None)
         if out is not None:
             write_outputs(self, items, Path(out), seeds, labels, dict(options), rejected=rejected,
                           mark=mark, signer=signer, audio=audio, item_info=checks,
@@ -160,11 +163,18 @@ class GenerativeModel:
                                for i in range(frames)] + ([] if loop else [keys[-1]]))
         labels = self.class_labels(len(latents), class_label)
         if labels is not None and class_label is None:
-            labels = torch.full((len(latents),), int(labels[0]))  # one class along the walk
+            # each keyframe in its seed's own class (as generate draws it); the class changes
+            # halfway between two keyframes, so the walk passes through every seed's own sample
+            own = self.class_labels(len(seeds), None, seeds).tolist()
+            ends = own + ([own[0]] if loop else [])
+            labels = torch.tensor([ends[j] if i < frames / 2 else ends[j + 1]
+                                   for j in range(len(ends) - 1) for i in range(frames)]
+                                  + ([] if loop else [ends[-1]]))
         items = generate_items(self.family, self.module, self.spec, self.config, len(latents),
                                seed=seeds[0], seeds=[seeds[0]] * len(latents), labels=labels,
                                device=self.device, latents=latents, **options)
-        items, mark = self.modality.watermark(items, self.manifest.get("weights_sha256"), watermark)
+        items, mark = self.modality.watermark(items, self.manifest.get("weights_sha256"), watermark,
+                                              signed=signer is not None)
         if out is not None:
             out = Path(out)
             walk = {**options, "interpolate": seeds, "frames": frames, "loop": loop}
@@ -216,4 +226,7 @@ class GenerativeModel:
 
 def load(folder: str | Path, device: str = "auto") -> GenerativeModel:
     """Rebuild an exported model from its folder (config.json, model.safetensors, manifest.json)."""
-    return GenerativeModel(Path(folder), device)
+    folder = Path(folder)
+    if not (folder / "model.safetensors").exists() and (folder / "model" / "model.safetensors").exists():
+        raise CheckpointError(f"{folder} is a run folder; its exported model is {folder / 'model'}")
+    return GenerativeModel(folder, device)

@@ -12,7 +12,7 @@ from .. import io
 from ..provenance import stamp
 from ..version import __version__
 
-ITEM_KEYS = ("file", "seed", "class", "playable", "status", "solution_moves", "repaired")
+ITEM_KEYS = ("file", "seed", "class", "playable", "status", "solution_moves", "repaired", "noisy")
 
 
 def output_signer(sign: bool, signer, out):

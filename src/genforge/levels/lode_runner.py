@@ -261,6 +261,23 @@ def playable(grid: np.ndarray, dig: bool = True, dig_while_falling: bool = False
     return got == total
 
 
+# Shipped levels are built of runs: floors of brick, ladders, bars. The share of non-empty
+# tiles equal to their right or lower neighbour, measured on KGoldrunner's 489 levels: median
+# 0.42, 5th percentile 0.22; on levels of independent tiles drawn with the same tile frequencies
+# (noise): median 0.13, at most 0.19 in 500. Below 0.2 a level reads as noise (about 4% of the
+# shipped levels fall there too: a hint for a designer, not a rule of the game).
+NOISE_BELOW = 0.2
+
+
+def structure_share(grid: np.ndarray) -> float:
+    """Share of non-empty tiles equal to their right or lower neighbour (see NOISE_BELOW)."""
+    grid = np.asarray(grid)
+    empty = LODE_RUNNER.index(".")
+    right, down = grid[:, :-1] != empty, grid[:-1] != empty
+    same = ((grid[:, :-1] == grid[:, 1:]) & right).sum() + ((grid[:-1] == grid[1:]) & down).sum()
+    return float(same / max(1, right.sum() + down.sum()))
+
+
 def legend_ok(legend: Legend) -> bool:
     """Whether a legend is this module's (tile indices above are LODE_RUNNER's)."""
     return legend.chars == LODE_RUNNER.chars

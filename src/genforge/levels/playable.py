@@ -49,7 +49,8 @@ def check_levels(items: torch.Tensor, legend: Legend, *, repair: bool = False,
                  node_budget: int | None = None) -> tuple[torch.Tensor, list[dict]]:
     """Levels uint8 [N, H, W] (repaired when asked) and per level {"playable", "status",
     "solution_moves", "repaired"}; status is solvable, unsolvable, unknown (the solver's budget
-    ran out) or malformed."""
+    ran out) or malformed. Lode Runner levels also get "noisy": built unlike any game level
+    (lode_runner.NOISE_BELOW), which reachable gold alone cannot tell."""
     grids, changed = [], []
     for grid in items.numpy():
         fixed, was_changed = repair_level(grid, legend) if repair else (grid, False)
@@ -58,4 +59,7 @@ def check_levels(items: torch.Tensor, legend: Legend, *, repair: bool = False,
     results = playability(np.stack(grids), legend, node_budget or NODE_BUDGET)
     infos = [{"playable": r["playable"], "status": r["status"], "solution_moves": r["length"],
               "repaired": c} for r, c in zip(results, changed)]
+    if legend.chars == LODE_RUNNER.chars:  # reachable gold alone says nothing of the look
+        for info, grid in zip(infos, grids):
+            info["noisy"] = lode_runner.structure_share(grid) < lode_runner.NOISE_BELOW
     return torch.from_numpy(np.stack(grids)), infos

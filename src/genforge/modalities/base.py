@@ -268,12 +268,14 @@ class Modality:
     inpaint_sigma_max: float | None = None
 
     # -- provenance and output ------------------------------------------------------------------
-    def watermark(self, items: torch.Tensor, weights_sha256: str | None,
-                  enabled: bool) -> tuple[torch.Tensor, dict]:
+    def watermark(self, items: torch.Tensor, weights_sha256: str | None, enabled: bool, *,
+                  signed: bool = True) -> tuple[torch.Tensor, dict]:
         """Items with an invisible watermark naming the model where the kind allows, and its
-        record. Default: none; provenance rests on the signed pack and the generation log."""
+        record (signed: whether the files will be signed, which the record then points to).
+        Default: none; provenance rests on the signed pack and the generation log."""
+        rests = "the signed pack and the log" if signed else "the generation log"
         return items, {"applied": False, "reason": f"{self.name} items carry no pixel watermark; "
-                       "provenance rests on the signed pack and the log"}
+                       f"provenance rests on {rests}"}
 
     has_audio: bool = False
 

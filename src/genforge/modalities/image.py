@@ -347,10 +347,10 @@ class ImageModality(Modality):
         return grid
 
 
-    def watermark(self, items: torch.Tensor, weights_sha256: str | None,
-                  enabled: bool) -> tuple[torch.Tensor, dict]:
+    def watermark(self, items: torch.Tensor, weights_sha256: str | None, enabled: bool, *,
+                  signed: bool = True) -> tuple[torch.Tensor, dict]:
         """Images of at least 128x128 carry the invisible watermark naming the model."""
-        return marking.mark_images(items, weights_sha256, enabled=enabled)
+        return marking.mark_images(items, weights_sha256, enabled=enabled, signed=signed)
 
     def encoder_input(self) -> EncoderInput:
         """Images [N, C, H, W] at any size; classifier views light, SimCLR views strong."""

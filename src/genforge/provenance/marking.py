@@ -21,9 +21,10 @@ def payload_hex(payload: int) -> str:
     return f"{payload:0{watermark.PAYLOAD_BITS // 4}x}"
 
 
-def mark_images(items: torch.Tensor, model_sha256: str | None, *,
-                enabled: bool = True) -> tuple[torch.Tensor, dict]:
-    """Watermark uint8 images [N, C, H, W]: the marked items and the record of what was done."""
+def mark_images(items: torch.Tensor, model_sha256: str | None, *, enabled: bool = True,
+                signed: bool = True) -> tuple[torch.Tensor, dict]:
+    """Watermark uint8 images [N, C, H, W]: the marked items and the record of what was done
+    (signed: whether the files will carry a C2PA manifest, which the record then points to)."""
     if not enabled:
         return items, {"applied": False, "reason": OPTED_OUT}
     if not model_sha256:
@@ -31,10 +32,10 @@ def mark_images(items: torch.Tensor, model_sha256: str | None, *,
     h, w = items.shape[-2:]
     if not watermark.fits(h, w):
         low_h, low_w = watermark.min_size()
+        rests = "the C2PA manifest and the generation log" if signed else "the generation log"
         return items, {"applied": False,
                        "reason": f"{h}x{w} images are below the watermark's minimum of "
-                                 f"{low_h}x{low_w}; provenance rests on the C2PA manifest and "
-                                 "the generation log"}
+                                 f"{low_h}x{low_w}; provenance rests on {rests}"}
     payload = payload_for(model_sha256)
     marked = torch.stack([_mark_one(item, payload) for item in items]) if len(items) else items
     return marked, {"applied": True, "method": watermark.METHOD, "version": watermark.VERSION,

@@ -1,0 +1,162 @@
+"""A new user's first hour: the right family per content kind, a real preflight, checkpoints on a
+time cadence, a hopeless --playable-only stopping early, and the small things a user notices."""
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import genforge
+from genforge import api, generation
+from genforge.cli import main
+from genforge.levels import formats, lode_runner
+from genforge.levels.playable import check_levels
+from genforge.modalities import LEVEL
+from genforge.training import loop
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TINY = ["--model-channels", "8", "--channel-mult", "1,2", "--num-blocks", "1",
+        "--attn-resolutions", "", "--batch-size", "8", "--resolution", "12",
+        "--preview-count", "4", "--sample-every", "1000", "--device", "cpu", "--progress", "none"]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """A tiny class-conditional image model, trained through the CLI."""
+    run = tmp_path_factory.mktemp("first-hour") / "run"
+    assert main(["train", "fashion-mnist-sample", "--run", str(run), "--steps", "2", *TINY]) == 0
+    return run
+
+
+@pytest.mark.parametrize("source, kind, family", [
+    ("fashion-mnist-sample", "image", "diffusion"),
+    (str(FIXTURES / "music" / "good"), "music", "discrete"),
+    (str(FIXTURES / "levels" / "sokoban"), "level", "discrete"),
+])
+def test_family_auto_is_the_one_measured_best_for_the_kind(source, kind, family):
+    config = api.resolve_config(source)
+    assert (config.data.kind, config.family) == (kind, family)
+    assert "auto" in api.family_choice(config, "auto")
+    assert api.resolve_config(source, family="gan").family == "gan"  # a choice is kept
+
+
+def test_an_option_of_another_family_says_how_to_retrain(images):
+    model = genforge.load(images / "model", device="cpu")
+    with pytest.raises(genforge.ConfigError, match="retrain with --family discrete"):
+        model.generate(1, rules=True)
+
+
+def test_a_misspelled_dataset_lists_the_names_and_suggests_one(tmp_path, capsys):
+    assert main(["train", "sokobon", "--dry-run", "--run", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'sokoban'?" in err and "bach-chorales" in err and "lode-runner" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_dry_run_is_a_preflight_that_writes_nothing(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert main(["train", "fashion-mnist-sample", "--run", str(run), "--dry-run", "--minutes",
+                 "0.5", *TINY]) == 0
+    captured = capsys.readouterr()
+    config = json.loads(captured.out)
+    assert config["family"] == "diffusion" and config["train"]["minutes"] == 0.5
+    assert "4000 image items of shape [1, 12, 12], 10 classes" in captured.err
+    assert "(new run)" in captured.err and "s a step on cpu" in captured.err
+    assert not run.exists()
+    # what training would refuse, the preflight refuses, before reading the data
+    assert main(["train", "fashion-mnist-sample", "--run", str(run), "--dry-run", *TINY]) == 2
+    assert "--steps N or --minutes M" in capsys.readouterr().err
+    assert main(["train", "fashion-mnist-sample", "--run", str(run), "--dry-run", "--steps", "1",
+                 "--family", "discrete", *TINY]) == 2
+    assert "made of symbols" in capsys.readouterr().err and not run.exists()
+
+
+def test_preflight_checks_a_run_folder_it_would_resume(images, capsys):
+    assert main(["train", "fashion-mnist-sample", "--run", str(images), "--dry-run", "--steps",
+                 "4", *TINY]) == 0
+    assert "resumes from step 2" in capsys.readouterr().err
+    assert main(["train", "fashion-mnist-sample", "--run", str(images), "--dry-run", "--steps",
+                 "4", *TINY, "--lr", "0.05"]) == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+def test_checkpoints_follow_the_clock_too(tmp_path, monkeypatch):
+    saved = []
+    real = loop.save_checkpoint
+    monkeypatch.setattr(loop, "save_checkpoint", lambda *a, **k: (saved.append(1), real(*a, **k)))
+    genforge.train("fashion-mnist-sample", tmp_path / "r", preset=None, steps=4, model_channels=8,
+                   channel_mult=(1, 2), num_blocks=1, attn_resolutions=(), batch_size=8,
+                   resolution=12, preview_count=4, device="cpu", checkpoint_every=1000,
+                   checkpoint_minutes=1e-6)
+    # the first (before step 1), one after each of the 4 steps by the clock, and the last
+    assert len(saved) == 6
+
+
+def test_a_hopeless_playable_only_stops_early_with_one_line():
+    bad = np.full((8, 8), formats.SOKOBAN.index("#"), np.uint8)  # no player: never playable
+    model = generation.GenerativeModel.__new__(generation.GenerativeModel)
+    model.modality = LEVEL.bind(formats.SOKOBAN.to_dict())
+    drawn = []
+
+    def draw(count, seeds, labels):
+        drawn.append(count)
+        return torch.from_numpy(np.stack([bad] * count))
+
+    with pytest.raises(genforge.GenforgeError, match="at this rate 10 would take about"):
+        generation.levels.check_items(model, draw(10, list(range(10)), None), list(range(10)),
+                                      None, draw, batch_size=10, repair=False,
+                                      playable_only=True)
+    assert sum(drawn) == 20 < 20 * 10  # it stopped on the evidence, not after 200 draws
+
+
+def test_info_on_a_run_folder_points_to_its_model(images, capsys):
+    assert main(["info", str(images)]) == 2
+    assert f"its exported model is {images / 'model'}" in capsys.readouterr().err
+
+
+def test_written_files_follow_the_users_umask(images, tmp_path):
+    script = (f"import genforge; m = genforge.load({str(images / 'model')!r}, device='cpu'); "
+              f"m.generate(2, sign=False, out={str(tmp_path / 'out')!r})")
+    subprocess.run([sys.executable, "-c", f"import os; os.umask(0o027); {script}"], check=True)
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "out").iterdir()}
+    assert modes == {0o640}
+
+
+def test_an_unsigned_small_image_does_not_claim_a_c2pa_manifest(images, tmp_path):
+    model = genforge.load(images / "model", device="cpu")
+    model.generate(2, sign=False, out=tmp_path / "out")
+    reason = json.loads((tmp_path / "out" / "generation.json").read_text())["watermark"]["reason"]
+    assert "generation log" in reason and "C2PA" not in reason
+
+
+def test_a_walk_passes_through_each_seeds_own_sample(images):
+    model = genforge.load(images / "model", device="cpu")
+    walk = model.interpolate([1, 7], frames=4, loop=False).int()
+    one, seven = model.generate(1, seed=1).int(), model.generate(1, seed=7).int()
+    assert (walk[0] - one[0]).abs().max() <= 1 and (walk[-1] - seven[0]).abs().max() <= 1
+
+
+def test_lode_runner_noise_is_told_apart_from_a_built_level():
+    tile = formats.LODE_RUNNER.index
+    grid = np.full((20, 28), tile("."), np.uint8)
+    grid[-1] = tile("B")               # a floor of solid ground
+    grid[10, 3:20] = tile("b")         # a platform of diggable bricks
+    grid[10:19, 20] = tile("#")        # a ladder down to the floor
+    grid[18, 1], grid[9, 5] = tile("M"), tile("G")
+    noise = np.random.default_rng(0).integers(0, formats.LODE_RUNNER.size, (20, 28)).astype(np.uint8)
+    _, infos = check_levels(torch.from_numpy(np.stack([grid, noise])), formats.LODE_RUNNER)
+    assert [i["noisy"] for i in infos] == [False, True]
+    assert lode_runner.structure_share(grid) > lode_runner.NOISE_BELOW
+
+
+def test_the_audit_of_music_counts_files_and_crops_apart():
+    record = api.audit(str(FIXTURES / "music" / "good"), bars=1, split="all", transpose=0)
+    text = api.audit_text(record)
+    assert "2 items from 1 of 1 files" in text and "by content" in text
+    assert "looked for in images only" in text
