@@ -19,7 +19,8 @@ from .evaluation import best_so_far, in_training_evaluator
 from .export import export_model
 from .families import FAMILIES, ModelSpec
 from .modalities import MODALITIES
-from .training.loop import TrainResult, check_same_run, train as run_loop
+from .training.health import check_same_run, health, recovery
+from .training.loop import TrainResult, train as run_loop
 from .training.speed import seconds_per_step
 from .training.state import CHECKPOINT_NAME, read_checkpoint_meta
 
@@ -66,7 +67,8 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
         with events.task("export", total=1, unit="model", model=str(run / "model")) as task:
             export_model(run / "model", module, spec, config, dataset=info,
                          training={"steps": state.step, "images_seen": state.images_seen,
-                                   "seconds": round(state.elapsed_s, 1)})
+                                   "seconds": round(state.elapsed_s, 1),
+                                   "health": health(state, config.family != "gan")})
             task.update(1)
         timing["export_s"] = round(time.perf_counter() - exporting, 1)
 
@@ -78,6 +80,10 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
     timing["wall_s"] = round(time.perf_counter() - started, 1)
     summary = _summary(result, config, info, dataset.report.summary(), timing["wall_s"])
     summary["timing"] = timing
+    summary["health"] = health(result.progress, config.family != "gan")
+    if summary["health"]["status"] != "ok":
+        warnings.warn(f"training was unstable: {'; '.join(summary['health']['notes'])}; look at "
+                      f"{run / 'samples'} before using the model, and consider a lower --lr")
     summary["family_choice"] = family_choice(config, family)
     summary["audit"] = auditing.short_line(audit_record)
     io.write_json(run / "summary.json", summary)
@@ -115,9 +121,12 @@ def preflight(data: str | None = None, run: str | Path = "runs/genforge", *,
     state, done = "new run", 0
     if checkpoint.exists():
         meta = read_checkpoint_meta(checkpoint)
-        check_same_run(meta, config, spec, checkpoint)
+        recovered = recovery(Path(run), meta, config)
+        check_same_run(meta, config, spec, checkpoint, recovering=recovered is not None)
         done = int(meta["progress"]["step"])
-        state = f"resumes from step {done}"
+        state = f"resumes from step {done}" + (
+            f", recovering from its divergence stop with {'; '.join(recovered['changes'])}"
+            if recovered else "")
     t = config.train
     budget: dict[str, Any] = {"steps": t.steps, "minutes": t.minutes, "done": done}
     if measure:
@@ -178,6 +187,9 @@ def summary_markdown(s: dict) -> str:
                f"{_clock(s['timing']['setup_s'])}, training with previews "
                f"{_clock(s['timing']['training_s'])}, export {_clock(s['timing'].get('export_s', 0))}\n"
                if s.get("timing") else "")
+            + (f"- health: {s['health']['status']}"
+               + (f" ({'; '.join(s['health']['notes'])})" if s['health']['notes'] else "") + "\n"
+               if s.get("health") else "")
             + (f"- audit: {s['audit']} (see {Path(s['run']) / 'audit.json'})\n" if s.get("audit") else "")
             + f"- exported model: {s['model']}\n- latest sample grid: {s['latest_samples']}\n"
             + (f"- best by {s['best']['metric']}: {s['best']['value']:.5g} at step "

@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--progress", default="bar", choices=reporters.MODES,
                         help="bar (on a terminal), jsonl (one JSON event per line on stdout, for "
                              "another program; the command's own output then goes to stderr) "
-                             "or none (default: bar)")
+                             "or none (no bars; messages such as 'resuming' still show) "
+                             "(default: bar)")
 
     p = sub.add_parser("train", help="train a model on a dataset (rerun the same command to resume)",
                        description="Train a model; rerunning the same command in the same --run "

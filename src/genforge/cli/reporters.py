@@ -68,7 +68,7 @@ class JsonlReporter:
 
 
 class NotesReporter:
-    """Where stderr is no terminal (a log file, a pipe): only the messages, one line each."""
+    """No bars (stderr is no terminal, or --progress none): only the messages, one line each."""
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
@@ -82,9 +82,10 @@ MODES = ("bar", "jsonl", "none")
 
 
 def reporter(mode: str):
-    """The reporter for --progress bar|jsonl|none; bars only where stderr is a terminal."""
+    """The reporter for --progress bar|jsonl|none: bars only where stderr is a terminal; none
+    still says what a person must know (resuming, recovering), as warnings are."""
     if mode == "jsonl":
         return JsonlReporter()
-    if mode == "bar":
-        return BarReporter() if sys.stderr.isatty() else NotesReporter()
-    return None
+    if mode == "bar" and sys.stderr.isatty():
+        return BarReporter()
+    return NotesReporter()

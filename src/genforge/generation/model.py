@@ -6,6 +6,7 @@ generation.levels as functions of the model, reached through the same object for
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ class GenerativeModel:
         self.module, self.spec, self.config, self.manifest = load_module(self.folder, self.device)
         self.modality = modality_for(self.spec)
         self.family = FAMILIES[self.config.family]
+        health = self.manifest.get("training", {}).get("health") or {}
+        if health.get("status", "ok") != "ok":
+            warnings.warn(f"{self.folder}: this model's training was unstable ("
+                          f"{'; '.join(health.get('notes', []))}); its samples may be noise")
 
     @property
     def class_names(self) -> list[str]:

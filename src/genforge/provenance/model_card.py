@@ -67,6 +67,15 @@ def _front_matter(config: dict, manifest: dict, records: list[dict], name: str) 
     return "\n".join(lines)
 
 
+def _health_line(health: dict | None) -> str:
+    """How training went: rollbacks after divergence, an unstable end, recoveries."""
+    if health is None:
+        return "- health: not recorded (exported before genforge recorded it)"
+    notes = "; ".join(health["notes"]) or "no rollbacks, no divergence"
+    flag = "**unstable**: " if health["status"] != "ok" else "ok: "
+    return f"- health: {flag}{notes}"
+
+
 def model_card(folder: str | Path) -> str:
     """The model card text for an exported model folder."""
     folder = Path(folder)
@@ -101,7 +110,8 @@ def model_card(folder: str | Path) -> str:
               f"`{manifest['config_hash']}`",
               f"- network: " + ", ".join(f"{k} {v}" for k, v in network.items()),
               f"- optimisation: batch {run['train']['batch_size']}, lr {run['train']['lr']}, "
-              f"EMA {run['train']['ema_decay']}, augmentation {run['augment']['augment']}", "",
+              f"EMA {run['train']['ema_decay']}, augmentation {run['augment']['augment']}",
+              _health_line(training.get("health")), "",
               "## Evaluation", ""]
     if records:
         parts += ["| metric | value | 95% interval | extractor | samples vs reference | protocol |",

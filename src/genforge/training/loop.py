@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import math
 import signal
-import statistics
 import time
 import warnings
-from collections import deque
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -22,11 +20,13 @@ from pathlib import Path
 import torch
 
 from .. import io, progress as events
-from ..config import RunConfig, config_from_dict
-from ..errors import CheckpointError, ConfigError, GenforgeError
+from ..config import RunConfig
+from ..errors import ConfigError
 from ..families import Family, ModelSpec
 from ..modalities import Dataset, Modality
 from .ema import EMA
+from .health import (DIVERGED, MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, LossWatch, TrainingDiverged,
+                     check_same_run, mark_diverged, recovery)
 from .state import (CHECKPOINT_NAME, DataStream, Progress, load_checkpoint, read_checkpoint_meta,
                     save_checkpoint)
 from .devices import autocast_dtype, resolve_device
@@ -39,34 +39,6 @@ def lr_factor(t, step: int, done: float) -> float:
     if t.lr_schedule == "cosine":
         return warm * 0.5 * (1 + math.cos(math.pi * done))
     return warm
-
-
-class TrainingDiverged(GenforgeError):
-    """The loss became NaN or infinite (or exploded) and rolling back did not help."""
-
-
-MAX_ROLLBACKS = 3          # after this many rollbacks in one run, stop with an error
-ROLLBACK_LR_FACTOR = 0.5   # each rollback halves the learning rate
-EXPLODED = 1000.0          # a loss this many times its recent median counts as an explosion
-
-
-class LossWatch:
-    """Per-phase recent |loss| history: says when a loss is NaN/Inf or explodes."""
-
-    def __init__(self, window: int = 200, warmup: int = 50):
-        self.history: dict[str, deque] = {}
-        self.window, self.warmup = window, warmup
-
-    def problem(self, phase: str, loss: float) -> str | None:
-        if not math.isfinite(loss):
-            return f"the {phase} loss became {loss}"
-        recent = self.history.setdefault(phase, deque(maxlen=self.window))
-        if len(recent) >= self.warmup:
-            typical = statistics.median(recent)
-            if abs(loss) > EXPLODED * max(typical, 1e-3):
-                return f"the {phase} loss exploded to {loss:.4g} (recent median {typical:.4g})"
-        recent.append(abs(loss))
-        return None
 
 
 @dataclass
@@ -100,21 +72,6 @@ def _stop_requests():
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def check_same_run(meta: dict, config: RunConfig, spec: ModelSpec, path: Path) -> None:
-    """Resuming with options that change the model or the data would silently mix two runs."""
-    before = config_from_dict(meta["config"])
-    if before.family != config.family:
-        raise CheckpointError(f"{path.parent} holds a {before.family} run; it cannot be resumed "
-                              f"as {config.family}: choose a new run folder (--run)")
-    diffs = before.differences(config)
-    if diffs:
-        raise CheckpointError(f"{path.parent} holds a run with other settings ({'; '.join(diffs)}); "
-                              "rerun with the same options to resume, or choose a new run folder")
-    if meta["spec"] != spec.to_dict():
-        raise CheckpointError(f"{path.parent} was trained on data of another shape or classes "
-                              f"({meta['spec']['item_shape']} vs {list(spec.item_shape)})")
 
 
 def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, modality: Modality,
@@ -157,9 +114,18 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     checkpoint = run_dir / CHECKPOINT_NAME
     progress = Progress()
     if checkpoint.exists():
-        check_same_run(read_checkpoint_meta(checkpoint), config, spec, checkpoint)
+        meta = read_checkpoint_meta(checkpoint)
+        recovered = recovery(run_dir, meta, config)
+        check_same_run(meta, config, spec, checkpoint, recovering=recovered is not None)
         progress = load_checkpoint(checkpoint, model=model, ema=ema.module, optimizers=optimizers,
                                    generator=generator)
+        if recovered:  # a deliberate rerun after a divergence stop: recorded, and fresh chances
+            progress.recoveries.append({**recovered, "rollbacks_before": progress.rollbacks})
+            progress.rollbacks, progress.lr_scale = 0, 1.0
+            (run_dir / DIVERGED).unlink()
+            events.note("train", f"recovering {run_dir} from its divergence stop at step "
+                        f"{recovered['after_step']} with {'; '.join(recovered['changes'])}",
+                        step=progress.step)
         saved = checkpoint.stat().st_mtime
         events.note("train", f"resuming {run_dir} from step {progress.step} (saved "
                     f"{time.strftime('%H:%M', time.localtime(saved))}, "
@@ -278,10 +244,12 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         """Restore the last checkpoint and lower the learning rate, or give up with an error."""
         nonlocal stream
         if progress.rollbacks >= MAX_ROLLBACKS:
-            raise TrainingDiverged(
-                f"{problem} at step {progress.step} after {progress.rollbacks} rollbacks with a "
-                "lower learning rate; the last checkpoint is kept: lower --lr or raise "
-                "--warmup-steps and rerun")
+            message = (f"{problem} at step {progress.step} after {progress.rollbacks} rollbacks "
+                       "with a lower learning rate; the last good checkpoint is kept: lower --lr "
+                       "or raise --warmup-steps and rerun in the same folder (it continues from "
+                       "there, and the recovery is recorded)")
+            mark_diverged(run_dir, progress.step, progress.rollbacks, message)
+            raise TrainingDiverged(message)
         failed_at, spent = progress.step, progress.elapsed_s
         restored = load_checkpoint(checkpoint, model=model, ema=ema.module,
                                    optimizers=optimizers, generator=generator)
@@ -341,6 +309,9 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                         for key, value in record.items():
                             if key not in ("step", "images_seen", "elapsed_s"):
                                 writer.add_scalar(key, value, progress.step)
+                    if "loss" in record:
+                        progress.window_loss = record["loss"]
+                        progress.best_loss = min(progress.best_loss or math.inf, record["loss"])
                     bar.update(progress.step, images_per_s=round(record["images_per_s"], 1),
                                training_s=round(progress.elapsed_s, 1),
                                **{k: v for k, v in record.items() if k.startswith("loss")})

@@ -6,7 +6,7 @@ crash while writing leaves the previous checkpoint intact.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,9 @@ class Progress:
     last_loss: float | None = None
     lr_scale: float = 1.0   # lowered by each rollback after a divergence
     rollbacks: int = 0
+    best_loss: float | None = None    # the lowest logged (window-mean) loss of the first phase
+    window_loss: float | None = None  # the newest logged one
+    recoveries: list = field(default_factory=list)  # reruns that recovered a divergence stop
 
 
 def _optimizer_tensors(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
