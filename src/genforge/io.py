@@ -88,7 +88,13 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     """safetensors file with JSON metadata under the key 'genforge', written atomically."""
     tensors = {k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}
     meta = {"genforge": json.dumps(metadata, sort_keys=True)}
-    return write_with(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    try:
+        return write_with(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    except Exception as err:  # safetensors reports a full disk as its own error type
+        if not isinstance(err, OSError) and "No space left" not in str(err):
+            raise
+        raise CheckpointError(f"{path}: could not be written ({' '.join(str(err).split())[:160]});"
+                              " the previous version is kept: free some space and rerun") from None
 
 
 def load_tensors(path: Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:

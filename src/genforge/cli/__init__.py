@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genforge: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # the disk, a permission, a path: the user's to fix, in one line
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"genforge: error: {err.strerror or err}{where}; files written before it are "
+              "complete (every file is written whole or not at all)", file=sys.stderr)
+        return 2
     except Exception as err:  # the last line of defence: one line, the traceback in a file
         where = _log_traceback()
         reason = " ".join(str(err).split())[:200]

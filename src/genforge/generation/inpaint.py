@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from .outputs import output_signer, write_outputs
+from .outputs import check_output, output_signer, write_outputs
 
 
 def inpaint_file(model, path: str | Path, *, n: int, seed: int, params: dict[str, Any],
@@ -31,8 +31,10 @@ def inpaint_file(model, path: str | Path, *, n: int, seed: int, params: dict[str
         raise ConfigError(f"--wav renders music; this model makes {m.name} items")
     if repair and not m.has_checks:
         raise ConfigError(f"--repair is for level models; this model makes {m.name} items")
-    signer = output_signer(sign, signer, out)
     given, mask = m.read_given(path, model.spec.item_shape, **(how or {}))
+    if out is not None:
+        check_output(out, n, tuple(given.shape))
+    signer = output_signer(sign, signer, out)
     spec = model.spec_for(tuple(given.shape))
     options = model.sampling(inpainting=True, spec=spec, **(sampling or {}))
     seeds = list(range(seed, seed + n))

@@ -21,7 +21,7 @@ from ..modalities import modality_for
 from ..sampling import SeededNoise
 from ..training.devices import resolve_device
 from . import copies, levels, music
-from .outputs import output_signer, write_gif, write_outputs
+from .outputs import check_output, output_signer, write_gif, write_outputs
 from .sampling import generate_items, slerp
 
 
@@ -121,6 +121,8 @@ class GenerativeModel:
         seeds = list(range(seed, seed + n))
         labels = self.class_labels(n, class_label, seeds)
         options = self.sampling(spec=spec, **sampling)
+        if out is not None:
+            check_output(out, n, spec.item_shape)
         signer = output_signer(sign, signer, out)
         draw = lambda count, seeds, labels: generate_items(  # noqa: E731
             self.family, self.module, spec, self.config, count, seed=0, seeds=seeds,
@@ -156,6 +158,8 @@ class GenerativeModel:
         if frames < 1:
             raise ConfigError(f"frames must be at least 1, got {frames}")
         options = self.sampling(**sampling)
+        if out is not None:
+            check_output(out, frames * len(seeds) + 1, self.spec.item_shape)
         signer = output_signer(sign, signer, out)
         if options.get("sampler") in ("euler-ancestral",):
             raise ConfigError("interpolation needs a deterministic sampler; euler-ancestral adds "
