@@ -127,7 +127,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, small_data, mo
         raise OSError("disk full")
 
     monkeypatch.setattr(io, "save_file", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointError, match="could not be written \\(disk full\\); the previous"):
         run(tmp_path, "a", small_data, steps=6)
     assert (tmp_path / "a" / CHECKPOINT_NAME).read_bytes() == before
     assert not [p for p in (tmp_path / "a").iterdir() if p.name.endswith(".tmp")]
