@@ -10,7 +10,7 @@ import pytest
 import genforge
 from genforge.cli import main
 from genforge.families import FAMILIES
-from genforge.training.health import DIVERGED, TrainingDiverged
+from genforge.training.health import DIVERGED
 
 TINY = dict(preset=None, model_channels=8, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(),
             batch_size=8, resolution=12, preview_count=4, sample_every=1000, log_every=1,

@@ -15,23 +15,19 @@ import torch
 import genforge
 from genforge import api, generation
 from genforge.cli import main
+from tiny import TINY, train_tiny
 from genforge.levels import formats, lode_runner
 from genforge.levels.playable import check_levels
 from genforge.modalities import LEVEL
 from genforge.training import loop
 
 FIXTURES = Path(__file__).parent / "fixtures"
-TINY = ["--model-channels", "8", "--channel-mult", "1,2", "--num-blocks", "1",
-        "--attn-resolutions", "", "--batch-size", "8", "--resolution", "12",
-        "--preview-count", "4", "--sample-every", "1000", "--device", "cpu", "--progress", "none"]
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     """A tiny class-conditional image model, trained through the CLI."""
-    run = tmp_path_factory.mktemp("first-hour") / "run"
-    assert main(["train", "fashion-mnist-sample", "--run", str(run), "--steps", "2", *TINY]) == 0
-    return run
+    return train_tiny(tmp_path_factory.mktemp("first-hour") / "run")
 
 
 @pytest.mark.parametrize("source, kind, family", [

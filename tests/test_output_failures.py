@@ -12,19 +12,15 @@ import pytest
 import genforge
 from genforge import io
 from genforge.cli import main
+from tiny import TINY, train_tiny
 from genforge.generation import outputs
 from genforge.training.state import CHECKPOINT_NAME
 
-TINY = ["--model-channels", "8", "--channel-mult", "1,2", "--num-blocks", "1",
-        "--attn-resolutions", "", "--batch-size", "8", "--resolution", "12",
-        "--preview-count", "4", "--sample-every", "1000", "--device", "cpu", "--progress", "none"]
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    run = tmp_path_factory.mktemp("outputs") / "run"
-    assert main(["train", "fashion-mnist-sample", "--run", str(run), "--steps", "2", *TINY]) == 0
-    return run / "model"
+    return train_tiny(tmp_path_factory.mktemp("outputs") / "run") / "model"
 
 
 def full_disk_after(monkeypatch, writes: int, suffix: str = "") -> None:
@@ -72,8 +68,7 @@ def test_a_disk_that_fills_mid_way_records_what_was_written(model, tmp_path, mon
 
 
 def test_a_full_disk_while_training_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
-    run = tmp_path / "run"
-    assert main(["train", "fashion-mnist-sample", "--run", str(run), "--steps", "2", *TINY]) == 0
+    run = train_tiny(tmp_path / "run")
     before = (run / CHECKPOINT_NAME).read_bytes()
     full_disk_after(monkeypatch, 0, suffix=".safetensors")  # the checkpoint is the first to fail
     assert main(["train", "fashion-mnist-sample", "--run", str(run), "--steps", "4",

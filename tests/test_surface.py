@@ -13,13 +13,11 @@ import pytest
 import genforge
 from genforge import api, progress
 from genforge.cli import main
+from tiny import TINY
 from genforge.families import FAMILIES
 from genforge.families.diffusion import DiffusionSampling
 from genforge.options import between, option
 
-TINY = ["--model-channels", "8", "--channel-mult", "1,2", "--num-blocks", "1",
-        "--attn-resolutions", "", "--batch-size", "8", "--resolution", "12",
-        "--preview-count", "4", "--sample-every", "1000", "--device", "cpu"]
 
 
 def jsonl(text: str) -> list[dict]:
@@ -36,7 +34,7 @@ def trained(tmp_path_factory):
     try:
         with contextlib.redirect_stdout(out):
             code = main(["train", "fashion-mnist-sample", "--run", str(run), "--steps", "3",
-                         "--progress", "jsonl", *TINY])
+                         *TINY, "--progress", "jsonl"])
     finally:
         env.undo()
     assert code == 0
@@ -63,7 +61,7 @@ def test_train_progress_streams_as_json_lines(trained):
 def test_a_rerun_says_it_resumes_and_continues_from_the_step(trained, capsys):
     run, _ = trained
     assert main(["train", "fashion-mnist-sample", "--run", str(run), "--steps", "5",
-                 "--progress", "jsonl", *TINY]) == 0
+                 *TINY, "--progress", "jsonl"]) == 0
     events = jsonl(capsys.readouterr().out)
     notes = [e for e in events if e["status"] == "note" and e["task"] == "train"]
     assert len(notes) == 1 and notes[0]["message"].startswith(f"resuming {run} from step 3 (saved ")

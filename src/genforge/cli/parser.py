@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-data", default=None,
                    help="training data for --reject-copies (default: the model's own)")
     p.add_argument("--class", dest="class_label", default=None,
-                   help="class index or name (default: cycle through the classes; 'none': unconditional)")
+                   help="class index or name (default: seed s draws class s mod K, so the samples "
+                        "cycle through the classes; 'none': unconditional)")
     p.add_argument("--no-watermark", dest="watermark", action="store_false",
                    help="leave images without the invisible watermark (recorded in the log)")
     p.add_argument("--bars", type=int, default=None,
