@@ -22,3 +22,12 @@ def one_thread():
 
 # Signing keys that generation creates on first use go to a throwaway folder, never the user's.
 os.environ["GENFORGE_KEYS"] = tempfile.mkdtemp(prefix="genforge-test-keys-")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_keys():
+    """The development keys made once, up front: whichever test signs first would otherwise
+    print the first-use warning, and tests that count the lines a command prints would depend
+    on the order xdist runs them in."""
+    from genforge.provenance import keys
+    keys.init_keys(os.environ["GENFORGE_KEYS"], force=True)

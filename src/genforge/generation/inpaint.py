@@ -27,10 +27,7 @@ def inpaint_file(model, path: str | Path, *, n: int, seed: int, params: dict[str
     if model.family.inpainting is None:
         raise ConfigError(f"a {model.family.name} model cannot be given part of an item to "
                           "complete: use a diffusion or discrete model")
-    if audio and not m.has_audio:
-        raise ConfigError(f"--wav renders music; this model makes {m.name} items")
-    if repair and not m.has_checks:
-        raise ConfigError(f"--repair is for level models; this model makes {m.name} items")
+    m.require(audio=audio, checks="--repair" if repair else None)
     given, mask = m.read_given(path, model.spec.item_shape, **(how or {}))
     if out is not None:
         check_output(out, n, tuple(given.shape))

@@ -112,11 +112,8 @@ class GenerativeModel:
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         m = self.modality
-        if audio and not m.has_audio:
-            raise ConfigError(f"--wav renders music; this model makes {m.name} items")
-        if (repair or playable_only) and not m.has_checks:
-            raise ConfigError(f"--repair and --playable-only are for level models; this model "
-                              f"makes {m.name} items")
+        m.require(audio=audio, checks="--repair and --playable-only" if repair or playable_only
+                  else None)
         spec = self.spec if bars is None else self.spec_for(m.resized(self.spec.item_shape, bars))
         seeds = list(range(seed, seed + n))
         labels = self.class_labels(n, class_label, seeds)

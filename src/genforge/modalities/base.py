@@ -158,6 +158,14 @@ class Modality:
     family: str = "diffusion"            # the family measured best for this kind (--family auto)
     sampling_presets: tuple[SamplingPreset, ...] = ()
 
+    def require(self, *, audio: bool = False, checks: str | None = None) -> None:
+        """Refuse, in one line and before any work, what a caller asks of this kind that it does
+        not offer: audio (--wav), or checks (named by the flags that asked, e.g. --repair)."""
+        if audio and not self.has_audio:
+            raise ConfigError(f"--wav renders music; this model makes {self.name} items")
+        if checks and not self.has_checks:
+            raise ConfigError(f"{checks} are for level models; this model makes {self.name} items")
+
     # -- required -------------------------------------------------------------------------------
     def open(self, data_config) -> Dataset:
         """Read the dataset the config names; raise DataError with a one-line message when it can't."""
