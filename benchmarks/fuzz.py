@@ -238,6 +238,12 @@ def _pos(rng: random.Random, data: bytes) -> int:
     return rng.randrange(len(data) + 1)
 
 
+def _times(piece, wanted: int) -> int:
+    """At most `wanted` copies of piece, and no more than fit in MAX_INPUT: a mutation must never
+    be what exhausts the fuzzer's own memory (a 4 MB line widened 3,000 times once did)."""
+    return max(1, min(wanted, MAX_INPUT // max(1, len(piece))))
+
+
 def flip_bits(rng, data, _):
     out = bytearray(data)
     for _ in range(rng.choice((1, 1, 2, 4, 8))):
@@ -269,7 +275,7 @@ def repeat_chunk(rng, data, _):
     a = rng.randrange(len(data))
     chunk = data[a:a + rng.randint(1, 64)]
     at = _pos(rng, data)
-    return data[:at] + chunk * rng.choice((2, 16, 300, 5000)) + data[at:]
+    return data[:at] + chunk * _times(chunk, rng.choice((2, 16, 300, 5000))) + data[at:]
 
 
 def delete_chunk(rng, data, _):
@@ -309,14 +315,14 @@ def _lines(text):
 def _repeat_line(rng, text):
     lines = _lines(text)
     k = rng.randrange(len(lines))
-    lines[k:k + 1] = [lines[k]] * rng.choice((2, 40, 300, 3000))
+    lines[k:k + 1] = [lines[k]] * _times(lines[k] + "\n", rng.choice((2, 40, 300, 3000)))
     return "\n".join(lines)
 
 
 def _widen_line(rng, text):
     lines = _lines(text)
     k = rng.randrange(len(lines))
-    lines[k] = lines[k] * rng.choice((2, 10, 300, 3000))
+    lines[k] = lines[k] * _times(lines[k], rng.choice((2, 10, 300, 3000)))
     return "\n".join(lines)
 
 
@@ -761,6 +767,7 @@ class Outcome:
     seconds: float = 0.0
     rss_mib: float = 0.0     # peak resident memory of the child
     growth_mib: float = 0.0  # ... above its resident memory when it started (0: unknown)
+    result: dict = field(default_factory=dict, repr=False)  # what the child sent back
 
 
 def _vm_bytes(field_: str = "VmSize") -> int:
@@ -807,50 +814,59 @@ def attempt(target: Target, case: Case, seconds: float = 10.0, memory_mib: int =
             (folder / name).write_bytes(data)
         path = folder / case.seed
         path.write_bytes(case.data)
-        read, write = os.pipe()
-        started = time.monotonic()
-        pid = os.fork()
-        if pid == 0:  # the child: never returns into the caller
-            try:
-                os.close(read)
-                os.setpgid(0, 0)  # its own group, so a hang's helpers die with it
-                null = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(null, 1)
-                os.dup2(null, 2)
-                limit = _vm_bytes() + (memory_mib << 20)
-                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-                start = _vm_bytes("VmRSS")
-                result = {**_classify(target, folder, path, case.variant), "start": start}
-                os.write(write, json.dumps(result).encode())
-            finally:
-                os._exit(0)
-        os.close(write)
-        chunks, hung = [], False
-        while True:
-            left = started + seconds - time.monotonic()
-            ready = select.select([read], [], [], max(0.0, left))[0] if left > 0 else []
-            if not ready:
-                hung = True
-                break
-            chunk = os.read(read, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        if hung:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        _, status, usage = os.wait4(pid, 0)
-        elapsed = time.monotonic() - started
-        os.close(read)
+        return run_limited(lambda: _classify(target, folder, path, case.variant), seconds,
+                           memory_mib)
+
+
+def run_limited(fn: Callable[[], dict], seconds: float = 10.0, memory_mib: int = 2048) -> Outcome:
+    """fn() -> {"kind": ..., ...} (JSON) in a forked child given `seconds` of wall time and
+    `memory_mib` more address space; a hang, a signal or no answer is an Outcome too. What fn
+    returned is in Outcome.result."""
+    read, write = os.pipe()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the caller
+        try:
+            os.close(read)
+            os.setpgid(0, 0)  # its own group, so a hang's helpers die with it
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            limit = _vm_bytes() + (memory_mib << 20)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            start = _vm_bytes("VmRSS")
+            result = {**fn(), "start": start}
+            os.write(write, json.dumps(result).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    chunks, hung = [], False
+    while True:
+        left = started + seconds - time.monotonic()
+        ready = select.select([read], [], [], max(0.0, left))[0] if left > 0 else []
+        if not ready:
+            hung = True
+            break
+        chunk = os.read(read, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    if hung:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _, status, usage = os.wait4(pid, 0)
+    elapsed = time.monotonic() - started
+    os.close(read)
     try:
         result = json.loads(b"".join(chunks))
     except ValueError:
         result = None
     rss = usage.ru_maxrss / 1024
     start = (result or {}).get("start", 0) / 2 ** 20
-    common = dict(seconds=elapsed, rss_mib=rss, growth_mib=max(0.0, rss - start) if start else 0.0)
+    common = dict(seconds=elapsed, rss_mib=rss, growth_mib=max(0.0, rss - start) if start else 0.0,
+                  result=result or {})
     if hung:
         return Outcome("hang", f"still running after {seconds:g} s", **common)
     if os.WIFSIGNALED(status):
@@ -876,6 +892,9 @@ def warm_up(targets: list[Target]) -> None:
 
 # ---- the long run --------------------------------------------------------------------------
 
+BIG_MIB = 1024  # an input that makes a reader grow by this much counts as a memory blow-up
+
+
 @dataclass
 class Tally:
     counts: Counter = field(default_factory=Counter)
@@ -883,6 +902,7 @@ class Tally:
     slowest: float = 0.0
     peak_mib: float = 0.0
     growth_mib: float = 0.0
+    big: int = 0  # inputs that grew the reader by BIG_MIB or more
 
 
 def fuzz_reader(target: Target, minutes: float, seed: int, seconds: float, memory_mib: int,
@@ -897,6 +917,7 @@ def fuzz_reader(target: Target, minutes: float, seed: int, seconds: float, memor
         tally.slowest = max(tally.slowest, outcome.seconds)
         tally.peak_mib = max(tally.peak_mib, outcome.rss_mib)
         tally.growth_mib = max(tally.growth_mib, outcome.growth_mib)
+        tally.big += outcome.growth_mib >= BIG_MIB
         if outcome.kind in ("crash", "hang"):
             key = outcome.where or outcome.detail[:60] if outcome.kind == "crash" else "hang"
             tally.classes[key] += 1
@@ -915,14 +936,15 @@ def fuzz_reader(target: Target, minutes: float, seed: int, seconds: float, memor
 def print_table(rows: list[tuple[str, Tally]], base_mib: float) -> None:
     print(f"\nparent RSS: {base_mib:.0f} MiB; a child's peak counts the pages it shares with it "
           "once touched, 'growth' is the peak less the child's RSS at its start\n")
-    print("| reader | inputs | loaded | clean errors | skips | crashes (classes) | hangs | slowest s | peak MiB | growth MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| reader | inputs | loaded | clean errors | skips | crashes (classes) | hangs | slowest s "
+          f"| peak MiB | growth MiB | inputs >= {BIG_MIB} MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, t in rows:
         c = t.counts
         crash_classes = len([k for k in t.classes if k != "hang"])
         print(f"| {name} | {sum(c.values())} | {c['loaded']} | {c['error']} | {c['skipped']} | "
               f"{c['crash']} ({crash_classes}) | {c['hang']} | {t.slowest:.1f} | {t.peak_mib:.0f} | "
-              f"{t.growth_mib:.0f} |")
+              f"{t.growth_mib:.0f} | {t.big} |")
     for name, t in rows:
         for key, n in t.classes.most_common():
             print(f"  {name}: {n} x {key}")
