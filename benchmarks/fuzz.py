@@ -3,7 +3,8 @@ line, or be skipped with a reason; never crash, hang or take large memory (issue
 
     PYTHONPATH=src python benchmarks/fuzz.py --minutes 5                  # each reader, 5 minutes
     PYTHONPATH=src python benchmarks/fuzz.py --minutes 1 --reader xsb --reader midi
-    PYTHONPATH=src python benchmarks/fuzz.py --replay runs/fuzz/xsb-crash-3.xsb --reader xsb
+    PYTHONPATH=src python benchmarks/fuzz.py --reader humdrum --case 25   # replay one CI case
+    PYTHONPATH=src python benchmarks/fuzz.py --reader xsb --replay runs/fuzz/xsb-crash-3.xsb
 
 Inputs are mutations of small seeds made here (images drawn with numpy, SATB music written with
 genforge's own writers, hand-made levels, the legends and an exported model config from
@@ -11,18 +12,21 @@ tests/fixtures): bit flips, truncations, insertions, interesting numbers (huge, 
 digits), deep nesting, repeated lines, and format-aware edits (PNG/JPEG/BMP headers with their
 checksums fixed, MIDI division and delta times, JSON values, safetensors and IDX headers). Each
 input runs in a forked child limited to --seconds of wall time and --memory MiB of address space
-above the parent's, and ends as one of:
+above its own start, and ends as one of:
 
     loaded    the reader returned it
     error     a genforge error (GenforgeError) of one line naming the file or folder
     skipped   the reader left it out and said why (its report)
     crash     any other exception, a multi-line error, an error that names no file, a signal
-    hang      still running after --seconds (the child is killed)
+    hang      still running after --seconds, or after the reader's own budget plus 2 s where it
+              has one (music: music.corpus.parse_seconds, which grows with the file's size)
 
-Crashes are grouped into classes by exception type and the innermost genforge line; each crash
-and hang is saved under --out with its recipe. The table gives per reader the inputs tried, the
-outcomes, the slowest input and the peak resident memory of one input (absolute, and above the
-parent's at the fork). tests/test_fuzz.py runs a fixed seeded sample of the same targets in CI.
+Crashes are grouped into classes by exception type and the innermost genforge line; a few inputs
+of each class, and of hangs, are saved under --out with their recipes. The table gives per reader
+the inputs tried, the outcomes, the inputs slower than --seconds but within the reader's budget,
+the slowest input, and memory: the largest peak RSS of one child (pages it shares with this
+process count once touched), its growth over the child's RSS at its start, and how many inputs
+grew a reader by 1 GiB or more. tests/test_fuzz.py runs the first cases of each reader in CI.
 """
 from __future__ import annotations
 
@@ -545,6 +549,7 @@ class Target:
     run: Callable[[Path, Path, int], str]      # (folder, input file, variant) -> loaded/skipped
     companions: Callable[[], dict[str, bytes]] = dict   # fixed files beside the input
     note: str = ""
+    budget: Callable[[Path], float] | None = None  # the reader's own time limit for an input
     _made: dict = field(default_factory=dict, repr=False)
 
     def seed_list(self) -> list[tuple[str, bytes]]:
@@ -577,6 +582,12 @@ def _music_run(folder, path, variant):
     from genforge.music import corpus
     found = corpus.read_corpus(path, ("satb", "pianoroll")[variant % 2], use_cache=False)
     return "loaded" if found.pieces else "skipped"
+
+
+def _music_budget(path: Path) -> float:
+    """music.corpus's time limit for parsing a file (its size decides it); none before it had one."""
+    from genforge.music import corpus
+    return corpus.parse_seconds(path) if hasattr(corpus, "parse_seconds") else 0.0
 
 
 def _melody_run(folder, path, variant):
@@ -688,14 +699,15 @@ TARGETS = {t.name: t for t in [
                             Mutator("jpeg_size", jpeg_size), Mutator("bmp_header", bmp_header)],
            _image_run, _good_png, "read_folder beside a good image; resolution default and 48"),
     Target("midi", midi_seeds, BYTE_MUTATORS + [Mutator("midi_edit", midi_edit)] * 3, _music_run,
-           note="read_corpus, satb and pianoroll"),
+           note="read_corpus, satb and pianoroll", budget=_music_budget),
     Target("musicxml", musicxml_seeds,
-           BYTE_MUTATORS + text_mutators(XML_TOKENS, ("<a>",)) * 2, _music_run),
+           BYTE_MUTATORS + text_mutators(XML_TOKENS, ("<a>",)) * 2, _music_run,
+           budget=_music_budget),
     Target("humdrum", humdrum_seeds, BYTE_MUTATORS + text_mutators(KERN_TOKENS, ("*^\t",)) * 2,
-           _music_run),
+           _music_run, budget=_music_budget),
     Target("melody", lambda: midi_seeds() + musicxml_seeds()[:1],
            BYTE_MUTATORS + [Mutator("midi_edit", midi_edit)] * 2, _melody_run,
-           note="harmonize.read_given (a melody to harmonise)"),
+           note="harmonize.read_given (a melody to harmonise)", budget=_music_budget),
     Target("xsb", xsb_seeds, BYTE_MUTATORS + text_mutators(XSB_TOKENS, ("2(", "(")) * 3, _xsb_run),
     Target("kgoldrunner", kgoldrunner_seeds, BYTE_MUTATORS + text_mutators(KGR_TOKENS, ("(",)) * 3,
            _kgr_run),
@@ -725,6 +737,7 @@ class Case:
     seed: str          # the seed's file name (its suffix is the input's)
     recipe: list[str]
     data: bytes
+    index: int = -1    # its place in cases(target, seed): --case replays it
 
     @property
     def variant(self) -> int:  # a reader option chosen by the bytes, so the input alone replays
@@ -733,8 +746,9 @@ class Case:
     def describe(self, limit: int = 600) -> str:
         shown = self.data[:limit]
         more = f" ... ({len(self.data)} bytes)" if len(self.data) > limit else ""
-        return (f"{self.reader} input from seed {self.seed} by {' + '.join(self.recipe) or 'none'} "
-                f"(variant {self.variant % 2}): {shown!r}{more}")
+        return (f"{self.reader} case {self.index} (replay: python benchmarks/fuzz.py --reader "
+                f"{self.reader} --case {self.index}), seed file {self.seed}, mutated by "
+                f"{' + '.join(self.recipe) or 'nothing'}, variant {self.variant % 2}: {shown!r}{more}")
 
 
 def cases(target: Target, seed: int, count: int | None = None):
@@ -746,7 +760,7 @@ def cases(target: Target, seed: int, count: int | None = None):
     for name, data in seeds:
         if count is not None and n >= count:
             return
-        yield Case(target.name, name, [], data)
+        yield Case(target.name, name, [], data, n)
         n += 1
     while count is None or n < count:
         name, data = rng.choice(seeds)
@@ -755,7 +769,7 @@ def cases(target: Target, seed: int, count: int | None = None):
             mutator = rng.choice(target.mutators)
             data = mutator.apply(rng, data, others)[:MAX_INPUT]
             recipe.append(mutator.name)
-        yield Case(target.name, name, recipe, data)
+        yield Case(target.name, name, recipe, data, n)
         n += 1
 
 
@@ -801,7 +815,8 @@ def _classify(target: Target, folder: Path, path: Path, variant: int) -> dict:
             return {"kind": "crash", "detail": f"error names no file: {text}", "where": _innermost(err)}
         return {"kind": "error", "detail": text}
     except BaseException as err:  # noqa: BLE001 - everything else is what we look for
-        return {"kind": "crash", "detail": f"{type(err).__name__}: {err}"[:500],
+        text = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        return {"kind": "crash", "detail": text[:500],
                 "where": f"{type(err).__name__} at {_innermost(err)}"}
 
 
@@ -814,6 +829,8 @@ def attempt(target: Target, case: Case, seconds: float = 10.0, memory_mib: int =
             (folder / name).write_bytes(data)
         path = folder / case.seed
         path.write_bytes(case.data)
+        if target.budget is not None:  # a reader that bounds its own time: past that, it hangs
+            seconds = max(seconds, target.budget(path) + 2)
         return run_limited(lambda: _classify(target, folder, path, case.variant), seconds,
                            memory_mib)
 
@@ -903,6 +920,7 @@ class Tally:
     peak_mib: float = 0.0
     growth_mib: float = 0.0
     big: int = 0  # inputs that grew the reader by BIG_MIB or more
+    slow: int = 0  # inputs that took longer than --seconds (within the reader's own budget)
 
 
 def fuzz_reader(target: Target, minutes: float, seed: int, seconds: float, memory_mib: int,
@@ -918,6 +936,7 @@ def fuzz_reader(target: Target, minutes: float, seed: int, seconds: float, memor
         tally.peak_mib = max(tally.peak_mib, outcome.rss_mib)
         tally.growth_mib = max(tally.growth_mib, outcome.growth_mib)
         tally.big += outcome.growth_mib >= BIG_MIB
+        tally.slow += outcome.kind != "hang" and outcome.seconds > seconds
         if outcome.kind in ("crash", "hang"):
             key = outcome.where or outcome.detail[:60] if outcome.kind == "crash" else "hang"
             tally.classes[key] += 1
@@ -936,14 +955,14 @@ def fuzz_reader(target: Target, minutes: float, seed: int, seconds: float, memor
 def print_table(rows: list[tuple[str, Tally]], base_mib: float) -> None:
     print(f"\nparent RSS: {base_mib:.0f} MiB; a child's peak counts the pages it shares with it "
           "once touched, 'growth' is the peak less the child's RSS at its start\n")
-    print("| reader | inputs | loaded | clean errors | skips | crashes (classes) | hangs | slowest s "
-          f"| peak MiB | growth MiB | inputs >= {BIG_MIB} MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| reader | inputs | loaded | clean errors | skips | crashes (classes) | hangs | slow, "
+          f"in budget | slowest s | peak MiB | growth MiB | inputs >= {BIG_MIB} MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, t in rows:
         c = t.counts
         crash_classes = len([k for k in t.classes if k != "hang"])
         print(f"| {name} | {sum(c.values())} | {c['loaded']} | {c['error']} | {c['skipped']} | "
-              f"{c['crash']} ({crash_classes}) | {c['hang']} | {t.slowest:.1f} | {t.peak_mib:.0f} | "
+              f"{c['crash']} ({crash_classes}) | {c['hang']} | {t.slow} | {t.slowest:.1f} | {t.peak_mib:.0f} | "
               f"{t.growth_mib:.0f} | {t.big} |")
     for name, t in rows:
         for key, n in t.classes.most_common():
@@ -962,6 +981,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/fuzz"),
                         help="where crashing and hanging inputs are saved")
     parser.add_argument("--replay", type=Path, help="run one saved input and print its outcome")
+    parser.add_argument("--case", type=int, help="run case N of --seed (as tests/test_fuzz.py "
+                        "numbers them), print it and its outcome")
     parser.add_argument("--list", action="store_true", help="list the readers")
     args = parser.parse_args(argv)
     if args.list:
@@ -971,6 +992,10 @@ def main(argv: list[str] | None = None) -> int:
     names = args.reader or [n for n in TARGETS]
     targets = [TARGETS[n] for n in names]
     warm_up(targets)
+    if args.case is not None:
+        case = next(c for c in cases(targets[0], args.seed) if c.index == args.case)
+        print(case.describe(), "\n", attempt(targets[0], case, args.seconds, args.memory))
+        return 0
     if args.replay:
         data = args.replay.read_bytes()
         case = Case(targets[0].name, "replay" + "".join(args.replay.suffixes[-1:]), [], data)
