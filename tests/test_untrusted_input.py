@@ -163,6 +163,7 @@ BAD_CONFIGS = {
     "item_shape of booleans": (lambda c: edit(c, "item_shape", [True, 12, 12]), "item_shape must list"),
     "2-D image shape": (lambda c: edit(c, "item_shape", [12, 12]), "does not fit image items"),
     "2 channels": (lambda c: edit(c, "item_shape", [2, 12, 12]), "does not fit image items"),
+    "2-D model_shape": (lambda c: edit(c, "model_shape", [12, 12]), "model_shape [12, 12] is not"),
     "class_names a number": (lambda c: edit(c, "class_names", 3), "class_names must list"),
     "class_names numbers": (lambda c: edit(c, "class_names", [1, 2]), "class_names must list"),
     "vocabulary a list": (lambda c: edit(c, "vocabulary", [1]), "vocabulary must be an object"),

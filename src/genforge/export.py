@@ -121,6 +121,8 @@ def check_model_config(config: Any, path: Path) -> dict:
     if rank is not None and (len(shape) != rank or firsts and shape[0] not in firsts):
         raise CheckpointError(f"{path}: item_shape {shape} does not fit {spec.modality} items "
                               f"({rank} sizes{f', the first one of {firsts}' if firsts else ''})")
+    if spec.tensor_shape is not None and len(spec.tensor_shape) != 3:  # networks are 2-D: C, H, W
+        raise CheckpointError(f"{path}: model_shape {list(spec.tensor_shape)} is not [C, H, W]")
     if spec.modality == "level" and spec.vocabulary:
         try:
             Legend.from_dict(spec.vocabulary)
