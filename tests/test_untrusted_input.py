@@ -126,6 +126,10 @@ def test_read_json_is_bounded_in_size_and_depth(tmp_path):
         io.read_json(tmp_path / "deep.json", "model config")
     with pytest.raises(CheckpointError, match="cannot be read"):
         io.read_json(tmp_path, "model config")
+    (tmp_path / "long.json").write_text('{"a": ' + "9" * 5000 + "}")  # past int()'s digit limit
+    with pytest.raises(CheckpointError, match=r"long.json: model config is not valid JSON "
+                                              r"\(Exceeds the limit \(4300 digits\)"):
+        io.read_json(tmp_path / "long.json", "model config")
 
 
 # ---- exported model configs ----------------------------------------------------------------------

@@ -77,7 +77,7 @@ def read_json(path: Path, what: str = "file", *, max_bytes: int = JSON_MAX_BYTES
     too_deep = f"{path}: {what} nests lists or objects more than {JSON_MAX_DEPTH} deep"
     try:
         value = json.loads(data.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except ValueError as err:  # bad JSON or UTF-8, or a number past Python's 4,300 digits
         raise error(f"{path}: {what} is not valid JSON ({err})") from None
     except RecursionError:  # the parser recurses once per level
         raise error(too_deep) from None
