@@ -95,7 +95,7 @@ def fit_square(img: Image.Image, resolution: int, fit: str) -> Image.Image:
         left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
         if size[0] * size[1] > MAX_ASPECT * resolution ** 2:
             # Resample only the box of the source that lands in the square. Not the usual path:
-            # Pillow's two passes then round in another order, so pixels differ by a few levels.
+            # Pillow then rounds between its two passes differently, and pixels would change.
             sx, sy = w / size[0], h / size[1]
             box = (left * sx, top * sy, (left + resolution) * sx, (top + resolution) * sy)
             return img.resize((resolution, resolution), Image.Resampling.LANCZOS, box=box)
