@@ -102,7 +102,7 @@ def test_fit_square_keeps_its_pixels_for_ordinary_images():
 # ---- music ---------------------------------------------------------------------------------------
 
 def long_note_midi(path: Path) -> Path:
-    """One note 0x0FFFFFFF ticks long: 37 bytes that kept music21 busy for over 200 s."""
+    """One note 0x0FFFFFFF ticks long: 37 bytes that kept music21 busy for over a minute (1.2 GB)."""
     midi = mido.MidiFile(type=0, ticks_per_beat=480)
     midi.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, velocity=80, time=0),
                                        mido.Message("note_off", note=60, time=0x0FFFFFFF)]))

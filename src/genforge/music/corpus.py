@@ -5,28 +5,25 @@ Each readable piece becomes a `Piece` (name, integer grid [rows, T], the steps w
 start). Files that are not music, have no notes, are not in 4/4, or (for SATB) are not strictly
 four monophonic parts are skipped with a reason, never raised. Every file is parsed in a forked
 child with a time budget (by its size) and a memory limit, so no upload can hang or exhaust the
-process (see "bounded parsing"). music21 is slow (the 400-odd
-chorales take minutes), so the pieces are cached as one .npz under $GENFORGE_CACHE/music (or
-~/.cache/genforge/music), keyed by the music21 version, the representation and the file list.
+process (music.bounded). music21 is slow (the 400-odd chorales take half a minute), so the
+pieces are cached as one .npz under $GENFORGE_CACHE/music (or ~/.cache/genforge/music), keyed by
+the music21 version, the representation and the file list.
 """
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
-import math
 import os
-import select
-import signal
 import time
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 
 from .. import io
 from . import representation as rep
+from .bounded import Unreadable
+from .bounded import run as bounded_run
 
 EXTENSIONS = (".mid", ".midi", ".mxl", ".xml", ".musicxml", ".krn")
 BACH = "bach-chorales"
@@ -217,14 +214,7 @@ def _reason(error: Exception) -> str:
     return f"not readable music ({type(error).__name__}{': ' + text if text else ''})"
 
 
-# ---- bounded parsing -------------------------------------------------------------------------
-# music21 parses without a bound on time or memory: a 1.8 KB MIDI holding one note 0x0FFFFFFF
-# ticks long ran for over 200 s. Each file is parsed in a forked child with a time budget and an
-# address-space limit; what it sends back is arrays (npz bytes through a pipe, never a pickle).
-
-class Unreadable(Exception):
-    """A file that is not readable music, could not be parsed in its budget, or killed its parser."""
-
+# ---- bounded parsing (music.bounded runs it in a child) -----------------------------------------
 
 MAX_QUARTERS = 16_384   # 4,096 bars of 4/4 (2 h at 120 bpm); a roll is then 88 x 65,536 bytes
 PARSE_MEMORY = 1 << 30  # address space a parse may add to the process's
@@ -238,6 +228,14 @@ def parse_seconds(path: Path) -> float:
     """The time a file may take to parse: PARSE_SECONDS plus its size at the rates above."""
     rate = SECONDS_PER_KB.get(path.suffix.lower(), OTHER_SECONDS_PER_KB)
     return min(MAX_PARSE_SECONDS, PARSE_SECONDS + rate * path.stat().st_size / 1024)
+
+
+def bounded(work, path: Path) -> dict[str, np.ndarray]:
+    """work(path) -> arrays in a child given parse_seconds(path) and PARSE_MEMORY (bounded.run);
+    Skip comes back as Skip, anything else as Unreadable."""
+    import mido  # noqa: F401 - imported once here, not again in every child
+    from music21 import converter  # noqa: F401
+    return bounded_run(work, path, parse_seconds(path), PARSE_MEMORY, Skip)
 
 
 def parse_bounded(path: Path):
@@ -265,100 +263,6 @@ def _check_midi(path: Path) -> None:
     if ticks / midi.ticks_per_beat > MAX_QUARTERS:
         raise Skip(f"lasts {ticks / midi.ticks_per_beat:,.0f} quarter notes; at most "
                    f"{MAX_QUARTERS:,}")
-
-
-def bounded(work, path: Path) -> dict[str, np.ndarray]:
-    """work(path) -> arrays, run in a forked child limited to parse_seconds(path) and
-    PARSE_MEMORY; its Skip comes back as Skip, anything else as Unreadable with the reason."""
-    if not hasattr(os, "fork"):  # no cheap child on this platform: parse here, unbounded
-        return work(path)
-    import mido  # noqa: F401 - imported once here, not again in every child
-    from music21 import converter  # noqa: F401
-    seconds = parse_seconds(path)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        _child(work, path, write, seconds)  # never returns
-    os.close(write)
-    payload = None
-    try:
-        payload = _receive(read, seconds)
-    finally:  # on a timeout (or Ctrl-C here) the child is killed, and always reaped
-        os.close(read)
-        if payload is None:
-            os.kill(pid, signal.SIGKILL)
-        status = os.waitpid(pid, 0)[1]
-    if payload is None:
-        raise Unreadable(f"took longer than {seconds:.0f} s to parse (the limit for its size)")
-    kind, body = payload[:1], payload[1:]
-    if kind == b"A":
-        with np.load(BytesIO(body), allow_pickle=False) as arrays:
-            return dict(arrays)
-    if kind == b"S":
-        raise Skip(body.decode())
-    if kind == b"E":
-        raise Unreadable(body.decode())
-    signalled = os.WIFSIGNALED(status) and os.WTERMSIG(status)
-    raise Unreadable(f"the parser was killed by signal {signalled}" if signalled else
-                     "the parser ended without an answer")
-
-
-def _child(work, path: Path, fd: int, seconds: float) -> None:
-    """The forked parser: limits, work, one tagged answer (A arrays, S skip, E error), exit."""
-    try:
-        # The parent's objects are not ours to collect: left in the collector's lists, every
-        # collection here walked (and copied, page by page) the parent's heap, five times slower.
-        gc.freeze()
-        import resource
-        if _address_space():
-            _limit(resource.RLIMIT_AS, _address_space() + PARSE_MEMORY)
-        _limit(resource.RLIMIT_CPU, math.ceil(seconds) + 1)  # if the parent dies, still ends
-        try:
-            buffer = BytesIO()
-            np.savez(buffer, **work(path))
-            payload = b"A" + buffer.getvalue()
-        except Skip as why:
-            payload = b"S" + str(why).encode()
-        except MemoryError:
-            payload = b"E" + f"MemoryError: needs more than {PARSE_MEMORY >> 20} MiB".encode()
-        except BaseException as e:  # noqa: BLE001 - music21 raises many types on corrupt input
-            payload = b"E" + f"{type(e).__name__}: {' '.join(str(e).split())[:200]}".encode()
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os._exit(0)
-
-
-def _limit(which: int, value: int) -> None:
-    """Lower a resource's soft limit to value (never above the hard limit, never raised)."""
-    import resource
-    soft, hard = resource.getrlimit(which)
-    caps = [v for v in (soft, hard) if v != resource.RLIM_INFINITY]
-    resource.setrlimit(which, (min([value] + caps), hard))
-
-
-def _address_space() -> int:
-    """This process's mapped address space in bytes (a fork starts with its parent's); 0 where
-    /proc is missing (then there is no memory limit: macOS does not enforce RLIMIT_AS anyway)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return 0
-
-
-def _receive(fd: int, seconds: float) -> bytes | None:
-    """Everything written to fd until the writer closes it, or None after `seconds`."""
-    deadline, chunks = time.monotonic() + seconds, []
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return None
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
 
 
 def cache_dir() -> Path:
