@@ -176,6 +176,10 @@ BAD_CONFIGS = {
                             "run_config.diffusion.sigma_data is inf"),
     "num_blocks past 64 bits": (lambda c: edit(c, "run_config.network.num_blocks", 10 ** 30),
                                 "run_config.network.num_blocks is 100000000000000000000000... (huge)"),
+    "a key with a newline": (lambda c: edit(c, "run_config.augment.augme\nt_p", 0.5),
+                             r"unknown option augment.augme\nt_p"),
+    "a number under an odd key": (lambda c: edit(c, "run_config.train.a\nb", float("nan")),
+                                  "run_config.train['a\\nb'] is nan"),
     "a level legend without tiles": (lambda c: {**c, "modality": "level", "item_shape": [10, 10],
                                                 "vocabulary": {"tiles": 5}}, "vocabulary: a legend"),
 }

@@ -83,8 +83,9 @@ def read_model_folder(folder: Path) -> tuple[dict, dict, RunConfig]:
         raise CheckpointError(f"{folder / 'manifest.json'}: a manifest is a JSON object")
     try:
         run_config = config_from_dict(model_config["run_config"])
-    except ConfigError as err:
-        raise CheckpointError(f"{path}: invalid run_config ({err})") from None
+    except ConfigError as err:  # its text may quote a key holding a newline: keep it one line
+        text = str(err).replace("\r", "\\r").replace("\n", "\\n")
+        raise CheckpointError(f"{path}: invalid run_config ({text})") from None
     return model_config, manifest, run_config
 
 
@@ -141,8 +142,9 @@ def _numbers(value: Any, where: str):
     todo = [(where, value)]
     while todo:
         where, value = todo.pop()
-        if isinstance(value, dict):
-            todo += [(f"{where}.{k}", v) for k, v in value.items()]
+        if isinstance(value, dict):  # odd keys (a newline, say) are quoted: messages are one line
+            todo += [(f"{where}.{k}" if k.isidentifier() else f"{where}[{k!r}]", v)
+                     for k, v in value.items()]
         elif isinstance(value, list):
             todo += [(f"{where}[{i}]", v) for i, v in enumerate(value)]
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
