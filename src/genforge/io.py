@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
-from .errors import CheckpointError
+from .errors import CheckpointError, GenforgeError
 
 
 def _read_umask() -> int:
@@ -74,14 +74,44 @@ def append_jsonl(path: Path, rows: list[dict]) -> None:
         os.fsync(f.fileno())
 
 
-def read_json(path: Path, what: str = "file") -> Any:
-    """Read JSON, raising CheckpointError naming the file when it is missing or malformed."""
+JSON_MAX_BYTES = 16 << 20  # a config, manifest or legend is kilobytes; more is not ours
+JSON_MAX_DEPTH = 64        # ours nest four deep; Python's parser recurses (and fails) near 1,000
+
+
+def read_json(path: Path, what: str = "file", *, max_bytes: int = JSON_MAX_BYTES,
+              error: type[GenforgeError] = CheckpointError) -> Any:
+    """Read JSON, raising `error` (CheckpointError by default) naming the file when it is
+    missing, larger than max_bytes, malformed, or nested deeper than JSON_MAX_DEPTH."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)  # not stat: a FIFO or /dev/zero has no honest size
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: {what} not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: {what} is not valid JSON ({err})") from None
+        raise error(f"{path}: {what} not found") from None
+    except OSError as err:
+        raise error(f"{path}: {what} cannot be read ({err.strerror or err})") from None
+    if len(data) > max_bytes:
+        raise error(f"{path}: {what} is larger than {max_bytes >> 20} MiB; refusing to read it")
+    too_deep = f"{path}: {what} nests lists or objects more than {JSON_MAX_DEPTH} deep"
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except ValueError as err:  # bad JSON or UTF-8, or a number past Python's 4,300 digits
+        raise error(f"{path}: {what} is not valid JSON ({err})") from None
+    except RecursionError:  # the parser recurses once per level
+        raise error(too_deep) from None
+    if _depth(value) > JSON_MAX_DEPTH:  # what parsed may still be too deep for code that recurses
+        raise error(too_deep)
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest in a parsed JSON value (iterative: no recursion limit)."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth + 1)
+            todo += [(v, depth + 1) for v in (node.values() if isinstance(node, dict) else node)]
+    return deepest
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> Path:

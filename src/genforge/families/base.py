@@ -56,11 +56,36 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
-        shape = d.get("model_shape")
-        return cls(d["modality"], tuple(int(s) for s in d["item_shape"]),
-                   tuple(d.get("class_names", ())),
-                   None if shape is None else tuple(int(s) for s in shape),
-                   dict(d.get("vocabulary", {})))
+        """Inverse of to_dict for a config read from a file: CheckpointError naming the field
+        when a value has the wrong type or an absurd size (the caller names the file)."""
+        import math  # here, not at the top: this method is all this change touches
+
+        from ..errors import CheckpointError
+        max_side, max_values, max_classes = 1 << 16, 1 << 26, 100_000  # far past any real model
+
+        def shape(field: str) -> tuple[int, ...]:
+            value = d.get(field)
+            sizes_ok = isinstance(value, (list, tuple)) and 1 <= len(value) <= 4 and all(
+                type(v) is int and 1 <= v <= max_side for v in value)  # type(): True is no size
+            if not sizes_ok or math.prod(value) > max_values:
+                raise CheckpointError(f"{field} must list 1 to 4 sizes from 1 to {max_side} "
+                                      f"({max_values} values at most), got {value!r:.60}")
+            return tuple(value)
+
+        if not isinstance(d, dict):
+            raise CheckpointError(f"a model spec is a JSON object, got {type(d).__name__}")
+        modality, names = d.get("modality"), d.get("class_names", [])
+        if not isinstance(modality, str) or not modality:
+            raise CheckpointError(f"modality must name a content kind, got {modality!r:.40}")
+        if not isinstance(names, (list, tuple)) or len(names) > max_classes or not all(
+                isinstance(n, str) for n in names):
+            raise CheckpointError(f"class_names must list at most {max_classes} strings, "
+                                  f"got {names!r:.60}")
+        vocabulary = d.get("vocabulary", {})
+        if not isinstance(vocabulary, dict):
+            raise CheckpointError(f"vocabulary must be an object, got {vocabulary!r:.40}")
+        return cls(modality, shape("item_shape"), tuple(names),
+                   None if d.get("model_shape") is None else shape("model_shape"), dict(vocabulary))
 
 
 # loss(module, batch, labels, generator) -> scalar loss for one micro-batch

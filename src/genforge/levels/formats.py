@@ -7,13 +7,13 @@ writers come in pairs: `parse_grid`/`format_grid`, `read_xsb`/`write_xsb`,
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .. import io
 from ..errors import DataError
 
 
@@ -53,31 +53,67 @@ class Legend:
 
     @classmethod
     def from_dict(cls, data: dict, game: str = "custom") -> "Legend":
-        """Inverse of to_dict; also reads a plain VGLC legend (tiles only; filler: first solid)."""
+        """Inverse of to_dict; also reads a plain VGLC legend (tiles only; filler: first solid).
+        DataError naming the field for anything of the wrong shape (the file is the caller's)."""
+        if not isinstance(data, dict):
+            raise DataError(f"a legend is a JSON object, not {_kind(data)}")
         tiles = data.get("tiles")
         if not isinstance(tiles, dict) or not tiles or any(len(c) != 1 for c in tiles):
             raise DataError("a legend needs \"tiles\": {one character: [tile types]}")
+        if len(tiles) > MAX_TILES:  # grids hold tile indices as uint8
+            raise DataError(f"legend \"tiles\" has {len(tiles)} tiles; at most {MAX_TILES}")
+        for char, types in tiles.items():
+            if not isinstance(types, str) and not (
+                    isinstance(types, list) and all(isinstance(t, str) for t in types)):
+                raise DataError(f"legend tile {char!r}: tile types are a string or a list of "
+                                f"strings, not {_kind(types)}")
         order = data.get("order")
-        if order is not None and sorted(order) != sorted(tiles):
-            raise DataError(f"legend order {order!r} does not list its tiles {''.join(tiles)!r}")
+        if order is not None and (not isinstance(order, str) or sorted(order) != sorted(tiles)):
+            raise DataError(f"legend \"order\" {_show(order)} does not list its tiles "
+                            f"{''.join(tiles)!r} once each")
         chars = tuple(order) if order is not None else tuple(tiles)
         tags = tuple(tuple([tiles[c]] if isinstance(tiles[c], str) else tiles[c]) for c in chars)
         solid = [c for c, t in zip(chars, tags) if "solid" in t]
         filler = data.get("filler") or (solid[0] if solid else chars[0])
-        if filler not in chars:
-            raise DataError(f"legend filler {filler!r} is not one of its tiles")
-        return cls(data.get("game", game), chars, tags, filler, dict(data.get("aliases", {})),
-                   bool(data.get("ragged_ok", False)))
+        if not isinstance(filler, str) or filler not in chars:
+            raise DataError(f"legend \"filler\" {_show(filler)} is not one of its tiles")
+        aliases = data.get("aliases", {})
+        if not isinstance(aliases, dict):
+            raise DataError(f"legend \"aliases\" is {{extra character: tile}}, not {_kind(aliases)}")
+        for alias, char in aliases.items():
+            if len(alias) != 1 or not isinstance(char, str) or char not in chars:
+                raise DataError(f"legend alias {alias!r} -> {_show(char)}: an alias is one "
+                                "character standing for one of the tiles")
+        name = data.get("game", game)
+        if not isinstance(name, str) or not isinstance(data.get("ragged_ok", False), bool):
+            raise DataError("legend \"game\" is a string and \"ragged_ok\" true or false")
+        return cls(name, chars, tags, filler, dict(aliases), data.get("ragged_ok", False))
+
+
+MAX_TILES = 256  # tile indices are uint8
+
+
+def _kind(value) -> str:
+    """A JSON value's type in JSON's words, for error messages."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true or false",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _show(value) -> str:
+    """A short repr of a value from a user's file, for error messages."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def read_legend(path: str | Path) -> Legend:
     """A VGLC legend JSON file; the game is named after the file's stem unless it names one."""
     path = Path(path)
+    data = io.read_json(path, "legend", error=DataError)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not a readable legend JSON file ({err})") from None
-    return Legend.from_dict(data, game=path.stem)
+        return Legend.from_dict(data, game=path.stem)
+    except DataError as err:
+        raise DataError(f"{path}: {err}") from None
 
 
 # Sokoban: everything the player can never reach becomes wall, so the filler is wall too.
@@ -118,8 +154,12 @@ def symmetries(legend: Legend, shape: tuple[int, int]) -> list:
     return group
 
 
+MAX_SIDE = 256  # tiles; game levels are tens of tiles a side, the checks are Python loops
+
+
 def parse_grid(text: str, legend: Legend) -> np.ndarray:
-    """Text rows -> uint8 [H, W] of tile indices; LevelError on unknown characters or ragged rows."""
+    """Text rows -> uint8 [H, W] of tile indices; LevelError on unknown characters, ragged rows
+    or more than MAX_SIDE rows or columns."""
     rows = [r.rstrip("\r\n") for r in text.split("\n")]
     while rows and not rows[-1].strip():
         rows.pop()
@@ -128,6 +168,8 @@ def parse_grid(text: str, legend: Legend) -> np.ndarray:
     if not rows:
         raise LevelError("empty level")
     width = max(len(r) for r in rows)
+    if len(rows) > MAX_SIDE or width > MAX_SIDE:  # before any per-tile work
+        raise LevelError(f"{len(rows)}x{width} tiles: larger than {MAX_SIDE}x{MAX_SIDE}")
     if not legend.ragged_ok and any(len(r) != width for r in rows):
         raise LevelError(f"ragged rows (lengths {sorted({len(r) for r in rows})})")
     lookup = {c: i for i, c in enumerate(legend.chars)}
@@ -162,11 +204,13 @@ class XsbLevel:
     title: str = ""
     metadata: dict = field(default_factory=dict)   # Author, Comment, ... as written
     solution: str | None = None      # LURD, run lengths expanded
+    problem: str | None = None       # why its Solution line could not be used, if it could not
 
 
 def read_xsb(text: str) -> list[XsbLevel]:
     """Every level in an XSB/SOK text: boards, ';' or 'Title:' titles, 'Key: value' lines and
-    'Comment:' ... 'Comment-End:' blocks; 'Solution:' values are decoded LURD."""
+    'Comment:' ... 'Comment-End:' blocks; 'Solution:' values are decoded LURD (a malformed one
+    sets the level's `problem` instead)."""
     levels: list[XsbLevel] = []
     board: list[str] = []
     pending_title = ""
@@ -201,7 +245,10 @@ def read_xsb(text: str) -> list[XsbLevel]:
             if key.lower() == "title":
                 levels[-1].title = value
             elif key.lower() == "solution":
-                levels[-1].solution = decode_lurd(value)
+                try:
+                    levels[-1].solution = decode_lurd(value)
+                except LevelError as err:  # the level's reader skips it, naming the file
+                    levels[-1].problem = f"bad Solution line ({err})"
             else:
                 levels[-1].metadata[key] = value
     if board:
@@ -234,31 +281,46 @@ def write_xsb(levels: list[XsbLevel]) -> str:
     return "\n".join(parts)
 
 
+MAX_MOVES = 500_000  # a decoded solution; shipped ones are at most a few thousand moves
+MAX_NESTING = 100    # run-length brackets inside brackets
+
+
 def decode_lurd(text: str) -> str:
-    """Expand run-length LURD ("3r2(dL)u" -> "rrrdLdLu"); whitespace is ignored."""
+    """Expand run-length LURD ("3r2(dL)u" -> "rrrdLdLu"); whitespace is ignored. LevelError for
+    any other character, unbalanced brackets, brackets nested over MAX_NESTING deep, or more than
+    MAX_MOVES moves (counted before expanding: a short line must not ask for gigabytes)."""
     text = re.sub(r"\s+", "", text)
-    out, _ = _decode_run(text, 0)
-    if not re.fullmatch(r"[lurdLURD]*", out):
-        raise LevelError(f"not a LURD solution: {text[:40]!r}")
-    return out
-
-
-def _decode_run(text: str, i: int) -> tuple[str, int]:
-    out = []
-    while i < len(text) and text[i] != ")":
-        count = ""
-        while i < len(text) and text[i].isdigit():
-            count += text[i]
-            i += 1
-        if i < len(text) and text[i] == "(":
-            piece, i = _decode_run(text, i + 1)
-            i += 1  # the ')'
-        elif i < len(text):
-            piece, i = text[i], i + 1
+    outer: list[tuple[list[str], int, int]] = []  # enclosing groups: (pieces, length, our count)
+    pieces: list[str] = []
+    length, i = 0, 0
+    while i < len(text):
+        digits = re.match(r"[0-9]*", text[i:i + 8]).group(0)  # ASCII only: isdigit() takes '²'
+        at, i = i + len(digits), i + len(digits) + 1
+        char = text[at] if at < len(text) else ""
+        count = int(digits) if digits else 1
+        if len(digits) > 7 or count > MAX_MOVES:
+            raise LevelError(f"solution decodes to more than {MAX_MOVES:,} moves")
+        if char == "(":
+            if len(outer) >= MAX_NESTING:
+                raise LevelError(f"solution brackets nest more than {MAX_NESTING} deep")
+            outer.append((pieces, length, count))
+            pieces, length = [], 0
+            continue
+        if char == ")" and outer and not digits:
+            piece = "".join(pieces)
+            pieces, length, count = outer.pop()
+        elif char in ("l", "u", "r", "d", "L", "U", "R", "D"):
+            piece = char
         else:
-            break
-        out.append(piece * int(count or 1))
-    return "".join(out), i
+            what = f"{char!r} at character {at + 1}" if char else "a count with nothing after it"
+            raise LevelError(f"not a LURD solution: {what} in {text[:40]!r}")
+        if length + len(piece) * count > MAX_MOVES:
+            raise LevelError(f"solution decodes to more than {MAX_MOVES:,} moves")
+        pieces.append(piece * count)
+        length += len(piece) * count
+    if outer:
+        raise LevelError(f"not a LURD solution: {len(outer)} '(' not closed in {text[:40]!r}")
+    return "".join(pieces)
 
 
 def encode_lurd(moves: str) -> str:
@@ -295,8 +357,8 @@ def read_kgoldrunner(text: str) -> list[KgrLevel]:
     lines = text.replace("\r\n", "\n").split("\n")
     levels = []
     for i, line in enumerate(lines[:-1]):
-        if not (line.startswith("// L") and line[4:7].isdigit()):
-            continue
+        if not (line.startswith("// L") and re.fullmatch(r"[0-9]{3}", line[4:7])):
+            continue  # ASCII digits only: str.isdigit() takes '²³¹', which int() refuses
         j = i + 1
         while j < len(lines) - 1 and lines[j].startswith("// ."):  # a level option (.dwf true)
             j += 1

@@ -59,14 +59,29 @@ def sokoban_set(path: Path) -> str:
     return re.sub(r"_?\d+$", "", path.stem)
 
 
+MAX_FILE_BYTES = 16 << 20  # a level file; cavepacker's largest is 5 KB, KGoldrunner's 300 KB
+
+
+def read_text(path: Path) -> str:
+    """A level file's text (undecodable bytes replaced); LevelError when it cannot be read or is
+    larger than MAX_FILE_BYTES, so no reader holds an unbounded file."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise LevelError(f"unreadable ({err.strerror or err})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise LevelError(f"larger than {MAX_FILE_BYTES >> 20} MiB: not a level file")
+    return data.decode("utf-8", errors="replace")
+
+
 def read_sokoban_file(path: Path, skipped: Skipped) -> list[Level]:
     """Every well-formed level of an XSB/SOK file (with the solution from a .sol file beside it)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as err:
-        skipped.append((str(path), f"unreadable ({err.strerror})"))
+        found = read_xsb(read_text(path))
+    except LevelError as err:
+        skipped.append((str(path), str(err)))
         return []
-    found = read_xsb(text)
     if not found:
         skipped.append((str(path), "no Sokoban board in the file"))
     sol = path.with_suffix(".sol")
@@ -74,11 +89,13 @@ def read_sokoban_file(path: Path, skipped: Skipped) -> list[Level]:
     for k, xsb in enumerate(found, 1):
         name = f"{path}#{xsb.title or k}" if len(found) > 1 else str(path)
         try:
+            if xsb.problem:  # a malformed Solution line: the level is skipped, not the folder
+                raise LevelError(xsb.problem)
             grid = sokoban.fill_outside(parse_grid(xsb.board, SOKOBAN))
             reason = sokoban.check(grid)
             solution = xsb.solution
             if solution is None and len(found) == 1 and sol.exists():
-                solution = decode_lurd(sol.read_text(encoding="utf-8", errors="replace"))
+                solution = decode_lurd(read_text(sol))
         except LevelError as err:
             reason = str(err)
         if reason:
@@ -122,7 +139,12 @@ def load_lode_runner(root: str | None = None) -> tuple[list[Level], Skipped]:
         group = path.stem[len("game_"):]
         if group == "ende":  # the end-of-game screen, not a level
             continue
-        for kgr in read_kgoldrunner(path.read_text(encoding="utf-8", errors="replace")):
+        try:
+            found = read_kgoldrunner(read_text(path))
+        except LevelError as err:
+            skipped.append((str(path), str(err)))
+            continue
+        for kgr in found:
             name = f"{path}#{kgr.number:03d}"
             try:
                 grid = parse_grid("\n".join(kgr.rows), LODE_RUNNER)
@@ -172,10 +194,10 @@ def load_path(source: str, legend: str | Legend | None = None) -> tuple[list[Lev
             levels += read_sokoban_file(p, skipped)
             continue
         try:
-            grid = parse_grid(p.read_text(encoding="utf-8"), chosen)
+            grid = parse_grid(read_text(p), chosen)
             reason = lode_runner.check(grid) if chosen.chars == LODE_RUNNER.chars else None
-        except (LevelError, UnicodeDecodeError, OSError) as err:
-            reason = str(err) if isinstance(err, LevelError) else f"unreadable ({err})"
+        except LevelError as err:
+            reason = str(err)
         if reason:
             skipped.append((str(p), reason))
         else:

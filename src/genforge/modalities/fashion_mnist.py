@@ -48,16 +48,30 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dt
                0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
+MAX_IDX_BYTES = 256 << 20  # Fashion-MNIST's largest file holds 47 MB; EMNIST-balanced 103 MB
+
+
+def idx_header(head: bytes, name: str) -> tuple[np.dtype, tuple[int, ...], int, int]:
+    """(dtype, shape, header length, total length) from the start of an IDX file, checked before
+    anything is allocated: DataError unless the magic number is right and the data it promises
+    is at most MAX_IDX_BYTES. `head` holds at least the first 4 bytes, or the whole header."""
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
+        raise DataError(f"{name} is not an IDX file (bad magic number {head[:4].hex() or 'empty'})")
+    dtype, ndim = np.dtype(_IDX_DTYPES[head[2]]), head[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(head) < header:
+        raise DataError(f"{name} is a malformed IDX file ({ndim} dimensions, {len(head)} bytes)")
+    shape = tuple(int(d) for d in np.frombuffer(head, ">u4", ndim, 4))
+    size = math.prod(shape) * dtype.itemsize
+    if size > MAX_IDX_BYTES:
+        raise DataError(f"{name}: its header promises shape {shape} ({size:,} bytes), more than "
+                        f"the {MAX_IDX_BYTES >> 20} MiB an IDX file may hold here")
+    return dtype, shape, header, header + size
+
+
 def parse_idx(data: bytes, name: str) -> np.ndarray:
     """Decode the bytes of one IDX file (http://yann.lecun.com/exdb/mnist/ format); name is for errors."""
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise DataError(f"{name} is not an IDX file (bad magic number {data[:4].hex() or 'empty'})")
-    dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header:
-        raise DataError(f"{name} is a malformed IDX file ({ndim} dimensions, {len(data)} bytes)")
-    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, 4))
-    expected = header + math.prod(shape) * dtype.itemsize
+    dtype, shape, header, expected = idx_header(data[:4 + 4 * 255], name)  # the longest header
     if len(data) != expected:
         raise DataError(f"{name} is a malformed IDX file: header says shape {shape} "
                         f"({expected} bytes) but the file has {len(data)} bytes")
@@ -73,14 +87,29 @@ def encode_idx(array: np.ndarray) -> bytes:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file, gzipped or plain (told apart by the gzip magic number)."""
+    """Read an IDX file, gzipped or plain (told apart by the gzip magic number). The header is
+    read first and checked, so a small file (a gzip bomb, say) cannot make it allocate more than
+    the header promises, nor the header promise more than MAX_IDX_BYTES."""
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+        with open(path, "rb") as raw:
+            packed = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            f = gzip.GzipFile(fileobj=raw) if packed else raw
+            head = f.read(4)
+            head += f.read(4 * head[3]) if len(head) == 4 else b""
+            dtype, shape, header, expected = idx_header(head, str(path))
+            buffer = bytearray(expected - header)  # writable: the array owns it, no copy
+            got = f.readinto(buffer)
+            while got < len(buffer) and (more := f.readinto(memoryview(buffer)[got:])):
+                got += more  # gzip hands out at most one member's worth at a time
+            extra = f.read(1)
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise DataError(f"cannot read {path}: {e}") from None
-    return parse_idx(raw, str(path))
+    if got != len(buffer) or extra:
+        size = f"{header + got} bytes" if not extra else "more bytes"
+        raise DataError(f"{path} is a malformed IDX file: header says shape {shape} "
+                        f"({expected} bytes) but the file has {size}")
+    return np.frombuffer(buffer, dtype).reshape(shape)
 
 
 def locate(folder: Path, name: str) -> Path | None:

@@ -100,20 +100,29 @@ def to_channels(img: Image.Image, channels: int) -> Image.Image:
 
 
 def fit_square(img: Image.Image, resolution: int, fit: str) -> Image.Image:
-    """Make img resolution x resolution: "crop" fills then centre-crops, "pad" fits then pads with black."""
+    """Make img resolution x resolution: "crop" fills then centre-crops, "pad" fits then pads with black.
+
+    Nothing much larger than the output is made: crop's intermediate is at most MAX_ASPECT times
+    the output (a 1,000,000x1 strip once became a 48,000,000x48 image before its crop)."""
     w, h = img.size
     if (w, h) == (resolution, resolution):
         return img
     if fit == "crop":
         scale = resolution / min(w, h)
         size = (max(resolution, round(w * scale)), max(resolution, round(h * scale)))
+        left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
+        if size[0] * size[1] > MAX_ASPECT * resolution ** 2:
+            # Resample only the box of the source that lands in the square. Not the usual path:
+            # Pillow then rounds between its two passes differently, and pixels would change.
+            sx, sy = w / size[0], h / size[1]
+            box = (left * sx, top * sy, (left + resolution) * sx, (top + resolution) * sy)
+            return img.resize((resolution, resolution), Image.Resampling.LANCZOS, box=box)
     else:
         scale = resolution / max(w, h)
         size = (min(resolution, max(1, round(w * scale))), min(resolution, max(1, round(h * scale))))
     # Lanczos is antialiased when shrinking; Pillow premultiplies alpha when resizing RGBA.
     img = img.resize(size, Image.Resampling.LANCZOS)
     if fit == "crop":
-        left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
         return img.crop((left, top, left + resolution, top + resolution))
     canvas = Image.new(img.mode, (resolution, resolution), 0)  # 0: black, transparent black for RGBA
     canvas.paste(img, ((resolution - size[0]) // 2, (resolution - size[1]) // 2))
@@ -158,6 +167,10 @@ def _probe(paths: list[Path], skipped: list[tuple[str, str]]) -> list[Probe]:
     for i, path in enumerate(paths):
         try:
             with _refuse_bombs(path), Image.open(path) as img:
+                problem = size_problem(img)
+                if problem:  # skipped before it can vote for the resolution
+                    skipped.append((str(path), problem))
+                    continue
                 probes.append((i, path, natural_channels(img), min(img.size)))
         except DataError:
             raise
@@ -182,6 +195,10 @@ def _decode(probes: list[Probe], channels: int, resolution: int, fit: str,
         path = probe[1]
         try:
             with _refuse_bombs(path), Image.open(path) as img:
+                problem = size_problem(img)  # again: the file may have changed since pass 1
+                if problem:
+                    skipped.append((str(path), problem))
+                    continue
                 img.load()
                 arrays.append(to_array(ImageOps.exif_transpose(img), channels, resolution, fit))
                 decoded.append(probe)
@@ -190,6 +207,26 @@ def _decode(probes: list[Probe], channels: int, resolution: int, fit: str,
         except Exception as e:
             skipped.append((str(path), _reason(e)))
     return arrays, decoded
+
+
+# Budgets checked from the header, before any decoding. Decoding and converting take up to 27
+# bytes a pixel (16-bit grey; 12 for RGBA PNG, 8 for RGB JPEG), so 25 megapixels (a 24 MP camera's
+# frames pass) stays near 700 MiB and 5 s; Pillow's bomb limit (89 MP) let one file take 2.7 GB.
+MAX_PIXELS = 5000 * 5000
+MAX_ASPECT = 16  # longer side over shorter: past it a fitted square keeps 1/16 of the picture or less
+
+
+def size_problem(img: Image.Image) -> str | None:
+    """Why an opened image should not be decoded, from its header alone, or None: no pixels, too
+    many, or a strip too thin to become a square."""
+    w, h = img.size
+    if min(w, h) < 1:
+        return f"{w}x{h} pixels: an image without pixels"
+    if w * h > MAX_PIXELS:
+        return f"{w}x{h} pixels: more than {MAX_PIXELS / 1e6:g} megapixels; shrink it first"
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        return f"{w}x{h} pixels: thinner than {MAX_ASPECT}:1, too thin to fit a square"
+    return None
 
 
 def read_folder(cfg) -> Dataset:

@@ -3,9 +3,11 @@ that ship inside music21 (`bach-chorales`), as whole pieces on the 16th-note gri
 
 Each readable piece becomes a `Piece` (name, integer grid [rows, T], the steps where full 4/4 bars
 start). Files that are not music, have no notes, are not in 4/4, or (for SATB) are not strictly
-four monophonic parts are skipped with a reason, never raised. music21 is slow (the 400-odd
-chorales take minutes), so the pieces are cached as one .npz under $GENFORGE_CACHE/music (or
-~/.cache/genforge/music), keyed by the music21 version, the representation and the file list.
+four monophonic parts are skipped with a reason, never raised. Every file is parsed in a forked
+child with a time budget (by its size) and a memory limit, so no upload can hang or exhaust the
+process (music.bounded). music21 is slow (the 400-odd chorales take half a minute), so the
+pieces are cached as one .npz under $GENFORGE_CACHE/music (or ~/.cache/genforge/music), keyed by
+the music21 version, the representation and the file list.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ import numpy as np
 
 from .. import io
 from . import representation as rep
+from .bounded import Unreadable
+from .bounded import run as bounded_run
 
 EXTENSIONS = (".mid", ".midi", ".mxl", ".xml", ".musicxml", ".krn")
 BACH = "bach-chorales"
@@ -85,9 +89,10 @@ def work_name(path: Path, root: Path | None) -> str:
 
 
 def parse(path: Path):
-    """A music21 score from a file; raises whatever music21 raises on a bad file."""
+    """A music21 score from a file; raises whatever music21 raises on a bad file. Never through
+    music21's pickle cache (its scratch folder): genforge loads no pickles."""
     from music21 import converter, stream
-    score = converter.parse(str(path))
+    score = converter.parse(str(path), forceSource=True, storePickle=False)
     if not isinstance(score, stream.Score):  # a single part or an Opus: make it a score
         if isinstance(score, stream.Opus):
             score = score.scores[0] if score.scores else stream.Score()
@@ -178,14 +183,86 @@ def encode_score(score, representation: str = "satb") -> tuple[np.ndarray, np.nd
 
 
 def read_piece(path: Path, name: str, representation: str = "satb") -> Piece:
-    """One file as a Piece; raises Skip (unsuitable) or any other exception (unreadable)."""
-    grid, starts = encode_score(parse(path), representation)
-    return Piece(name, grid, starts)
+    """One file as a Piece, parsed in a bounded child; raises Skip (unsuitable) or Unreadable."""
+    def work(path: Path) -> dict[str, np.ndarray]:
+        grid, starts = encode_score(parse_bounded(path), representation)
+        return {"grid": grid, "bar_starts": starts}
+    arrays = bounded(work, path)
+    return Piece(name, arrays["grid"], arrays["bar_starts"])
+
+
+def read_parts(path: Path) -> tuple[list[list[rep.Note]], np.ndarray]:
+    """The notes of each part that has notes (voice: its index among them) and every full-bar
+    start up to the last note, parsed in a bounded child; raises Skip or Unreadable."""
+    def work(path: Path) -> dict[str, np.ndarray]:
+        score = parse_bounded(path)
+        parts = [part_notes(p, v) for v, p in enumerate(p for p in score.parts if p.recurse().notes)]
+        steps = max((n.end for notes in parts for n in notes), default=0)
+        arrays = {f"part{k}": np.array(notes, dtype=np.int64).reshape(-1, 4)
+                  for k, notes in enumerate(parts)}
+        return {**arrays, "bar_starts": bar_starts(score, steps)}
+    arrays = bounded(work, path)
+    parts = [[rep.Note(*map(int, row)) for row in arrays[f"part{k}"]]
+             for k in range(len(arrays) - 1)]
+    return parts, arrays["bar_starts"]
 
 
 def _reason(error: Exception) -> str:
     text = " ".join(str(error).split())[:200]
+    if isinstance(error, Unreadable):  # its text already says what went wrong
+        return f"not readable music ({text})"
     return f"not readable music ({type(error).__name__}{': ' + text if text else ''})"
+
+
+# ---- bounded parsing (music.bounded runs it in a child) -----------------------------------------
+
+MAX_QUARTERS = 16_384   # 4,096 bars of 4/4 (2 h at 120 bpm); a roll is then 88 x 65,536 bytes
+PARSE_MEMORY = 1 << 30  # address space a parse may add to the process's
+PARSE_SECONDS = 5.0     # every file's budget, plus its size at 10x music21's slowest rates seen:
+SECONDS_PER_KB = {".krn": 0.2, ".mxl": 0.15}  # Humdrum 12 KB/s; .mxl unzips 25x to 1 MB/s
+OTHER_SECONDS_PER_KB = 0.02  # MusicXML and MIDI: 1 MB/s and more
+MAX_PARSE_SECONDS = 600.0
+
+
+def parse_seconds(path: Path) -> float:
+    """The time a file may take to parse: PARSE_SECONDS plus its size at the rates above."""
+    rate = SECONDS_PER_KB.get(path.suffix.lower(), OTHER_SECONDS_PER_KB)
+    return min(MAX_PARSE_SECONDS, PARSE_SECONDS + rate * path.stat().st_size / 1024)
+
+
+def bounded(work, path: Path) -> dict[str, np.ndarray]:
+    """work(path) -> arrays in a child given parse_seconds(path) and PARSE_MEMORY (bounded.run);
+    Skip comes back as Skip, anything else as Unreadable."""
+    import mido  # noqa: F401 - imported once here, not again in every child
+    from music21 import converter  # noqa: F401
+    return bounded_run(work, path, parse_seconds(path), PARSE_MEMORY, Skip)
+
+
+def parse_bounded(path: Path):
+    """parse(), refusing (Skip) a piece longer than MAX_QUARTERS, and a MIDI file whose header
+    and events say so before music21 expands them (that is what takes minutes)."""
+    if path.suffix.lower() in (".mid", ".midi"):
+        _check_midi(path)
+    score = parse(path)
+    if score.highestTime > MAX_QUARTERS:
+        raise Skip(f"lasts {float(score.highestTime):,.0f} quarter notes; at most {MAX_QUARTERS:,}")
+    return score
+
+
+def _check_midi(path: Path) -> None:
+    """Skip a MIDI file with no ticks per quarter or events past MAX_QUARTERS (mido reads
+    the events in milliseconds without expanding them)."""
+    import mido
+    try:
+        midi = mido.MidiFile(path, clip=True)
+    except Exception:  # noqa: BLE001 - stricter than music21's reader: let music21 judge it
+        return
+    if not 1 <= midi.ticks_per_beat < 0x8000:  # 0x8000 and above: SMPTE time, not ticks per beat
+        raise Skip(f"division {midi.ticks_per_beat} is not ticks per quarter note")
+    ticks = max((sum(msg.time for msg in track) for track in midi.tracks), default=0)
+    if ticks / midi.ticks_per_beat > MAX_QUARTERS:
+        raise Skip(f"lasts {ticks / midi.ticks_per_beat:,.0f} quarter notes; at most "
+                   f"{MAX_QUARTERS:,}")
 
 
 def cache_dir() -> Path:

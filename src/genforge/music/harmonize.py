@@ -13,7 +13,7 @@ import torch
 
 from ..errors import DataError
 from . import representation as rep
-from .corpus import bar_starts, parse, part_notes
+from .corpus import Skip, read_parts
 
 
 def read_given(path: str | Path, voices: tuple[int, ...] = (0,),
@@ -21,26 +21,27 @@ def read_given(path: str | Path, voices: tuple[int, ...] = (0,),
     """SATB codes [4, T] and a bool mask [4, T] of the given entries from a file: one part is a
     soprano melody (its top note where it has chords); four parts give the listed voices. A pickup
     is preceded by rests so bars start every 16 steps. T is `steps`, else whole bars."""
-    try:
-        score = parse(Path(path))
-    except Exception as e:
-        raise DataError(f"{path}: not readable music ({type(e).__name__})") from None
-    parts = [p for p in score.parts if p.recurse().notes]
+    try:  # in a child bounded in time and memory: the melody is anyone's upload
+        parts, all_starts = read_parts(Path(path))
+    except Skip as why:
+        raise DataError(f"{path}: {why}") from None
+    except Exception as e:  # Unreadable, or the file vanished
+        raise DataError(f"{path}: not readable music ({e or type(e).__name__})") from None
     if len(parts) == 1:
-        notes = part_notes(parts[0], 0)
+        notes = parts[0]
         tops = {}
         for n in notes:  # keep the top note of each chord
             if n.start not in tops or n.pitch > tops[n.start].pitch:
                 tops[n.start] = n
         notes, voices = list(tops.values()), (0,)
     elif len(parts) == len(rep.VOICES):
-        notes = [n for v, p in enumerate(parts) if v in voices for n in part_notes(p, v)]
+        notes = [n for v, part in enumerate(parts) if v in voices for n in part]
     else:
         raise DataError(f"{path}: {len(parts)} parts with notes; expected a melody (1) or SATB (4)")
     if not notes:
         raise DataError(f"{path}: no notes")
     # rests before a pickup, so bar lines fall every 16 steps as in the training crops
-    starts = bar_starts(score, max(n.end for n in notes))
+    starts = all_starts[all_starts + rep.STEPS_PER_BAR <= max(n.end for n in notes)]
     lead = (-int(starts[0])) % rep.STEPS_PER_BAR if len(starts) else 0
     notes = [n._replace(start=n.start + lead, end=n.end + lead) for n in notes]
     end = max(n.end for n in notes)
