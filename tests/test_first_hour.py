@@ -156,3 +156,16 @@ def test_the_audit_of_music_counts_files_and_crops_apart():
     text = api.audit_text(record)
     assert "2 items from 1 of 1 files" in text and "by content" in text
     assert "looked for in images only" in text
+
+
+def test_one_image_beside_the_class_folders_is_not_silent(tmp_path):
+    from PIL import Image
+    for folder in ("cats", "dogs"):
+        (tmp_path / folder).mkdir()
+        for i in range(2):
+            Image.new("L", (8, 8), 40 * i).save(tmp_path / folder / f"{i}.png")
+    Image.new("L", (8, 8), 200).save(tmp_path / "stray.png")
+    with pytest.warns(UserWarning, match=r"1 image\(s\) sit directly in .* \(first: stray.png\) "
+                                         "while the others are in 2 class sub-folders"):
+        data = api.open_data(api.data_config(str(tmp_path)))
+    assert data.labels is None

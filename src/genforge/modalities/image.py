@@ -153,6 +153,12 @@ def folder_classes(root: Path, paths: list[Path], labels: str) -> list[str] | No
         raise DataError(f"data.labels is 'folders' but {at_root[0]} sits directly in {root}: "
                         "put every image in a class sub-folder, or use labels 'auto' or 'none'")
     classes = [part[0] for part in parts]
+    folders = {part[0] for part in parts if len(part) > 1}
+    if labels == "auto" and at_root and len(folders) >= 2:  # said, never silent
+        warnings.warn(f"{len(at_root)} image(s) sit directly in {root} (first: {at_root[0].name}) "
+                      f"while the others are in {len(folders)} class sub-folders: training "
+                      "without class labels; move them into a class folder to use the classes, "
+                      "or pass --labels none")
     if labels == "auto" and (at_root or len(set(classes)) < 2):
         return None
     return classes

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import io
+from .. import io, progress
 from . import representation as rep
 from .bounded import Unreadable
 from .bounded import run as bounded_run
@@ -267,8 +267,7 @@ def _check_midi(path: Path) -> None:
 
 def cache_dir() -> Path:
     """Where parsed corpora are cached: $GENFORGE_CACHE/music or ~/.cache/genforge/music."""
-    root = os.environ.get("GENFORGE_CACHE") or Path.home() / ".cache" / "genforge"
-    return Path(root) / "music"
+    return io.cache_dir("music")
 
 
 def cache_key(paths: list[Path], representation: str) -> str:
@@ -330,14 +329,16 @@ def read_corpus(source: str | Path, representation: str = "satb", use_cache: boo
         except Exception:  # a damaged cache is rebuilt, not trusted
             pass
     pieces, skipped, unreadable = [], [], 0
-    for path in paths:
-        try:
-            pieces.append(read_piece(path, work_name(path, root), representation))
-        except Skip as why:
-            skipped.append((str(path), str(why)))
-        except Exception as e:  # music21's readers raise many types on corrupt input
-            skipped.append((str(path), _reason(e)))
-            unreadable += 1
+    with progress.task("parse", total=len(paths), unit="file", source=str(source)) as task:
+        for done, path in enumerate(paths, 1):
+            try:
+                pieces.append(read_piece(path, work_name(path, root), representation))
+            except Skip as why:
+                skipped.append((str(path), str(why)))
+            except Exception as e:  # music21's readers raise many types on corrupt input
+                skipped.append((str(path), _reason(e)))
+                unreadable += 1
+            task.update(done, pieces=len(pieces), skipped=len(skipped))
     corpus = Corpus(pieces, len(paths), skipped, unreadable)
     if use_cache and paths:
         _save(cache_file, corpus)
