@@ -347,3 +347,21 @@ def test_the_core_never_imports_the_web_packages(tmp_path):
     assert out.stdout.strip() == "[]" and out.returncode == 2, out.stderr
     assert out.stderr.strip() == ("genforge: error: the studio needs its extra packages (fastapi "
                                   "is missing): pip install 'genforge[studio]'")
+
+
+def test_progress_updates_are_stored_at_most_once_a_second_but_never_a_new_preview(studio):
+    from genforge.studio.worker import Worker
+    job = studio.studio.store.enqueue({"kind": "train", "request": {}, "call": {}})
+    worker = Worker(studio.studio.home, job["id"], "nobody", standalone=False)
+    worker.folder.mkdir(parents=True, exist_ok=True)
+    preview = str(worker.folder / "run" / "samples" / "step-0000010.png")
+    for done, info in ((1, {}), (2, {}), (3, {"preview": preview}), (4, {"preview": preview}),
+                       (5, {"preview": preview})):
+        worker.report(api.Event("train", "update", done, 10, "step", info=info))
+    worker.report(api.Event("train", "end", 10, 10, "step"))
+    stored = [(e["done"], e["status"]) for e in studio.studio.store.events(job_id=job["id"])
+              if e["event"] == "progress"]
+    assert stored == [(1, "update"), (3, "update"), (10, "end")]
+    last = studio.studio.store.events(job_id=job["id"])[-2]
+    assert last["info"]["preview"] == "run/samples/step-0000010.png"  # relative to the job
+    studio.post(f"/api/jobs/{job['id']}/stop")

@@ -105,12 +105,18 @@ class Supervisor:
             return False
         folder = self.home.job_folder(job["id"])
         folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / "log.txt", "ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "genforge.studio.worker", str(self.home.root),
-                 str(job["id"]), owner], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, cwd=self.home.root, env=self.env,
-                start_new_session=True)  # Ctrl-C reaches the server, which stops workers itself
+        try:
+            with open(folder / "log.txt", "ab") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "genforge.studio.worker", str(self.home.root),
+                     str(job["id"]), owner], stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, cwd=self.home.root, env=self.env,
+                    start_new_session=True)  # Ctrl-C reaches the server, which stops workers
+        except OSError as err:  # no process to be had (too many open files, no memory)
+            self.store.worker_exited(job["id"], owner, None)
+            print(f"genforge studio: cannot start a worker ({err}); job {job['id']} waits",
+                  file=sys.stderr)
+            return False
         self.children[job["id"]] = (process, owner)
         self.store.set_pid(job["id"], owner, process.pid)
         return True

@@ -54,6 +54,7 @@ class Worker:
         self.done = threading.Event()
         self.parent = os.getppid()
         self.last_update: dict[str, float] = {}
+        self.previews: dict[str, str | None] = {}
         self.attempt = 0
         self.in_job = False  # while the library call runs: a SIGTERM then interrupts it
 
@@ -70,12 +71,14 @@ class Worker:
         """Store a progress event: updates at most every EVENT_INTERVAL_S per task (a new preview
         always), everything else at once; a note also goes to the log."""
         data = relative(event.to_dict(), self.folder)
-        if event.status == "update" and "preview" not in event.info:
+        preview = event.info.get("preview")  # a task's info keeps its newest preview: new or not
+        if event.status == "update" and preview == self.previews.get(event.task):
             now = time.monotonic()
             if now - self.last_update.get(event.task, -1e9) < EVENT_INTERVAL_S \
                     and event.done != event.total:
                 return
             self.last_update[event.task] = now
+        self.previews[event.task] = preview
         if event.status in ("note", "failed"):
             self.log(f"{event.task}: {event.message}")
         self._store_event(data)

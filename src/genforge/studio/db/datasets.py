@@ -75,6 +75,9 @@ class DatasetQueries:
         row = self._conn().execute("SELECT * FROM inputs WHERE id = ?", (input_id,)).fetchone()
         return dict(row) if row else None
 
+    def inputs(self) -> list[dict]:
+        return [dict(r) for r in self._conn().execute("SELECT * FROM inputs ORDER BY id")]
+
     def input_paths(self) -> set[str]:
         return {r[0] for r in self._conn().execute("SELECT path FROM inputs")}
 

@@ -129,7 +129,8 @@ class JobQueries:
                                "('running', 'stopping')", (job_id, owner)).fetchone()
             if row is None:
                 return False
-            self._resolve_lost(conn, row, f"its worker exited with code {code}")
+            self._resolve_lost(conn, row, "its worker could not start" if code is None
+                               else f"its worker exited with code {code}")
             return True
 
     def _resolve_lost(self, conn: sqlite3.Connection, row: sqlite3.Row, why: str) -> None:

@@ -181,4 +181,13 @@ def upload_input(file: UploadFile = File(...),
     except BaseException:
         receiver.discard()
         raise
+    return input_view(row)
+
+
+def input_view(row: dict) -> dict:
     return {k: row[k] for k in ("id", "kind", "name", "bytes", "created")}
+
+
+@router.get("/inputs", summary="The uploaded input files")
+def list_inputs(studio: Studio = Depends(studio_of)) -> dict:
+    return {"inputs": [input_view(r) for r in studio.store.inputs()]}
