@@ -79,6 +79,8 @@ def upload(c, files: list[tuple[str, bytes]], **form):
 BAD = {
     "zip-slip": ([("d.zip", zip_bytes({"../evil.png": png()}))], {}, "may not leave its folder"),
     "absolute path": ([("d.zip", zip_bytes({"/tmp/evil.png": png()}))], {}, "not a relative path"),
+    "a file name that climbs": ([("../../evil.png", png())], {}, "may not leave its folder"),
+    "an absolute file name": ([("/etc/evil.png", png())], {}, "not a relative path"),
     "windows traversal": ([("d.zip", zip_bytes({"..\\evil.png": png()}))], {}, "leave its folder"),
     "symlink": ([("d.zip", with_symlink())], {}, "a symbolic link"),
     "encrypted": ([("d.zip", encrypted())], {}, "encrypted"),
@@ -133,6 +135,8 @@ def test_images_arrive_as_files_with_class_folders_and_are_audited(studio):
     done = ok(studio.get(f"/api/jobs/{audit['id']}"))
     assert done["state"] == "done", done["error"]
     assert "6" in done["result"]["text"] and done["result"]["file"] == "audit.json"
+    shown = ok(studio.get(f"/api/datasets/{dataset['id']}"))["audit"]
+    assert shown["job"] == audit["id"] and shown["state"] == "done" and shown["text"]
     listed = {f["path"] for f in ok(studio.get(f"/api/datasets/{dataset['id']}/files"))["files"]}
     assert {"shirt/0.png", "shoe/2.png"} <= listed
     assert studio.get(f"/api/datasets/{dataset['id']}/files/../../studio.db").status_code in (400, 404, 422)

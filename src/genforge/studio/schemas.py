@@ -203,20 +203,23 @@ class EvaluateRequest(BaseModel):
     sampling: SamplingOptions = Field(default_factory=SamplingOptions)
 
 
-class HarmonizeRequest(BaseModel):
+class InpaintingRequest(BaseModel):
+    """What harmonize and complete share: a model, a given file, the inpainting options."""
+
     model_config = FORBID
-    model: int = Field(description="the id of a finished train job (a music model)")
-    input: int = Field(description="the id of an uploaded melody (POST /api/inputs)")
+    model: int = Field(description="the id of a finished train job (a music model to "
+                                   "harmonize, a level model to complete)")
+    input: int = Field(description="the id of an uploaded file (POST /api/inputs): a melody, "
+                                   "or a partial level with '?' for the tiles to generate")
+    sampling: InpaintingOptions = Field(default_factory=InpaintingOptions)
+
+
+class HarmonizeRequest(InpaintingRequest):
     params: HarmonizeParams = Field(default_factory=HarmonizeParams)
-    sampling: InpaintingOptions = Field(default_factory=InpaintingOptions)
 
 
-class CompleteRequest(BaseModel):
-    model_config = FORBID
-    model: int = Field(description="the id of a finished train job (a level model)")
-    input: int = Field(description="the id of an uploaded partial level (POST /api/inputs)")
+class CompleteRequest(InpaintingRequest):
     params: CompleteParams = Field(default_factory=CompleteParams)
-    sampling: InpaintingOptions = Field(default_factory=InpaintingOptions)
 
 
 class NamedDataset(BaseModel):

@@ -62,6 +62,15 @@ class Connection:
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(number),))
         return len(MIGRATIONS)
 
+    @staticmethod
+    def unfinished_readers(conn: sqlite3.Connection, column: str, value: int) -> list[int]:
+        """The unfinished jobs that read a dataset, a model or an input (column: dataset_id,
+        model_job, input_id): what may not be deleted under them."""
+        assert column in ("dataset_id", "model_job", "input_id")
+        return [r[0] for r in conn.execute(
+            f"SELECT id FROM jobs WHERE {column} = ? AND state NOT IN ('done', 'failed', "
+            "'stopped') ORDER BY id", (value,))]
+
     def schema_version(self) -> int:
         return int(self._conn().execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0])
 

@@ -50,9 +50,7 @@ class DatasetQueries:
             row = conn.execute("SELECT * FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
             if row is None:
                 raise Missing(f"no dataset {dataset_id}")
-            busy = [r[0] for r in conn.execute(
-                "SELECT id FROM jobs WHERE dataset_id = ? AND state NOT IN ('done', 'failed', "
-                "'stopped')", (dataset_id,))]
+            busy = self.unfinished_readers(conn, "dataset_id", dataset_id)
             if busy:
                 raise StateError(f"dataset {dataset_id} is read by unfinished job(s) "
                                  f"{', '.join(map(str, busy))}: stop or wait for them first")

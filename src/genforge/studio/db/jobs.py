@@ -193,9 +193,7 @@ class JobQueries:
             job = job_row(self._row(conn, job_id))
             if job["state"] not in FINAL:
                 raise StateError(f"job {job_id} is {job['state']}: stop it before deleting it")
-            busy = [r[0] for r in conn.execute(
-                "SELECT id FROM jobs WHERE model_job = ? AND state NOT IN ('done', 'failed', "
-                "'stopped')", (job_id,))]
+            busy = self.unfinished_readers(conn, "model_job", job_id)
             if busy:
                 raise StateError(f"job {job_id}'s model is used by unfinished job(s) "
                                  f"{', '.join(map(str, busy))}")
@@ -225,6 +223,12 @@ class JobQueries:
         sql = ("SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY id DESC LIMIT ? OFFSET ?")
         return [job_row(r) for r in self._conn().execute(sql, (*args, limit, offset))]
+
+    def latest(self, kind: str, dataset_id: int) -> dict | None:
+        """The newest job of a kind on a dataset (its audit)."""
+        row = self._conn().execute("SELECT * FROM jobs WHERE kind = ? AND dataset_id = ? "
+                                   "ORDER BY id DESC LIMIT 1", (kind, dataset_id)).fetchone()
+        return job_row(row) if row else None
 
     def count(self, states: tuple[str, ...]) -> int:
         marks = ", ".join("?" * len(states))

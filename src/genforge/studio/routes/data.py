@@ -31,11 +31,17 @@ def _dataset(studio: Studio, dataset_id: int) -> dict:
     return dataset
 
 
-def dataset_view(dataset: dict) -> dict:
+def dataset_view(dataset: dict, studio: Studio | None = None) -> dict:
+    """A dataset as the API shows it (with studio: its newest audit's state and summary)."""
     base = f"/api/datasets/{dataset['id']}"
     view = {k: dataset[k] for k in ("id", "name", "kind", "named", "files", "bytes", "options",
                                     "created")}
     view["links"] = {"files": f"{base}/files", "manifest": f"{base}/manifest"}
+    audit = studio and studio.store.latest("audit", dataset["id"])
+    if audit:
+        view["audit"] = {"job": audit["id"], "state": audit["state"],
+                         "text": (audit["result"] or {}).get("text"),
+                         "warnings": (audit["result"] or {}).get("warnings")}
     return view
 
 
@@ -112,12 +118,12 @@ def add_named(body: NamedDataset, studio: Studio = Depends(studio_of)) -> dict:
 
 @router.get("/datasets", summary="List datasets")
 def list_datasets(studio: Studio = Depends(studio_of)) -> dict:
-    return {"datasets": [dataset_view(d) for d in studio.store.datasets()]}
+    return {"datasets": [dataset_view(d, studio) for d in studio.store.datasets()]}
 
 
 @router.get("/datasets/{dataset_id}", summary="A dataset")
 def get_dataset(dataset_id: int, studio: Studio = Depends(studio_of)) -> dict:
-    return dataset_view(_dataset(studio, dataset_id))
+    return dataset_view(_dataset(studio, dataset_id), studio)
 
 
 @router.get("/datasets/{dataset_id}/manifest", summary="A dataset's licence, source and consent")
