@@ -90,6 +90,15 @@ class Home:
         path.mkdir(parents=True)
         return path
 
+    def trash(self, path: Path) -> Path | None:
+        """Move a folder into tmp/ (one rename: quick inside a transaction); the caller deletes
+        it after the commit, and a crash in between leaves it to the next start's sweep."""
+        if not path.exists():
+            return None
+        target = self.tmp / f"deleted-{uuid.uuid4().hex}"
+        os.replace(path, target)
+        return target
+
     def sweep(self, dataset_folders: set[str], input_paths: set[str]) -> list[Path]:
         """Remove what a crash left half-made: everything in tmp/, and dataset or input folders
         no database row names (moved into place, then the transaction did not commit)."""

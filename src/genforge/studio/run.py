@@ -5,6 +5,7 @@ import fcntl
 import json
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 import torch
@@ -47,6 +48,7 @@ def run(home_dir: Path, host: str, port: int, workers: int) -> int:
     # this). Signing keys stay the user's own ($GENFORGE_KEYS or the default folder), so files
     # are signed as the CLI signs them.
     os.environ["GENFORGE_CACHE"] = str(home.cache)
+    tempfile.tempdir = str(home.tmp)  # where uploads are spooled while they arrive
     torch.set_num_threads(1)  # this process serves requests; its quick samples are small
     token = None
     if not is_loopback(host):

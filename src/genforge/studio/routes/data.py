@@ -164,8 +164,11 @@ def delete_dataset(dataset_id: int, confirm_id: int | None = Query(None, alias="
                    studio: Studio = Depends(studio_of)) -> dict:
     _dataset(studio, dataset_id)
     confirm(confirm_id, dataset_id, "dataset")
-    dataset = studio.store.delete_dataset(
-        dataset_id, lambda d: None if d["named"] else remove(Path(d["source"])))
+    trashed = []
+    dataset = studio.store.delete_dataset(dataset_id, lambda d: trashed.append(
+        None if d["named"] else studio.home.trash(Path(d["source"]))))
+    if trashed[0] is not None:
+        remove(trashed[0])
     return {"deleted": dataset_view(dataset)}
 
 

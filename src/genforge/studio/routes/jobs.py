@@ -149,8 +149,10 @@ def retry_job(job: dict = Depends(job_of), studio: Studio = Depends(studio_of)) 
 def delete_job(job: dict = Depends(job_of), confirm_id: int | None = Query(None, alias="confirm"),
                studio: Studio = Depends(studio_of)) -> dict:
     confirm(confirm_id, job["id"], "job")
-    folder = studio.home.job_folder(job["id"])
-    deleted = studio.store.delete_job(job["id"], lambda j: remove(folder))
+    folder, trashed = studio.home.job_folder(job["id"]), []
+    deleted = studio.store.delete_job(job["id"], lambda j: trashed.append(studio.home.trash(folder)))
+    if trashed[0] is not None:
+        remove(trashed[0])
     studio.models.pop(str(folder / "run" / "model"), None)  # a model kept for quick samples
     return {"deleted": job_view(deleted)}
 
