@@ -170,6 +170,7 @@ def main() -> None:
     parser.add_argument("--home", default=None, help="studio home (default: a temporary one)")
     args = parser.parse_args()
     home = Path(args.home or tempfile.mkdtemp(prefix="genforge-bench-studio-")) / "home"
+    load_before = os.getloadavg()[0]
     studio = StudioProcess(home, threads=args.threads)
     try:
         model, training = start_training(studio.url, minutes=max(2.0, args.seconds * 4 / 60))
@@ -184,7 +185,8 @@ def main() -> None:
     errors = sum(status != 200 for _, status, _ in results)
     print(f"genforge studio under load ({os.cpu_count()} CPUs, worker threads {args.threads}, "
           f"{args.requests} concurrent requests a round, {len(results) // args.requests} rounds "
-          f"in {args.seconds:g} s)")
+          f"in {args.seconds:g} s; load average {load_before:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after)")
     print(f"{'requests':>12} {'count':>6} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8}")
     for kind in ("all", "listing", "progress", "generate"):
         times = [s for k, _, s in results if kind in ("all", k)]

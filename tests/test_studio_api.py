@@ -271,8 +271,11 @@ def test_loopback_refuses_other_hosts_and_cross_site_requests(studio):
     cross = studio.post("/api/jobs/train", json={"data": "sokoban"},
                         headers={"origin": "http://evil.example"})
     assert cross.status_code == 403 and "cross-site" in cross.json()["error"]
-    same = studio.get("/api/health", headers={"origin": "http://localhost"})
-    assert same.status_code == 200
+    for origin in ("null", "http://localhost:9999", "http://localhost:x", "http://127.0.0.1"):
+        refused = studio.post("/api/jobs/train", json={"data": "sokoban"}, headers={"origin": origin})
+        assert refused.status_code == 403, origin
+    same = studio.post("/api/jobs/train", json={"data": 1234}, headers={"origin": "http://localhost"})
+    assert same.status_code == 404  # let through: no dataset 1234
 
 
 def test_another_host_requires_the_token(tmp_path):
