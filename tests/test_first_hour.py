@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import genforge
-from genforge import api, generation
+from genforge import api, generation, io
 from genforge.cli import main
 from tiny import TINY, train_tiny
 from genforge.levels import formats, lode_runner
@@ -122,6 +122,8 @@ def test_written_files_follow_the_users_umask(images, tmp_path):
     subprocess.run([sys.executable, "-c", f"import os; os.umask(0o027); {script}"], check=True)
     modes = {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "out").iterdir()}
     assert modes == {0o640}
+    weights = images / "model" / "model.safetensors"  # written by safetensors, then given the mode
+    assert stat.S_IMODE(weights.stat().st_mode) == 0o666 & ~io.UMASK
 
 
 def test_an_unsigned_small_image_does_not_claim_a_c2pa_manifest(images, tmp_path):

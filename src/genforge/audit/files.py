@@ -168,10 +168,7 @@ def read_manifest(source: str) -> dict:
     path = Path(source).expanduser() / MANIFEST_NAME
     if not path.is_file():
         return {"file": None}
-    try:
-        fields = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable dataset manifest ({err}); fix or remove it") from None
+    fields = io.read_json(path, "dataset manifest", max_bytes=1 << 20, error=DataError)
     if not isinstance(fields, dict):
         raise DataError(f"{path}: a dataset manifest is a JSON object, got {type(fields).__name__}")
     return {**fields, "file": str(path)}

@@ -22,7 +22,7 @@ import torch
 from .. import io, progress as events
 from ..config import RunConfig
 from ..errors import ConfigError
-from ..families import Family, ModelSpec
+from ..families import Family, ModelSpec, check_size
 from ..modalities import Dataset, Modality
 from .ema import EMA
 from .health import (DIVERGED, MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, LossWatch, TrainingDiverged,
@@ -100,6 +100,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     spec = ModelSpec.for_dataset(dataset, modality)
 
     torch.manual_seed(t.seed)  # weights: the same seed gives the same initial network
+    check_size(family, spec, config)  # refused before anything is allocated
     model = family.build(spec, config).to(device)
     ema = EMA(family.exported(model), t.ema_decay)
     phases = family.phases(config, spec)
