@@ -121,7 +121,8 @@ def test_generate_rejects_bad_options(trained, capsys):
 
 def test_dry_run_prints_the_resolved_config_and_trains_nothing(tmp_path, capsys):
     assert main(["train", "fashion-mnist-sample", "--run", str(tmp_path / "r"), "--dry-run",
-                 "--steps", "9", "--preset", "gpu"]) == 0
+                 "--steps", "9", "--preset", "gpu", "--batch-size", "2", "--resolution", "8",
+                 "--device", "cpu", "--precision", "fp32"]) == 0  # the preflight measures steps
     config = json.loads(capsys.readouterr().out)
     assert config["train"]["steps"] == 9 and config["network"]["model_channels"] == 128
     assert not (tmp_path / "r").exists()

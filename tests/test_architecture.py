@@ -20,7 +20,7 @@ LAYERS = [
     ("generation",),
     ("data",),
     ("training", "export", "metrics", "audit", "provenance", "families"),
-    ("config",),
+    ("config", "presets"),
     ("modalities", "levels", "music", "models", "sampling", "augment", "provenance.watermark",
      "provenance.marking"),
     ("options", "io", "errors", "progress", "version"),

@@ -12,9 +12,10 @@ from genforge.cli import main
 from genforge.families import FAMILIES
 from genforge.training.health import DIVERGED
 
+# fp32: --precision auto would measure a few steps first, and these tests count loss calls
 TINY = dict(preset=None, model_channels=8, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(),
             batch_size=8, resolution=12, preview_count=4, sample_every=1000, log_every=1,
-            checkpoint_every=2, device="cpu")
+            checkpoint_every=2, device="cpu", precision="fp32")
 
 
 class Sometimes:
@@ -66,7 +67,8 @@ def test_after_a_divergence_stop_a_lower_lr_recovers_the_same_run(tmp_path, monk
             "--model-channels", "8", "--channel-mult", "1,2", "--num-blocks", "1",
             "--attn-resolutions", "", "--batch-size", "8", "--resolution", "12",
             "--preview-count", "4", "--sample-every", "1000", "--log-every", "1",
-            "--checkpoint-every", "2", "--device", "cpu", "--progress", "none"]
+            "--checkpoint-every", "2", "--device", "cpu", "--precision", "fp32",
+            "--progress", "none"]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "after 3 rollbacks" in err and "rerun in the same folder" in err

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import genforge
-from genforge import api, generation
+from genforge import api, generation, io
 from genforge.cli import main
 from tiny import TINY, train_tiny
 from genforge.levels import formats, lode_runner
@@ -122,6 +122,8 @@ def test_written_files_follow_the_users_umask(images, tmp_path):
     subprocess.run([sys.executable, "-c", f"import os; os.umask(0o027); {script}"], check=True)
     modes = {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "out").iterdir()}
     assert modes == {0o640}
+    weights = images / "model" / "model.safetensors"  # written by safetensors, then given the mode
+    assert stat.S_IMODE(weights.stat().st_mode) == 0o666 & ~io.UMASK
 
 
 def test_an_unsigned_small_image_does_not_claim_a_c2pa_manifest(images, tmp_path):
@@ -169,3 +171,26 @@ def test_one_image_beside_the_class_folders_is_not_silent(tmp_path):
                                          "while the others are in 2 class sub-folders"):
         data = api.open_data(api.data_config(str(tmp_path)))
     assert data.labels is None
+
+
+def test_precision_auto_resolves_to_a_measured_choice_and_says_why(tmp_path, monkeypatch):
+    from genforge.training import speed
+    options = dict(preset=None, steps=1, model_channels=8, channel_mult=(1, 2), num_blocks=1,
+                   attn_resolutions=(), batch_size=8, resolution=12, preview_count=4,
+                   device="cpu")
+    monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: False)
+    summary = genforge.train("fashion-mnist-sample", tmp_path / "a", **options)
+    assert summary["precision"] == "fp32"
+    assert summary["precision_choice"]["why"] == "this CPU has no native bf16 (AMX or AVX512-BF16)"
+    monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: True)
+    summary = genforge.train("fashion-mnist-sample", tmp_path / "b", **options)
+    choice = summary["precision_choice"]
+    assert summary["precision"] == {"fp32": "fp32", "bf16": "bfloat16"}[choice["precision"]]
+    assert set(choice["seconds_per_step"]) == {"fp32", "bf16"} and "measured here" in choice["why"]
+    faster = min(choice["seconds_per_step"], key=choice["seconds_per_step"].get)
+    assert choice["precision"] == faster or "disagreed" in choice["why"]
+    assert "measured here" in (tmp_path / "b" / "summary.md").read_text()
+    # a fixed precision is taken as given
+    fixed = genforge.train("fashion-mnist-sample", tmp_path / "c", precision="fp32", **options)
+    assert fixed["precision_choice"] == {"precision": "fp32", "why": "--precision fp32"}

@@ -108,8 +108,10 @@ def test_resume_with_other_model_options_is_refused(tmp_path, small_data):
 
 def test_time_budget_stops_training(tmp_path, small_data):
     result = run(tmp_path, "t", small_data, minutes=0.002)
-    assert result.status == "finished"
-    assert result.progress.elapsed_s >= 0.12 and result.progress.step >= 1
+    assert result.status == "finished" and result.progress.step >= 1
+    # the loop stops where the time left would not hold another preview (it keeps the final
+    # preview's time free), so it ends near the 0.12 s budget, by an estimate, not past it
+    assert result.progress.elapsed_s >= 0.5 * 0.12
 
 
 def test_no_budget_is_a_clear_error(tmp_path, small_data):

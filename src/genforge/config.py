@@ -20,14 +20,19 @@ from .modalities import MODALITIES
 from .modalities.image import ImageOptions
 from .modalities.level import LevelOptions
 from .modalities.music import MusicOptions
-from .options import (Check, Declared, all_of, at_least, between, build, each,
-                      option)
+from .options import Check, Declared, all_of, at_least, between, build, each, option
+from .presets import FAMILY_DEFAULTS, PRESETS
 
 # Upper bounds on sizes a config (a user's, or an exported model's config.json from anyone) may
 # ask for, so a file cannot make genforge allocate absurd memory or loop for minutes.
-MAX_WIDTH = 4096          # channels of any layer
-MAX_BLOCKS = 64           # residual blocks per level, levels
+# Measured by building networks on the meta device for a 3x64x64 image (benchmarks/fuzz.py's
+# model-load reader found each): a U-Net of base width 1024 with mult (1,2,2,2) has 2.4 B
+# parameters, 65,536 blocks hang the build for minutes, a GAN of width 2048 has 9.2 B.
+MAX_WIDTH = 1024          # the U-Net's base width
+MAX_GAN_WIDTH = 2048      # a GAN's generator or discriminator width
+MAX_BLOCKS = 16           # residual blocks per level, mapping layers
 MAX_BATCH = 65_536
+MAX_PARAMETERS = 2_000_000_000  # the backstop: families.check_size builds on the meta device
 
 
 @dataclass(frozen=True)
@@ -81,11 +86,12 @@ class NetworkConfig(Declared):
 class DiffusionConfig(Declared):
     section = "diffusion"
     sigma_data: float = option(0.5, "data standard deviation assumed by EDM preconditioning",
-                               check=between(1e-3, 1e3))
+                               check=between(1e-3, 100))
     sigma_min: float = option(0.002, "smallest noise level sampled", check=between(1e-6, 1e4, open_low=True))
     sigma_max: float = option(80.0, "largest noise level sampled", check=between(1e-6, 1e4, open_low=True))
-    p_mean: float = option(-1.2, "mean of log-sigma during training (EDM P_mean)", check=between(-20, 20))
-    p_std: float = option(1.2, "std of log-sigma during training (EDM P_std)", check=between(0, 20))
+    p_mean: float = option(-1.2, "mean of log-sigma during training (EDM P_mean)", check=between(-10, 10))
+    p_std: float = option(1.2, "std of log-sigma during training (EDM P_std)",
+                          check=between(0, 10, open_low=True))
     label_dropout: float = option(0.1, "share of labels dropped in training, for classifier-free "
                                   "guidance", check=between(0.0, 1.0, open_high=True))
 
@@ -96,13 +102,13 @@ class GANConfig(Declared):
     architecture: str = option("stylegan2", "GAN networks: stylegan2 (mapping network, modulated "
                                "convolutions, noise, skips; residual D), dcgan, or mlp for 1-D items",
                                choices=("stylegan2", "dcgan", "mlp"))
-    latent_dim: int = option(128, "size of the generator's input latent z", check=between(1, MAX_WIDTH))
+    latent_dim: int = option(128, "size of the generator's input latent z", check=between(1, 4096))
     mapping_layers: int = option(4, "layers of the StyleGAN2 mapping network", check=between(1, MAX_BLOCKS))
     generator_channels: int = option(32, "generator width at full resolution (doubles per halving)",
-                                     check=between(1, MAX_WIDTH))
+                                     check=between(1, MAX_GAN_WIDTH))
     discriminator_channels: int = option(32, "discriminator width at full resolution (doubles per "
-                                         "halving)", check=between(1, MAX_WIDTH))
-    max_channels: int = option(256, "cap on any layer's width", check=between(1, MAX_WIDTH))
+                                         "halving)", check=between(1, MAX_GAN_WIDTH))
+    max_channels: int = option(256, "cap on any layer's width", check=between(1, 4096))
     gan_loss: str = option("logistic", "non-saturating logistic (with R1) or hinge",
                            choices=("logistic", "hinge"))
     r1_gamma: float | None = option(None, "R1 gradient penalty weight (0: off; default: "
@@ -135,7 +141,7 @@ class TrainConfig(Declared):
     batch_size: int = option(64, "images per optimiser step (split over --grad-accum micro-batches)",
                              check=between(1, MAX_BATCH))
     grad_accum: int = option(1, "micro-batches per optimiser step", check=between(1, MAX_BATCH))
-    lr: float = option(1e-3, "peak learning rate (AdamW)", check=between(0, 10, open_low=True))
+    lr: float = option(1e-3, "peak learning rate (AdamW)", check=between(0, 1, open_low=True))
     weight_decay: float = option(0.0, "AdamW weight decay", check=between(0, 10))
     warmup_steps: int = option(200, "linear learning-rate warm-up", check=at_least(0))
     lr_schedule: str = option("constant", "after warm-up: constant, or cosine decay to zero at the "
@@ -161,7 +167,7 @@ class TrainConfig(Declared):
     tensorboard: bool = option(False, "also log to TensorBoard (needs the tensorboard package)")
     eval_every: int = option(0, "evaluate the EMA model every N steps and keep the best (0: off)",
                              check=at_least(0))
-    eval_samples: int = option(2000, "samples per in-training evaluation", check=at_least(2))
+    eval_samples: int = option(2000, "samples per in-training evaluation", check=between(2, 10**6))
     eval_metric: str = option("fd", "metric that picks the best checkpoint (lower is better)",
                               choices=("fd", "kid"))
     eval_extractor: str | None = option(None, "feature extractor for in-training evaluation: an "
@@ -228,79 +234,6 @@ AUGMENT_AUTO = {"gan": "ada", "diffusion": "off", "discrete": "symmetry"}
 AUGMENT_AUTO_BELOW = 50_000
 # Below this many items a model is likely to memorise its training data.
 SMALL_DATASET = 1_000
-
-# What a family starts from before any preset: GANs train with Adam at betas (0, 0.99) (set by
-# the family), no warm-up, no clipping, and a shorter EMA (StyleGAN2-ADA: 10 kimg per 32 images).
-FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "diffusion": {},
-    "discrete": {},
-    "gan": {"train": {"lr": 2e-3, "warmup_steps": 0, "grad_clip": 0.0, "ema_decay": 0.998}},
-}
-
-PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
-    # Sized for the 5-minute demo on 2 CPU cores: ~1.1M parameters, 2x2 patches (28x28 runs at 14, 7, 4).
-    "cpu-small": {
-        "diffusion": {
-            "network": {"model_channels": 32, "channel_mult": (1, 2, 2), "num_blocks": 1,
-                        "attn_resolutions": (7,), "patch_size": 2},
-            "train": {"batch_size": 64, "lr": 2e-3, "warmup_steps": 100, "ema_decay": 0.998,
-                      "checkpoint_every": 250, "sample_every": 500},
-        },
-        # Symbols are few positions (a 10x10 level, 4 voices x 64 steps): no patches, wider.
-        "discrete": {
-            "network": {"model_channels": 48, "channel_mult": (1, 2, 2), "num_blocks": 2,
-                        "patch_size": 1},
-            "train": {"batch_size": 64, "lr": 1e-3, "warmup_steps": 100, "ema_decay": 0.998,
-                      "checkpoint_every": 250, "sample_every": 500},
-        },
-        "gan": {
-            "gan": {"architecture": "stylegan2", "generator_channels": 32,
-                    "discriminator_channels": 32, "max_channels": 128},
-            "train": {"batch_size": 64, "checkpoint_every": 500, "sample_every": 1000},
-        },
-    },
-    # A laptop CPU given an hour or more: ~7M parameters; 2x2 patches make each step ~4x cheaper
-    # than the same network at full resolution, which buys more steps in the same hour.
-    "cpu": {
-        "diffusion": {
-            "network": {"model_channels": 64, "channel_mult": (1, 2, 2), "num_blocks": 2,
-                        "attn_resolutions": (7, 8), "patch_size": 2},
-            "train": {"batch_size": 64, "lr": 1e-3},
-        },
-        "discrete": {
-            "network": {"model_channels": 96, "channel_mult": (1, 2, 2), "num_blocks": 2,
-                        "patch_size": 1},
-            "train": {"batch_size": 64, "lr": 1e-3},
-        },
-        "gan": {
-            "gan": {"architecture": "stylegan2", "generator_channels": 64,
-                    "discriminator_channels": 64, "max_channels": 256},
-            "train": {"batch_size": 64},
-        },
-    },
-    # One GPU: wider, deeper, bigger batches, bf16.
-    "gpu": {
-        "diffusion": {
-            "network": {"model_channels": 128, "channel_mult": (1, 2, 2, 2), "num_blocks": 2,
-                        "attn_resolutions": (16, 8), "dropout": 0.1},
-            "train": {"batch_size": 256, "lr": 4e-4, "ema_decay": 0.9999, "precision": "bf16",
-                      "checkpoint_every": 2000, "sample_every": 2000},
-        },
-        "discrete": {
-            "network": {"model_channels": 128, "channel_mult": (1, 2, 2, 2), "num_blocks": 2,
-                        "dropout": 0.1},
-            "train": {"batch_size": 256, "lr": 4e-4, "ema_decay": 0.9999, "precision": "bf16",
-                      "checkpoint_every": 2000, "sample_every": 2000},
-        },
-        "gan": {
-            "gan": {"architecture": "stylegan2", "generator_channels": 128,
-                    "discriminator_channels": 128, "max_channels": 512, "latent_dim": 512},
-            "train": {"batch_size": 64, "precision": "bf16", "checkpoint_every": 2000,
-                      "sample_every": 2000},
-        },
-    },
-}
-
 
 def validate(config: RunConfig) -> RunConfig:
     """Check the rules that span fields (each field's own range is checked where it is declared)."""

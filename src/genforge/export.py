@@ -21,7 +21,7 @@ from .version import __version__
 from .config import RunConfig, config_from_dict
 from .errors import CheckpointError, ConfigError, DataError
 from .provenance.model_card import write_model_card
-from .families import FAMILIES, ModelSpec
+from .families import FAMILIES, ModelSpec, check_size
 from .levels.formats import Legend
 from .modalities import MODALITIES
 
@@ -161,6 +161,10 @@ def load_module(folder: Path, device: str | torch.device = "cpu") -> tuple[nn.Mo
     family = FAMILIES.get(model_config["family"])
     if family is None:
         raise CheckpointError(f"{folder}: unknown model family {model_config['family']!r}")
+    try:
+        check_size(family, spec, run_config)  # a config.json from anyone: no absurd allocation
+    except ConfigError as err:
+        raise CheckpointError(f"{folder / 'config.json'}: {err}") from None
     module = family.exported(family.build(spec, run_config))
     tensors, _ = io.load_tensors(Path(folder) / "model.safetensors")
     try:

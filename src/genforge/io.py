@@ -119,7 +119,9 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     tensors = {k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}
     meta = {"genforge": json.dumps(metadata, sort_keys=True)}
     try:
-        return write_with(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+        # safetensors makes the file anew, with its own mode: the user's umask is applied after
+        return write_with(path, lambda tmp: (save_file(tensors, tmp, metadata=meta),
+                                             user_permissions(tmp)))
     except Exception as err:  # safetensors reports a full disk as its own error type
         if not isinstance(err, OSError) and "No space left" not in str(err):
             raise

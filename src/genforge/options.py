@@ -141,7 +141,7 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
             raise ValueError  # NaN passes every comparison check
         return result
     except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}") from None
+        raise ConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {_short(value)}") from None
 
 
 def check_value(declaration: Declaration, value: Any, where: str) -> None:
@@ -151,7 +151,13 @@ def check_value(declaration: Declaration, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: {value!r} is not one of "
                           f"{', '.join(str(c) for c in declaration.choices)}")
     if declaration.check is not None and value is not None and not declaration.check.test(value):
-        raise ConfigError(f"{where} must be {declaration.check.expected}, got {value!r}")
+        raise ConfigError(f"{where} must be {declaration.check.expected}, got {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    """A value as an error message shows it: repr, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def build(cls: type, values: dict[str, Any], section: str = "") -> Any:
@@ -164,7 +170,8 @@ def build(cls: type, values: dict[str, Any], section: str = "") -> Any:
     unknown = set(values) - set(known)
     if unknown:
         where = f"{section}." if section else ""
-        raise ConfigError(f"unknown option {where}{sorted(unknown)[0]} "
+        name = str(sorted(unknown)[0]).encode("unicode_escape").decode()  # one line, always
+        raise ConfigError(f"unknown option {where}{name} "
                           f"(known: {', '.join(sorted(known))})")
     kwargs = {}
     for name, value in values.items():

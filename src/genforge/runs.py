@@ -21,7 +21,7 @@ from .families import FAMILIES, ModelSpec
 from .modalities import MODALITIES
 from .training.health import check_same_run, health, recovery
 from .training.loop import TrainResult, train as run_loop
-from .training.speed import seconds_per_step
+from .training.speed import choose_precision, seconds_per_step
 from .training.state import CHECKPOINT_NAME, read_checkpoint_meta
 
 
@@ -82,6 +82,7 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
     timing["wall_s"] = round(time.perf_counter() - started, 1)
     summary = _summary(result, config, info, dataset.report.summary(), timing["wall_s"])
     summary["timing"] = timing
+    summary["precision_choice"] = result.progress.precision
     summary["health"] = judge(result.progress)
     if summary["health"]["status"] != "ok":
         warnings.warn(f"training was unstable: {'; '.join(summary['health']['notes'])}; look at "
@@ -133,7 +134,14 @@ def preflight(data: str | None = None, run: str | Path = "runs/genforge", *,
     budget: dict[str, Any] = {"steps": t.steps, "minutes": t.minutes, "done": done}
     if measure:
         with events.task("measure", total=None, unit="step"):
-            speed = seconds_per_step(config, dataset, FAMILIES[config.family], modality)
+            choice = choose_precision(config, dataset, FAMILIES[config.family], modality)
+            speed = (seconds_per_step(config, dataset, FAMILIES[config.family], modality,
+                                      precision=choice["precision"])
+                     if "seconds_per_step" not in choice else  # measured just now: no need again
+                     {"seconds_per_step": choice["seconds_per_step"][choice["precision"]],
+                      "device": "cpu", "precision": choice["precision"],
+                      "measured_steps": choice.get("measured_steps", 3)})
+        budget["precision_why"] = choice["why"]
         per_step = speed["seconds_per_step"]
         left = [t.steps - done] if t.steps is not None else []
         if t.minutes is not None:
@@ -181,7 +189,8 @@ def summary_markdown(s: dict) -> str:
     classes = f", {len(d['class_names'])} classes" if d["class_names"] else ""
     return (f"# genforge run: {s['status']}\n\n"
             f"- data: {d['source']} ({d['items']} items, shape {d['item_shape']}{classes}); {s['data_report']}\n"
-            f"- model: {s['family']}, {s['parameters']:,} parameters, trained on {s['device']} ({s['precision']})\n"
+            f"- model: {s['family']}, {s['parameters']:,} parameters, trained on {s['device']} ({s['precision']}"
+            + (f": {s['precision_choice']['why']}" if s.get("precision_choice") else "") + ")\n"
             f"- training: {s['steps']} steps, {s['images_seen']:,} images in {s['training_seconds']} s"
             f" ({s['images_per_second']} images/s), final loss "
             f"{'none' if s['final_loss'] is None else format(s['final_loss'], '.4g')}\n"

@@ -18,7 +18,6 @@ from .hashes import exact_groups
 
 MANIFEST_NAME = "genforge-dataset.json"
 MANIFEST_FIELDS = ("licence", "source", "consent")
-MANIFEST_MAX_BYTES = 1 << 20  # three lines of text; a larger file is not a manifest
 _FASHION = {"licence": "MIT (Copyright (c) 2017 Zalando SE)",
             "source": "Fashion-MNIST, Zalando Research (Xiao, Rasul, Vollgraf 2017), "
                       "https://github.com/zalandoresearch/fashion-mnist",
@@ -169,7 +168,7 @@ def read_manifest(source: str) -> dict:
     path = Path(source).expanduser() / MANIFEST_NAME
     if not path.is_file():
         return {"file": None}
-    fields = io.read_json(path, "dataset manifest", max_bytes=MANIFEST_MAX_BYTES, error=DataError)
+    fields = io.read_json(path, "dataset manifest", max_bytes=1 << 20, error=DataError)
     if not isinstance(fields, dict):
         raise DataError(f"{path}: a dataset manifest is a JSON object, got {type(fields).__name__}")
     return {**fields, "file": str(path)}

@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genforge: error: {err.strerror or err}{where}; files written before it are "
               "complete (every file is written whole or not at all)", file=sys.stderr)
         return 2
+    except MemoryError:
+        where = _log_traceback()
+        print(f"genforge: error: ran out of memory (smaller batches, items or models need less; "
+              f"details in {where})", file=sys.stderr)
+        return 1
     except Exception as err:  # the last line of defence: one line, the traceback in a file
         where = _log_traceback()
         reason = " ".join(str(err).split())[:200]

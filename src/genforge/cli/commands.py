@@ -75,8 +75,8 @@ def preflight_text(check: dict) -> str:
                                          f"{b['minutes']} minutes" if b["minutes"] else "") if x)
         lines.append(f"budget: {asked}: about {b['expected_steps']} steps in "
                      f"{b['expected_minutes']:.1f} minutes at {b['seconds_per_step']:.3f} s a "
-                     f"step on {b['device']} ({b['precision']}; measured over "
-                     f"{b['measured_steps']} steps here)")
+                     f"step on {b['device']} ({b['precision']}: {b['precision_why']}; measured "
+                     f"over {b['measured_steps']} steps here)")
     return "\n".join(lines) + "\nresolved configuration (stdout):\n"
 
 
@@ -217,6 +217,7 @@ def _demo(args: argparse.Namespace) -> int:
     lines = [
         f"genforge demo: {summary['steps']} steps in {summary['training_seconds']} s "
         f"on {summary['device']} ({summary['images_per_second']} images/s), final loss {summary['final_loss']:.4f}",
+        f"precision: {summary['precision']} ({summary['precision_choice']['why']})",
         f"sample grid (one class per column: {', '.join(model.class_names)}): {out / 'samples' / 'grid.png'}",
         f"exported model: {out / 'run' / 'model'}  (try: genforge generate {out / 'run' / 'model'} -n 16)",
     ]

@@ -2,6 +2,9 @@
 and declares its sampling options once (families.base.sampling_options reads them)."""
 from typing import Any
 
+import torch
+
+from ..config import MAX_PARAMETERS
 from ..errors import ConfigError
 from ..modalities import MODALITIES, modality_for
 from ..options import build, declarations
@@ -13,7 +16,7 @@ from .gan import GANFamily
 FAMILIES: dict[str, Family] = {"diffusion": DiffusionFamily(), "gan": GANFamily(),
                                "discrete": DiscreteFamily()}
 
-__all__ = ["FAMILIES", "Family", "ModelSpec", "Phase", "sampling_options"]
+__all__ = ["FAMILIES", "Family", "ModelSpec", "Phase", "sampling_options", "check_size"]
 
 
 def sampling_options(family: Family, spec: ModelSpec | None, given: dict[str, Any], *,
@@ -49,3 +52,16 @@ def _not_an_option_of(family: Family, name: str, known: set[str], inpainting: bo
         text += (f"; it is an option of {' and '.join(owners)} models: retrain with --family "
                  f"{owners[0]}{best}")
     return text
+
+
+def check_size(family: Family, spec: ModelSpec, config) -> int:
+    """The parameter count of the module a config asks for, built on the meta device (no memory,
+    0.01-0.2 s), refused above MAX_PARAMETERS: a model folder or a config from anyone cannot make
+    genforge allocate what no machine has."""
+    with torch.device("meta"):
+        module = family.build(spec, config)
+    count = sum(p.numel() for p in module.parameters())
+    if count > MAX_PARAMETERS:
+        raise ConfigError(f"this configuration asks for {count:,} parameters, more than the "
+                          f"{MAX_PARAMETERS:,} genforge builds: choose smaller widths or depths")
+    return count

@@ -22,14 +22,15 @@ import torch
 from .. import io, progress as events
 from ..config import RunConfig
 from ..errors import ConfigError
-from ..families import Family, ModelSpec
+from ..families import Family, ModelSpec, check_size
 from ..modalities import Dataset, Modality
+from .devices import resolve_device
 from .ema import EMA
 from .health import (DIVERGED, MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, LossWatch, TrainingDiverged,
                      check_same_run, mark_diverged, recovery)
+from .speed import choose_precision
 from .state import (CHECKPOINT_NAME, DataStream, Progress, load_checkpoint, read_checkpoint_meta,
                     save_checkpoint)
-from .devices import autocast_dtype, resolve_device
 
 
 def lr_factor(t, step: int, done: float) -> float:
@@ -94,12 +95,12 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(t.device)
-    amp_dtype = autocast_dtype(t.precision, device)
     labelled = dataset.labels is not None
     modality = modality.bind(dataset.vocabulary)
     spec = ModelSpec.for_dataset(dataset, modality)
 
     torch.manual_seed(t.seed)  # weights: the same seed gives the same initial network
+    check_size(family, spec, config)  # refused before anything is allocated
     model = family.build(spec, config).to(device)
     ema = EMA(family.exported(model), t.ema_decay)
     phases = family.phases(config, spec)
@@ -195,9 +196,12 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         model.train()
         return time.perf_counter() - started
 
+    if progress.precision is None or t.precision != "auto":  # a resumed run keeps its choice
+        progress.precision = choose_precision(config, dataset, family, modality)
+    amp_dtype = torch.bfloat16 if progress.precision["precision"] == "bf16" else None
     parameters = sum(p.numel() for p in model.parameters())
     result = TrainResult(run_dir, "already finished", progress, str(device),
-                         str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32", parameters)
+                         "bfloat16" if amp_dtype else "fp32", parameters)
     if budget_spent():
         if on_export:
             on_export(ema.module, spec, progress)

@@ -61,6 +61,7 @@ class Progress:
     best_loss: float | None = None    # the lowest logged (window-mean) loss of the first phase
     window_loss: float | None = None  # the newest logged one
     recoveries: list = field(default_factory=list)  # reruns that recovered a divergence stop
+    precision: dict | None = None     # what the run trains in and why (training.speed)
 
 
 def _optimizer_tensors(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
