@@ -3,7 +3,6 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import DataError
-
 from .base import Dataset, LoadReport, Modality
 from .image import IMAGE
 from .level import LEVEL
