@@ -51,6 +51,7 @@ def test_a_train_job_runs_and_reports_its_progress(studio):
     assert train[-1]["done"] == 2 and train[-1]["total"] == 2
     previews = [e for e in train if "preview" in e["info"]]
     assert previews and previews[0]["info"]["preview"].startswith("run/samples/")
+    assert previews[0]["preview_url"] == f"/api/jobs/{studio.train}/files/{previews[0]['info']['preview']}"
     # the newest preview, as a URL the pages can show
     after = ok(studio.get(f"/api/jobs/{studio.train}/events", params={"after": events[2]["id"]}))
     assert after["events"] == events[3:] and after["next"] == events[-1]["id"]

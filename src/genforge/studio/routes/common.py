@@ -23,13 +23,18 @@ def confirm(given: int | None, expected: int, what: str) -> None:
                                  f"id as ?confirm={expected}")
 
 
+def event_view(event: dict, job_id: int) -> dict:
+    """An event with a URL for the preview it names (a path inside the job's folder)."""
+    preview = (event.get("info") or {}).get("preview")
+    if preview and not preview.startswith("/"):
+        return {**event, "preview_url": f"/api/jobs/{job_id}/files/{preview}"}
+    return event
+
+
 def job_view(job: dict, *, detail: bool = False) -> dict:
     """A job as the API shows it: state, progress (with a URL for the newest preview), worker."""
     base = f"/api/jobs/{job['id']}"
-    progress = dict(job["last_event"] or {})
-    preview = (progress.get("info") or {}).get("preview")
-    if preview and not preview.startswith("/"):
-        progress["preview_url"] = f"{base}/files/{preview}"
+    progress = event_view(dict(job["last_event"] or {}), job["id"])
     view = {key: job[key] for key in ("id", "kind", "state", "request", "created", "queued_at",
                                       "started", "finished", "attempts", "error", "result",
                                       "stop_requested")}

@@ -17,7 +17,7 @@ from ..db import FINAL, STATES
 from ..home import inside, remove
 from ..jobs import KINDS, Kind
 from ..state import Studio
-from .common import confirm, job_view, listing, send_file, send_zip, studio_of
+from .common import confirm, event_view, job_view, listing, send_file, send_zip, studio_of
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 POLL_S = 0.5           # how often a stream looks for new events
@@ -66,7 +66,8 @@ def get_job(job: dict = Depends(job_of)) -> dict:
 @router.get("/jobs/{job_id}/events", summary="A job's events after an id (polling)")
 def job_events(job: dict = Depends(job_of), after: int = Query(0, ge=0),
                limit: int = Query(500, ge=1, le=5000), studio: Studio = Depends(studio_of)) -> dict:
-    events = studio.store.events(job_id=job["id"], after=after, limit=limit)
+    events = [event_view(e, e["job"]) for e in
+              studio.store.events(job_id=job["id"], after=after, limit=limit)]
     return {"job": job_view(job), "events": events,
             "next": events[-1]["id"] if events else after}
 
@@ -80,7 +81,8 @@ async def _stream(studio: Studio, job_id: int | None, after: int, seconds: float
         events = await run_in_threadpool(studio.store.events, job_id=job_id, after=after)
         for event in events:
             after = event["id"]
-            yield ServerSentEvent(data=event, id=str(event["id"]), event=event.get("event"))
+            yield ServerSentEvent(data=event_view(event, event["job"]), id=str(event["id"]),
+                                  event=event.get("event"))
         if events:
             quiet = time.monotonic()
             continue
