@@ -13,7 +13,7 @@ SRC = Path(__file__).parent.parent / "src" / "genforge"
 # Top first. A module may import its own layer or any layer below; within a layer, peers may
 # import each other (the cycle test keeps that a tree). Longest matching prefix wins.
 LAYERS = [
-    ("cli", "__main__"),
+    ("cli", "studio", "__main__"),
     ("genforge", "api"),
     ("runs",),
     ("evaluation",),
@@ -97,12 +97,30 @@ def test_no_import_cycles():
     assert cycles == []
 
 
+SURFACE = {"genforge.api", "genforge.errors", "genforge.version", "genforge.io",
+           "genforge.options", "genforge.progress"}
+
+
 def test_the_cli_calls_only_the_library_surface():
     for name in MODULES:
         if name.startswith("genforge.cli"):
             outside = {t for t in imports(name) if not t.startswith("genforge.cli")}
-            assert outside <= {"genforge.api", "genforge.errors", "genforge.version",
-                               "genforge.io", "genforge.options"}, (name, outside)
+            # the studio's entry point, imported lazily by `genforge studio`
+            assert outside <= SURFACE | {"genforge.studio"}, (name, outside)
+
+
+def test_the_studio_calls_only_the_library_surface():
+    for name in MODULES:
+        if name.startswith("genforge.studio"):
+            outside = {t for t in imports(name) if not t.startswith("genforge.studio")}
+            assert outside <= SURFACE, (name, outside)
+
+
+def test_the_core_never_imports_the_studio():
+    users = sorted(name for name in MODULES if not name.startswith(("genforge.studio",
+                                                                     "genforge.cli"))
+                   and any(t.startswith("genforge.studio") for t in imports(name)))
+    assert users == []
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

@@ -103,6 +103,24 @@ def test_open_round_trip_write_read_back_and_preview(kind, tmp_path):
 
 
 @pytest.mark.parametrize("kind", sorted(MODALITIES))
+def test_check_file_takes_the_kind_s_files_and_refuses_others_in_one_line(kind, tmp_path):
+    """What an upload is judged by before it is kept (genforge studio): every file of the tiny
+    dataset passes as its own kind; a file with another extension, or whose bytes are not the
+    kind's, is refused with one line naming it."""
+    from genforge.errors import DataError
+    source = TINY[kind][0](tmp_path / "source")
+    m = MODALITIES[kind]
+    assert set(m.extensions) <= set(m.folder_extensions)
+    files = [p for p in Path(source).rglob("*") if p.is_file()]
+    assert files and all(api.check_file(p) == kind == api.check_file(p, kind) for p in files)
+    for name, data in (("notes.doc", b"text"), (f"fake{m.extensions[0]}", b"\0\1garbage\0")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DataError) as refused:
+            api.check_file(tmp_path / name, kind)
+        assert str(refused.value).startswith(name) and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("kind", sorted(MODALITIES))
 def test_default_metrics_run(kind, tmp_path):
     data, _ = open_tiny(kind, tmp_path)
     m = MODALITIES[kind].bind(data.vocabulary)

@@ -93,3 +93,63 @@ def test_the_level_commands(tmp_path, capsys, monkeypatch):
     assert "playable: 2 of" in printed[1] and len(list((tmp_path / "levels").glob("*.xsb"))) == 2
     assert "2 completions" in printed[2]
     assert "level-playability" in printed[3] or "playable" in printed[3]
+
+
+def readme_curls(section: str) -> list[list[str]]:
+    """The `curl ...` lines of a README section's sh blocks, as argv lists ($S kept)."""
+    text = (ROOT / "README.md").read_text()
+    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line.split("  #")[0].strip() for block in re.findall(r"```sh\n(.*?)```", body, re.S)
+             for line in block.splitlines()]
+    return [shlex.split(line)[1:] for line in lines if line.startswith("curl ")]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_studio_curl_commands(tmp_path, monkeypatch):
+    """Upload, train, follow, generate and download as the README's curl lines say, through the
+    test client (the jobs run in this process between the requests, with a tiny budget)."""
+    pytest.importorskip("fastapi")
+    import io
+    import json
+    import zipfile
+
+    from PIL import Image
+    from studio_tools import TINY, client, run_queued
+    monkeypatch.chdir(tmp_path)
+    with zipfile.ZipFile(tmp_path / "garments.zip", "w") as archive:
+        for i in range(6):
+            image = io.BytesIO()
+            Image.new("L", (16, 16), 40 * i).save(image, format="PNG")
+            archive.writestr(f"{'shirt' if i % 2 else 'shoe'}/{i}.png", image.getvalue())
+    tiny = {'"minutes": 30': json.dumps({"steps": 2, **TINY})[1:-1], '"n": 64': '"n": 2'}
+    with client(tmp_path / "home") as c:
+        for argv in readme_curls("Studio"):
+            method, url, form, files, body, out, words = "GET", None, {}, {}, None, None, iter(argv)
+            for word in words:
+                if word == "-F":
+                    key, value = next(words).split("=", 1)
+                    if value.startswith("@"):
+                        files[key] = (value[1:], open(value[1:], "rb").read())
+                    else:
+                        form[key] = value
+                elif word == "-d":
+                    body = next(words)
+                    for old, new in tiny.items():
+                        body = body.replace(old, new)
+                elif word in ("-H", "-X", "-o"):
+                    value = next(words)
+                    method = value if word == "-X" else method
+                    out = value if word == "-o" else out
+                elif word.startswith("$S/"):
+                    url = word[2:]
+            if files or form or body:
+                method = "POST"
+            response = c.request(method, url, files=files or None, data=form or None,
+                                 content=body, headers={"content-type": "application/json"}
+                                 if body else None)
+            assert response.status_code < 300, (argv, response.text)
+            if out:
+                assert zipfile.ZipFile(io.BytesIO(response.content)).namelist(), argv
+            run_queued(c)  # what a worker would do meanwhile
+        jobs = {j["id"]: j["state"] for j in c.get("/api/jobs").json()["jobs"]}
+        assert jobs == {1: "done", 2: "done", 3: "done"}  # the audit, the training, the samples

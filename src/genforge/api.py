@@ -2,27 +2,34 @@
 
 What users do, and where it lives:
     train, preflight, resolve_config  runs.py, data.py   a training run, end to end (--dry-run)
+    config_from_dict               config.py             a stored configuration, checked again
     load -> GenerativeModel        generation/           generate, interpolate, harmonize, complete
     evaluate, train_features       evaluation.py         metrics against reference data
     audit, open_training_data      data.py               a dataset before training
+    check_file, dataset_manifest   modalities/, audit/   a user's file before it is kept; a
+                                                         dataset's licence/source/consent
     verify, detect, keys           provenance/checks.py  what generated files say about themselves
     reporting, Event               progress.py           progress of every long step, as events
 
 And what shells read to build their options (one declaration each: genforge.options):
     config_sections, data_sections, sampling_declarations, presets, families, dataset_names,
-    metric_names.
+    metric_names, level_legends.
 """
 from __future__ import annotations
 
-from .audit import MANIFEST_NAME as DATASET_MANIFEST, text as audit_text
-from .config import DataConfig, FAMILY_DEFAULTS, PRESETS, SECTIONS, FAMILIES as FAMILY_NAMES
+from .audit import (MANIFEST_FIELDS as DATASET_MANIFEST_FIELDS, MANIFEST_NAME as DATASET_MANIFEST,
+                    read_manifest as dataset_manifest, text as audit_text,
+                    write_manifest as set_dataset_manifest)
+from .config import (DataConfig, FAMILY_DEFAULTS, PRESETS, SECTIONS, FAMILIES as FAMILY_NAMES,
+                     config_from_dict)
 from .data import (DEFAULT_PRESET, audit, data_config, family_choice, open_data,
                    open_training_data, resolve_config)
 from .evaluation import evaluate, find_extractor, train_features
 from .families import FAMILIES
 from .generation import GenerativeModel, load
+from .levels.formats import LEGENDS
 from .metrics import registry
-from .modalities import MODALITIES
+from .modalities import MODALITIES, check_file
 from .options import Declaration, declarations
 from .progress import Event, Reporter, reporting
 from .provenance.checks import describe_keys, detect, init_keys, signer, verify
@@ -90,13 +97,21 @@ def kinds() -> tuple[str, ...]:
     return tuple(MODALITIES)
 
 
+def level_legends() -> tuple[str, ...]:
+    """The tile legends genforge knows by game name (data.legend takes these or a legend file)."""
+    return tuple(LEGENDS)
+
+
 def kind_families() -> dict[str, str]:
     """The family --family auto picks for each content kind (the one its benchmarks chose)."""
     return {kind: m.family for kind, m in MODALITIES.items()}
 
 
-__all__ = ["train", "preflight", "resolve_config", "summary_markdown", "load", "GenerativeModel", "evaluate",
-           "train_features", "find_extractor", "audit", "audit_text", "DATASET_MANIFEST", "open_training_data",
+__all__ = ["train", "preflight", "resolve_config", "config_from_dict", "summary_markdown", "load",
+           "GenerativeModel", "evaluate",
+           "train_features", "find_extractor", "audit", "audit_text", "DATASET_MANIFEST",
+           "DATASET_MANIFEST_FIELDS", "dataset_manifest", "set_dataset_manifest", "check_file",
+           "level_legends", "open_training_data",
            "open_data", "data_config", "verify", "detect", "init_keys", "describe_keys",
            "signer", "reporting", "Event", "Reporter", "config_sections", "data_sections",
            "sampling_declarations", "kind_sampling_presets", "presets", "preset_values", "families",

@@ -226,6 +226,11 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _studio(args: argparse.Namespace) -> int:
+    from .. import studio  # only here: the core CLI never imports the studio's web packages
+    return studio.serve(args.home or studio.DEFAULT_HOME, args.host, args.port, args.workers)
+
+
 COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "features": _features,
             "harmonize": _harmonize, "complete": _complete, "audit": _audit, "detect": _detect,
-            "verify": _verify, "keys": _keys, "info": _info, "demo": _demo}
+            "verify": _verify, "keys": _keys, "info": _info, "demo": _demo, "studio": _studio}

@@ -233,6 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+    p = sub.add_parser("studio", help="serve the studio: a job queue and REST API (needs "
+                       "pip install 'genforge[studio]')",
+                       description="Serve the studio's REST API (docs at /docs) and run its jobs "
+                                   "in worker processes; jobs, datasets and outputs live in the "
+                                   "studio home and survive restarts and crashes.")
+    p.add_argument("--home", default=None, help="studio home folder (default: "
+                   "$GENFORGE_STUDIO_HOME or ~/genforge-studio)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: "
+                   "127.0.0.1, this machine only; any other requires the access token, made "
+                   "and printed at the first such start)")
+    p.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free one)")
+    p.add_argument("--workers", type=int, default=1, help="jobs that run at the same time "
+                   "(default: 1)")
+
     p = sub.add_parser("demo", help="train on the bundled Fashion-MNIST sample and draw garments",
                        parents=[common])
     p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")

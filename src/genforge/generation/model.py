@@ -190,13 +190,10 @@ class GenerativeModel:
                           extra=[out / "walk.gif"])
         return items
 
-    def harmonize(self, melody: str | Path, **options: Any) -> torch.Tensor:
-        """Music: settings of a melody; see generation.music.harmonize."""
-        return music.harmonize(self, melody, **options)
-
-    def complete(self, partial: str | Path, **options: Any) -> torch.Tensor:
-        """Levels: completions of a partial level; see generation.levels.complete."""
-        return levels.complete(self, partial, **options)
+    # What only some kinds do, as methods with the functions' own signatures and docs (shells
+    # build their parameters from them): music's harmonize, levels' complete.
+    harmonize = music.harmonize
+    complete = levels.complete
 
     def own_training_data(self):
         """The data this model was trained on, rebuilt from its config, or None when that no

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 
 @dataclass
@@ -165,6 +165,21 @@ class Modality:
             raise ConfigError(f"--wav renders music; this model makes {self.name} items")
         if checks and not self.has_checks:
             raise ConfigError(f"{checks} are for level models; this model makes {self.name} items")
+
+    # -- files a user hands over ----------------------------------------------------------------
+    @property
+    def folder_extensions(self) -> tuple[str, ...]:
+        """Extensions of the files a dataset folder of this kind may hold: its items' and what
+        lies beside them (a level legend, solutions). Default: extensions."""
+        return self.extensions
+
+    def check_file(self, path: Path) -> None:
+        """Refuse, with a one-line DataError naming the file, a file this kind would not read,
+        judged cheaply (its name, first bytes or header) before an upload is kept; the full,
+        bounded read happens when the data is opened. Default: by its extension."""
+        if Path(path).suffix.lower() not in self.folder_extensions:
+            raise DataError(f"{Path(path).name}: not a {self.name} file (expected "
+                            f"{', '.join(self.folder_extensions)})")
 
     # -- required -------------------------------------------------------------------------------
     def open(self, data_config) -> Dataset:

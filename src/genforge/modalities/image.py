@@ -345,6 +345,19 @@ class ImageModality(Modality):
             return open_fashion_mnist(data_config)
         return read_folder(data_config)
 
+    def check_file(self, path: Path) -> None:
+        """An image file whose header Pillow reads and whose size passes the budgets."""
+        super().check_file(path)
+        try:
+            with _refuse_bombs(Path(path).name), Image.open(path) as img:
+                problem = size_problem(img)
+        except DataError:
+            raise
+        except Exception as e:  # Pillow's plugins raise many types on corrupt input
+            raise DataError(f"{Path(path).name}: {_reason(e)}") from None
+        if problem:
+            raise DataError(f"{Path(path).name}: {problem}")
+
     def model_shape(self, item_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(item_shape)
 

@@ -23,8 +23,9 @@ from .. import io
 from ..errors import ConfigError, DataError
 from ..levels import complete as completing
 from ..levels import sources
-from ..levels.formats import (LODE_RUNNER, SOKOBAN, KgrLevel, Legend, XsbLevel, format_grid,
-                              symmetries, write_kgoldrunner, write_xsb)
+from ..levels.formats import (LODE_RUNNER, SOKOBAN, KgrLevel, Legend, LevelError, XsbLevel,
+                              format_grid, read_legend, symmetries, write_kgoldrunner,
+                              write_xsb)
 from ..levels.playable import check_levels
 from ..options import Declared, at_least, option
 from .base import Dataset, LoadReport, Modality, named_items
@@ -139,6 +140,22 @@ class LevelModality(Modality):
 
     def __init__(self, legend: Legend | None = None):
         self.legend = legend
+
+    # a folder of levels may hold text grids, their legend and Sokoban solutions beside them
+    folder_extensions = (*sources.SOKOBAN_EXTENSIONS, *sources.GRID_EXTENSIONS, ".sol", ".json")
+
+    def check_file(self, path: Path) -> None:
+        """A level file: text of bounded size without NUL bytes, or a legend that reads."""
+        super().check_file(path)
+        path = Path(path)
+        if path.suffix.lower() == ".json":
+            read_legend(path)
+            return
+        try:
+            if "\0" in sources.read_text(path):
+                raise DataError(f"{path.name}: binary data, not a level text file")
+        except LevelError as err:
+            raise DataError(f"{path.name}: {err}") from None
 
     # -- the vocabulary --------------------------------------------------------------------
     def bind(self, vocabulary: dict) -> "LevelModality":

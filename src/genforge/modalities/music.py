@@ -76,6 +76,31 @@ def open_music(data_config, use_cache: bool = True) -> Dataset:
                    source=source, report=report)
 
 
+# What the first bytes of a music file must be, by extension (text formats: no NUL bytes, and
+# MusicXML opens with '<' after any byte-order mark or blank).
+MIDI_MAGIC = (b"MThd", b"RIFF")
+ZIP_MAGIC = b"PK\x03\x04"
+XML_SUFFIXES = (".xml", ".musicxml")
+
+
+def first_bytes_problem(path: Path) -> str | None:
+    """Why a file's first bytes say it is not the music format its extension names, or None."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    suffix = path.suffix.lower()
+    if suffix in (".mid", ".midi"):
+        return None if head.startswith(MIDI_MAGIC) else "not a MIDI file (no MThd header)"
+    if suffix == ".mxl":
+        return None if head.startswith(ZIP_MAGIC) else "not a compressed MusicXML file (no zip header)"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 text
+        return None
+    if b"\0" in head:
+        return "binary data, not a text format"
+    if suffix in XML_SUFFIXES and not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        return "not XML (it does not begin with '<')"
+    return None
+
+
 def _is_satb(shape: tuple[int, ...]) -> bool:
     return rep.is_satb(tuple(shape))
 
@@ -98,6 +123,13 @@ class MusicModality(Modality):
                                        {"sampler": "confidence", "steps": 64, "temperature": 1.25}),)
     inpaint_sigma_max = 10.0  # one-hot planes: see Modality.inpaint_sigma_max
     has_tokens = True
+
+    def check_file(self, path: Path) -> None:
+        """A music file by its extension and first bytes (parsing, bounded, comes later)."""
+        super().check_file(path)
+        problem = first_bytes_problem(Path(path))
+        if problem:
+            raise DataError(f"{Path(path).name}: {problem}")
     rows_are_parts = True  # voices (or keys) are parts sounding together, not space
     has_audio = True
 
