@@ -1,0 +1,164 @@
+"""Undoing what sharing does to an image's geometry before the watermark is read: rescaling (a
+256-pixel display copy shown 1080 pixels wide) and small rotations (a photo of a screen, a
+straightened scan).
+
+The watermark repeats one TILE x TILE pattern whose spectrum fills the ring of radii BAND
+(cycles per tile). Repeated with period P pixels, it puts its power on the lattice of frequencies
+(u, v) / P, turned by the rotation angle: a comb with ~600 teeth that neither the payload nor the
+key changes. After spectral whitening (each power divided by the mean power around it), the
+period and angle where the comb's teeth hold the most power, against the same comb shifted half
+a tooth (the host's own power there), are the estimate (Kutter 1998 used the autocorrelation of
+a periodic mark the same way, "Watermarking resisting to translation, rotation and scaling").
+A nearest-neighbour upscale puts the host's own power on a coarser lattice (every 64/f-th
+tooth), and JPEG's 8x8 blocks on a few teeth; neither fills the ring, so neither wins.
+
+`views` returns the luminance resampled so that the tile is TILE pixels again and upright: the
+image as it is first, then the estimate's; watermark.detect reads each and keeps one answer, so
+the search adds no false positives (one CRC check per image, as before).
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+TILE = 64
+BAND = (6.0, 15.0)        # cycles per tile: the ring the mark fills (watermark.BAND)
+OCTAVES = (1, 2, 4, 8)    # shrink factors searched: scales 0.7 to 11
+ANGLES = 3.0              # degrees searched either way
+LOCAL = 7                 # bins: the window of the mean power each power is divided by
+MIN_GAIN = 0.75           # comb gain under which no view is added (unmarked: 0.6-0.75)
+WHITEN_BAND = (4.0, 22.0)  # cycles per tile: BAND widened by half an octave either way
+WHITEN_WINDOW, WHITEN_EPS = 9, 4.0  # as watermark.WHITEN_*: the local variance it divides by
+
+
+def views(y: np.ndarray) -> list[np.ndarray]:
+    """The luminance as it is, then (when the comb finds a period or angle other than the
+    original's) resampled so that the tile is TILE pixels and upright."""
+    out = [y]
+    found = estimate(y)
+    if found is not None:
+        period, angle = found
+        if abs(period / TILE - 1) > 0.004 or abs(angle) > 0.1:
+            out.append(normalise(y, period, angle))
+    return out
+
+
+def estimate(y: np.ndarray) -> tuple[float, float] | None:
+    """(period in pixels, angle in degrees) of the tile lattice in y, or None when no comb
+    stands out from the host by MIN_GAIN. Each octave of scale is searched on a copy shrunk by
+    it, so the comb always sits at 45-91 pixels, in the band the mark was made for."""
+    best = (0.0, 0.0, 0.0, 1.0)  # gain, period, angle, octave
+    periods = TILE * np.exp(np.arange(-0.5, 0.5, 0.006) * np.log(2))
+    angles = np.arange(-ANGLES, ANGLES + 1e-9, 0.5)
+    for octave in OCTAVES:
+        if min(y.shape) / octave < 2 * TILE:
+            break
+        shrunk = y if octave == 1 else _resize(y, (round(y.shape[1] / octave),
+                                                   round(y.shape[0] / octave)))
+        power = _whitened_power(whiten(shrunk))
+        gain = _comb_gain(power, periods, angles, exact=False)
+        i, j = np.unravel_index(np.argmax(gain), gain.shape)
+        if gain[i, j] > best[0]:
+            # refine around the best: a tenth of the steps
+            fine_p = periods[i] * np.exp(np.arange(-0.006, 0.0061, 0.001))
+            fine_a = angles[j] + np.arange(-0.5, 0.51, 0.05)
+            fine = _comb_gain(power, fine_p, fine_a)
+            k, m = np.unravel_index(np.argmax(fine), fine.shape)
+            best = (float(fine[k, m]), float(fine_p[k]), float(fine_a[m]), float(octave))
+    if best[0] < MIN_GAIN:
+        return None
+    return best[1] * best[3], best[2]
+
+
+def normalise(y: np.ndarray, period: float, angle: float) -> np.ndarray:
+    """y turned back by angle and scaled so that a period becomes TILE pixels."""
+    image = Image.fromarray(y.astype(np.float32), mode="F")
+    if abs(angle) > 1e-3:
+        # Pillow turns counter-clockwise for positive angles; the estimate is in the same sense
+        image = image.rotate(-angle, resample=Image.Resampling.BICUBIC)
+    scale = TILE / period
+    size = (max(1, round(y.shape[1] * scale)), max(1, round(y.shape[0] * scale)))
+    return np.asarray(image.resize(size, Image.Resampling.LANCZOS), dtype=np.float64)
+
+
+def _resize(y: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    image = Image.fromarray(y.astype(np.float32), mode="F")
+    return np.asarray(image.resize(size, Image.Resampling.LANCZOS), dtype=np.float64)
+
+
+def whiten(y: np.ndarray) -> np.ndarray:
+    """The band the mark can be in at half an octave of scale either way, divided by its local
+    variance: the host's edges are damped and flat areas, where the mark is alone, count."""
+    h, w = y.shape
+    radius = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]) * TILE
+    band = (radius >= WHITEN_BAND[0]) & (radius <= WHITEN_BAND[1])
+    b = np.fft.irfft2(np.fft.rfft2(y) * band, s=(h, w))
+    return b / (np.maximum(box(b * b, WHITEN_WINDOW), 0.0) + WHITEN_EPS)
+
+
+def _whitened_power(y: np.ndarray) -> np.ndarray:
+    """|FFT|^2 of the windowed image over its local mean (LOCAL x LOCAL bins), centred."""
+    h, w = y.shape
+    window = np.outer(np.hanning(h), np.hanning(w))  # no edge cross in the spectrum
+    spectrum = np.fft.fftshift(np.abs(np.fft.fft2((y - y.mean()) * window)) ** 2)
+    local = box(spectrum, LOCAL)
+    return spectrum / (local + 1e-12 + local.mean() * 1e-6)
+
+
+def box(x: np.ndarray, k: int) -> np.ndarray:
+    """Mean over a k x k window (odd k, reflected edges) by summed-area table."""
+    p = k // 2
+    c = np.pad(np.pad(x, p, mode="reflect"), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    h, w = x.shape
+    return (c[k:k + h, k:k + w] - c[:h, k:k + w] - c[k:k + h, :w] + c[:h, :w]) / (k * k)
+
+
+def _lattice() -> np.ndarray:
+    """The comb's teeth (u, v) in cycles per tile: the ring, one of each conjugate pair."""
+    f = np.arange(-int(BAND[1]), int(BAND[1]) + 1)
+    u, v = np.meshgrid(f, f, indexing="ij")
+    r = np.hypot(u, v)
+    keep = (r >= BAND[0]) & (r <= BAND[1]) & ((v > 0) | ((v == 0) & (u > 0)))
+    return np.stack([u[keep], v[keep]], 1).astype(np.float64)
+
+
+TEETH = _lattice()
+
+
+def _comb_gain(power: np.ndarray, periods: np.ndarray, angles: np.ndarray,
+               exact: bool = True) -> np.ndarray:
+    """Geometric-mean whitened power on the comb over that half a tooth away, per (period,
+    angle): a geometric mean, so a few teeth on the host's own lattice (a nearest-neighbour
+    upscale's block grid) cannot outvote the ring. exact: bilinear, else the nearest bin."""
+    h, w = power.shape
+    log_power = np.log(power + 1e-6)
+    a = np.deg2rad(angles)
+    rot = np.stack([np.stack([np.cos(a), -np.sin(a)], -1), np.stack([np.sin(a), np.cos(a)], -1)],
+                   -2)                                           # [angle, 2, 2]
+    scale = 1.0 / periods[:, None, None]
+
+    def sampled(pts: np.ndarray) -> np.ndarray:
+        turned = np.einsum("aij,tj->ati", rot, pts)                # [angle, tooth, (u, v)]
+        rows = turned[None, ..., 0] * scale * h + h // 2           # rows are u (vertical)
+        cols = turned[None, ..., 1] * scale * w + w // 2
+        return _sample(log_power, rows, cols, exact)
+
+    # Between the teeth: half a tooth along u and along v, the larger. A tooth on a line of
+    # the host's own (the block edges of a nearest-neighbour upscale run the whole height)
+    # has that line beside it as well, and gains nothing.
+    off = np.maximum(sampled(TEETH + [0.5, 0.0]), sampled(TEETH + [0.0, 0.5]))
+    out = (sampled(TEETH) - off).mean(axis=-1)
+    return np.exp(out)
+
+
+def _sample(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, exact: bool) -> np.ndarray:
+    """image at fractional (rows, cols): bilinear, or the nearest pixel when not exact."""
+    h, w = image.shape
+    rows = np.clip(rows, 0, h - 1.001)
+    cols = np.clip(cols, 0, w - 1.001)
+    if not exact:
+        return image[np.rint(rows).astype(int), np.rint(cols).astype(int)]
+    r0, c0 = rows.astype(int), cols.astype(int)
+    fr, fc = rows - r0, cols - c0
+    return (image[r0, c0] * (1 - fr) * (1 - fc) + image[r0 + 1, c0] * fr * (1 - fc)
+            + image[r0, c0 + 1] * (1 - fr) * fc + image[r0 + 1, c0 + 1] * fr * fc)
