@@ -149,11 +149,11 @@ class GenerativeModel:
         sha = self.manifest.get("weights_sha256")
         items, mark = m.watermark(items, sha, watermark, signed=signer is not None)
         if out is not None:
-            copies = display.make(m, items, shown, sha, watermark, signer is not None)
+            marked_copies = display.make(m, items, shown, sha, watermark, signer is not None)
             write_outputs(self, items, Path(out), seeds, labels, dict(options), rejected=rejected,
                           mark=mark, signer=signer, audio=audio, item_info=checks,
                           summary={"playability": acceptance} if checks else None,
-                          display=copies)
+                          display=marked_copies)
         return items
 
     def interpolate(self, seeds: list[int], *, frames: int = 16, class_label: int | str | None = None,
@@ -204,10 +204,11 @@ class GenerativeModel:
             out = Path(out)
             walk = {**options, "interpolate": seeds, "frames": frames, "loop": loop}
             write_gif(self, items, out / "walk.gif", frame_ms)
-            copies = display.make(self.modality, items, shown, sha, watermark, signer is not None)
+            marked_copies = display.make(self.modality, items, shown, sha, watermark,
+                                         signer is not None)
             write_outputs(self, items, out, [seeds[0]] * len(items), labels, walk, mark=mark,
                           stems=[f"frame-{i:04d}" for i in range(len(items))], signer=signer,
-                          extra=[out / "walk.gif"], display=copies)
+                          extra=[out / "walk.gif"], display=marked_copies)
         return items
 
     def harmonize(self, melody: str | Path, **options: Any) -> torch.Tensor:

@@ -85,7 +85,8 @@ class Generation:
 
 def from_record(record: dict, data_fingerprint: str | None = None) -> Generation:
     """A Generation from one generations.jsonl record (and the model's dataset fingerprint)."""
-    model = str(record.get("model_name") or record.get("model") or "model")
+    # records name the model; older ones held its folder's path: its last part then
+    model = record.get("model_name") or Path(str(record.get("model") or "model")).name
     params = {k: v for k, v in record.items() if k not in _RECORD_KEYS}
     return Generation(model_name=model,
                       model_hash=str(record.get("model_sha256") or record.get("model_hash") or ""),
