@@ -27,27 +27,27 @@ OCTAVES = (1, 2, 4, 8)    # shrink factors searched: scales 0.7 to 11
 ANGLES = 3.0              # degrees searched either way
 LOCAL = 7                 # bins: the window of the mean power each power is divided by
 MIN_GAIN = 0.75           # comb gain under which no view is added (unmarked: 0.6-0.75)
+CANDIDATES = 3            # estimates tried at most; the decoder's path metric picks one
 WHITEN_BAND = (4.0, 22.0)  # cycles per tile: BAND widened by half an octave either way
 WHITEN_WINDOW, WHITEN_EPS = 9, 4.0  # as watermark.WHITEN_*: the local variance it divides by
 
 
 def views(y: np.ndarray) -> list[np.ndarray]:
-    """The luminance as it is, then (when the comb finds a period or angle other than the
-    original's) resampled so that the tile is TILE pixels and upright."""
+    """The luminance as it is, then resampled to undo each of the comb's best estimates of
+    period and angle (up to CANDIDATES) that differs from the original's."""
     out = [y]
-    found = estimate(y)
-    if found is not None:
-        period, angle = found
+    for period, angle in estimate(y):
         if abs(period / TILE - 1) > 0.004 or abs(angle) > 0.1:
             out.append(normalise(y, period, angle))
     return out
 
 
-def estimate(y: np.ndarray) -> tuple[float, float] | None:
-    """(period in pixels, angle in degrees) of the tile lattice in y, or None when no comb
-    stands out from the host by MIN_GAIN. Each octave of scale is searched on a copy shrunk by
-    it, so the comb always sits at 45-91 pixels, in the band the mark was made for."""
-    best = (0.0, 0.0, 0.0, 1.0)  # gain, period, angle, octave
+def estimate(y: np.ndarray) -> list[tuple[float, float]]:
+    """The tile lattice's likeliest (period in pixels, angle in degrees) in y, best first: the
+    CANDIDATES strongest peaks of the comb's gain above MIN_GAIN. Each octave of scale is
+    searched on a copy shrunk by it, so the comb sits at 45-91 pixels, in the band the mark was
+    made for."""
+    found = []  # (gain, period, angle)
     periods = TILE * np.exp(np.arange(-0.5, 0.5, 0.006) * np.log(2))
     angles = np.arange(-ANGLES, ANGLES + 1e-9, 0.5)
     for octave in OCTAVES:
@@ -57,17 +57,19 @@ def estimate(y: np.ndarray) -> tuple[float, float] | None:
                                                    round(y.shape[0] / octave)))
         power = _whitened_power(whiten(shrunk))
         gain = _comb_gain(power, periods, angles, exact=False)
-        i, j = np.unravel_index(np.argmax(gain), gain.shape)
-        if gain[i, j] > best[0]:
-            # refine around the best: a tenth of the steps
+        for _ in range(CANDIDATES):
+            i, j = np.unravel_index(np.argmax(gain), gain.shape)
+            if gain[i, j] < MIN_GAIN:
+                break
+            gain[max(0, i - 5):i + 6, max(0, j - 2):j + 3] = 0.0  # the peak's neighbourhood
+            # refine around the peak: a sixth of the steps
             fine_p = periods[i] * np.exp(np.arange(-0.006, 0.0061, 0.001))
             fine_a = angles[j] + np.arange(-0.5, 0.51, 0.05)
             fine = _comb_gain(power, fine_p, fine_a)
             k, m = np.unravel_index(np.argmax(fine), fine.shape)
-            best = (float(fine[k, m]), float(fine_p[k]), float(fine_a[m]), float(octave))
-    if best[0] < MIN_GAIN:
-        return None
-    return best[1] * best[3], best[2]
+            found.append((float(fine[k, m]), float(fine_p[k] * octave), float(fine_a[m])))
+    found.sort(reverse=True)
+    return [(period, angle) for _, period, angle in found[:CANDIDATES]]
 
 
 def normalise(y: np.ndarray, period: float, angle: float) -> np.ndarray:
