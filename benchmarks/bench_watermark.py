@@ -3,6 +3,8 @@
     pip install invisible-watermark scikit-image   # benchmark-only peers, not genforge dependencies
     python benchmarks/bench_watermark.py --model /work/runs/fm30/model --out watermark.json
     python benchmarks/bench_watermark.py --quick     # 10 + 10 images, 2 keys: a smoke run
+    python benchmarks/bench_watermark.py --stages sharing --share-n 50 --share-keys 10 \
+        --model32 /work/runs/fm32/model --model64 /work/runs/fm64/model   # display copies only
 
 Images (the same for every method, 256x256 RGB):
   generated  samples 0..n-1 of a genforge model (Fashion-MNIST, 28x28 grey), upscaled with Lanczos
@@ -18,6 +20,14 @@ detection decision, so theirs is the share of unmarked images whose decoded bits
 in at least 29 of 32 places (1.2e-6 if the bits were random).
 invisible-watermark refuses images under 256x256 pixels of area; after a crop its decoding
 classes are called directly (imwatermark.maxDct / imwatermark.dwtDctSvd), past that guard.
+
+Sharing stage (issue 26): display copies, as `genforge generate --display-size` makes them
+(provenance.marking.upscale, nearest and Lanczos), of n samples of a 32x32 and a 64x64 genforge
+model; each method embeds a random payload in the same copy, then each pipeline of PIPELINES
+(the ways people share pictures) runs with the same seeded randomness for every method, and each
+decodes. False positives: unmarked display copies after each pipeline, read by genforge's
+detect under several keys (the resampled views it makes are key-independent, so they are made
+once per image and read under each key: the same answers as calling detect per key).
 """
 from __future__ import annotations
 
@@ -441,8 +451,8 @@ def main() -> None:
     parser.add_argument("--share-n", type=int, default=100,
                         help="generated images per model (sharing stage)")
     parser.add_argument("--share-keys", type=int, default=5,
-                        help="keys per unmarked image (sharing stage): 100 images per model x 2 "
-                             "resamplers x 5 pipelines x 5 keys = 10,000 trials")
+                        help="keys per unmarked image (sharing stage): 50 images per model x 2 "
+                             "models x 2 resamplers x 5 pipelines x 10 keys = 10,000 trials")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     if args.quick:
