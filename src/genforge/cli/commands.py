@@ -185,7 +185,8 @@ def _detect(args: argparse.Namespace) -> int:
         elif r["too_small"]:
             h, w = r["size"]
             print(f"{r['file']}: no watermark can be read from a {h}x{w} image (the minimum is "
-                  "128x128); check its C2PA manifest or generation record instead")
+                  "128x128); check its C2PA manifest or generation record instead, or its "
+                  "display copy (generate --display-size)")
         else:
             print(f"{r['file']}: no genforge watermark found")
     return 0
