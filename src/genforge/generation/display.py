@@ -27,7 +27,8 @@ class DisplayOptions(Declared):
         "signed manifest naming the native file (none when not given)", check=between(128, 4096))
     display_resample: str = option(
         "lanczos", "how display copies are upscaled: nearest (pixel art: each pixel a square "
-        "block, by a whole factor) or lanczos (smooth, to the size exactly)", choices=RESAMPLES)
+        "block of at least 8x8, by a whole factor) or lanczos (smooth, to the size exactly)",
+        choices=RESAMPLES)
 
 
 def display_options(**given) -> DisplayOptions:

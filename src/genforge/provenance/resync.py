@@ -4,17 +4,22 @@ straightened scan).
 
 The watermark repeats one TILE x TILE pattern whose spectrum fills the ring of radii BAND
 (cycles per tile). Repeated with period P pixels, it puts its power on the lattice of frequencies
-(u, v) / P, turned by the rotation angle: a comb with ~600 teeth that neither the payload nor the
-key changes. After spectral whitening (each power divided by the mean power around it), the
-period and angle where the comb's teeth hold the most power, against the same comb shifted half
-a tooth (the host's own power there), are the estimate (Kutter 1998 used the autocorrelation of
-a periodic mark the same way, "Watermarking resisting to translation, rotation and scaling").
-A nearest-neighbour upscale puts the host's own power on a coarser lattice (every 64/f-th
-tooth), and JPEG's 8x8 blocks on a few teeth; neither fills the ring, so neither wins.
+(u, v) / P, turned by the rotation angle: a comb of ~300 teeth (one per conjugate pair) that
+neither the payload nor the key changes. The image is first whitened as the detector does it
+(the band, divided by its local variance, so that host edges are damped and flat areas, where
+the mark is alone, count), each octave of scale on a copy shrunk by it; then the power spectrum
+is divided by its local mean. The estimate is the period and angle whose teeth hold the most
+power against the spectrum half a tooth beside them (the geometric mean over the teeth, so a few
+strong host lines cannot outvote the ring; beside along u and along v, the larger, so a line of
+the host's own, such as the block edges of a nearest-neighbour upscale, gains nothing). Kutter
+(1998, "Watermarking resisting to translation, rotation and scaling") used the autocorrelation
+of a periodic mark the same way.
 
-`views` returns the luminance resampled so that the tile is TILE pixels again and upright: the
-image as it is first, then the estimate's; watermark.detect reads each and keeps one answer, so
-the search adds no false positives (one CRC check per image, as before).
+`views` returns the luminance as it is, then resampled so that the tile is TILE pixels again and
+upright for each of the comb's few best estimates; watermark.detect reads every view and keeps
+the decoder's best path, then makes one CRC check, so the search adds no false positives
+(2^-16 per image, as before). Where the host drowns the comb (noise-like pixel art shown at
+another size) the estimate fails and only the unchanged view can be read.
 """
 from __future__ import annotations
 

@@ -27,13 +27,19 @@ Design (measured by benchmarks/bench_watermark.py):
   statistic at the decoded offset (a Bonferroni bound over the 4,096 offsets against a normal
   fitted to the others; conservative on unmarked images).
 
+- Geometry: before folding, provenance.resync reads the period and angle of the tile lattice
+  from the image's spectrum, so a copy shown at 0.7 to 11 times its size or turned by up to 3
+  degrees is resampled back; the unchanged image and up to three such views are decoded, and
+  only the best path gets the CRC check.
+
 What a pixel watermark cannot promise: it proves presence, not absence. A determined adversary
 who knows the method (the default key is public) can estimate and subtract it, regenerate or
-denoise the image, or defeat it geometrically: rotation, flips, rescaling that is not undone,
+denoise the image, or defeat it geometrically: flips, larger rotations, non-uniform stretching,
 crops that leave less than one 64x64 tile, or very strong compression. The minimum size is
 128x128 (four tiles): every generated image measured carried its payload there, photos only
 3 in 4 (100 of 100 at 256x256). Smaller images, such as genforge's 28x28 and 32x32 ones, cannot
-carry it; for those, provenance rests on the C2PA manifest and the generation log.
+carry it: their provenance rests on the C2PA manifest and the generation log, and their display
+copies (generation.display: upscaled, marked, naming the native file) carry it for sharing.
 """
 from __future__ import annotations
 
