@@ -9,8 +9,8 @@ What users do, and where it lives:
     reporting, Event               progress.py           progress of every long step, as events
 
 And what shells read to build their options (one declaration each: genforge.options):
-    config_sections, data_sections, sampling_declarations, presets, families, dataset_names,
-    metric_names.
+    config_sections, data_sections, sampling_declarations, display_declarations, presets,
+    families, dataset_names, metric_names.
 """
 from __future__ import annotations
 
