@@ -334,7 +334,7 @@ def display_sets(models: dict[int, str], n: int, display_size: int) -> dict[str,
         assert tuple(samples.shape[-2:]) == (size, size), f"{model} makes {samples.shape}"
         for resample in marking.RESAMPLES:
             big = marking.upscale(samples, display_size, resample).numpy().transpose(0, 2, 3, 1)
-            sets[f"{size}x{size} {resample}"] = [np.ascontiguousarray(
+            sets[f"{size}x{size} -> {big.shape[1]}px {resample}"] = [np.ascontiguousarray(
                 np.repeat(x, 3, -1) if x.shape[-1] == 1 else x[..., :3]) for x in big]
     return sets
 
