@@ -3,6 +3,8 @@
     pip install invisible-watermark scikit-image   # benchmark-only peers, not genforge dependencies
     python benchmarks/bench_watermark.py --model /work/runs/fm30/model --out watermark.json
     python benchmarks/bench_watermark.py --quick     # 10 + 10 images, 2 keys: a smoke run
+    python benchmarks/bench_watermark.py --stages sharing --share-n 50 --share-keys 10 \
+        --model32 /work/runs/fm32/model --model64 /work/runs/fm64/model   # display copies only
 
 Images (the same for every method, 256x256 RGB):
   generated  samples 0..n-1 of a genforge model (Fashion-MNIST, 28x28 grey), upscaled with Lanczos
@@ -18,6 +20,14 @@ detection decision, so theirs is the share of unmarked images whose decoded bits
 in at least 29 of 32 places (1.2e-6 if the bits were random).
 invisible-watermark refuses images under 256x256 pixels of area; after a crop its decoding
 classes are called directly (imwatermark.maxDct / imwatermark.dwtDctSvd), past that guard.
+
+Sharing stage (issue 26): display copies, as `genforge generate --display-size` makes them
+(provenance.marking.upscale, nearest and Lanczos), of n samples of a 32x32 and a 64x64 genforge
+model; each method embeds a random payload in the same copy, then each pipeline of PIPELINES
+(the ways people share pictures) runs with the same seeded randomness for every method, and each
+decodes. False positives: unmarked display copies after each pipeline, read by genforge's
+detect under several keys (the resampled views it makes are key-independent, so they are made
+once per image and read under each key: the same answers as calling detect per key).
 """
 from __future__ import annotations
 
@@ -259,6 +269,138 @@ def small_sizes(methods, generated: list[np.ndarray], real: list[np.ndarray], n:
     return out
 
 
+# ----- sharing: display copies of small generated images through real sharing pipelines -------
+
+def _jpeg_bytes(image: np.ndarray, quality: int, icc: bytes | None = None) -> np.ndarray:
+    buffer = io.BytesIO()
+    extra = {"icc_profile": icc} if icc else {}
+    Image.fromarray(image).save(buffer, "JPEG", quality=quality, subsampling=2, **extra)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+
+
+def share_1080(image: np.ndarray, rng) -> np.ndarray:
+    """Resized to 1080 px wide (bicubic, as browsers and upload pipelines do), then JPEG 85."""
+    h, w = image.shape[:2]
+    big = Image.fromarray(image).resize((1080, round(h * 1080 / w)), Image.BICUBIC)
+    return _jpeg_bytes(np.asarray(big), 85)
+
+
+def share_crop(image: np.ndarray, rng) -> np.ndarray:
+    """5% of the width and of the height cut off, split at a seeded random place between the
+    two sides, then JPEG 75."""
+    h, w = image.shape[:2]
+    cut_h, cut_w = round(0.05 * h), round(0.05 * w)
+    top, left = int(rng.integers(0, cut_h + 1)), int(rng.integers(0, cut_w + 1))
+    return _jpeg_bytes(np.ascontiguousarray(image[top:top + h - cut_h, left:left + w - cut_w]), 75)
+
+
+def share_screenshot(image: np.ndarray, rng) -> np.ndarray:
+    """A screenshot-like re-encode: colour-managed sRGB -> CIELAB (8 bits) -> sRGB, saved as
+    JPEG 90 with an embedded sRGB ICC profile."""
+    from PIL import ImageCms
+    srgb, lab = ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB")
+    to_lab = ImageCms.buildTransform(srgb, lab, "RGB", "LAB")
+    to_rgb = ImageCms.buildTransform(lab, srgb, "LAB", "RGB")
+    shown = ImageCms.applyTransform(ImageCms.applyTransform(Image.fromarray(image), to_lab), to_rgb)
+    return _jpeg_bytes(np.asarray(shown), 90, ImageCms.ImageCmsProfile(srgb).tobytes())
+
+
+def share_rotate(image: np.ndarray, rng) -> np.ndarray:
+    """Turned by a seeded 1-2 degrees either way (bicubic, black corners), kept as PNG."""
+    angle = float(rng.uniform(1.0, 2.0)) * (1 if rng.random() < 0.5 else -1)
+    return np.asarray(Image.fromarray(image).rotate(angle, Image.BICUBIC))
+
+
+def share_jpeg_twice(image: np.ndarray, rng) -> np.ndarray:
+    """Two successive re-encodes, JPEG 85 then JPEG 75 (uploaded, then shared on)."""
+    return _jpeg_bytes(_jpeg_bytes(image, 85), 75)
+
+
+PIPELINES = {"none": lambda x, rng: x, "1080 wide + JPEG 85": share_1080,
+             "crop 5% + JPEG 75": share_crop, "screenshot (JPEG 90, sRGB ICC)": share_screenshot,
+             "rotate 1-2 deg": share_rotate, "JPEG 85 then 75": share_jpeg_twice}
+
+
+def display_sets(models: dict[int, str], n: int, display_size: int) -> dict[str, list[np.ndarray]]:
+    """Unmarked display copies of n samples of each model, nearest and Lanczos, RGB HxWx3,
+    made by genforge's own upscaling (provenance.marking.upscale)."""
+    import torch
+    import genforge
+    from genforge.provenance import marking
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    sets = {}
+    for size, model in models.items():
+        samples = genforge.load(model, device="cpu").generate(n, seed=0, watermark=False)
+        assert tuple(samples.shape[-2:]) == (size, size), f"{model} makes {samples.shape}"
+        for resample in marking.RESAMPLES:
+            big = marking.upscale(samples, display_size, resample).numpy().transpose(0, 2, 3, 1)
+            sets[f"{size}x{size} -> {big.shape[1]}px {resample}"] = [np.ascontiguousarray(
+                np.repeat(x, 3, -1) if x.shape[-1] == 1 else x[..., :3]) for x in big]
+    return sets
+
+
+def _sharing_task(task: tuple) -> dict:
+    """One display copy: each method embeds the payload, every pipeline runs, each decodes."""
+    label, index, image, payload = task
+    rng_seed = [index, sum(map(ord, label))]
+    row = {"set": label, "psnr": {}, "exact": {}}
+    for method in (Genforge(), Peer("dwtDct"), Peer("dwtDctSvd")):
+        marked = method.embed(image, payload)
+        row["psnr"][method.name] = watermark.psnr(image, marked)
+        for name, pipeline in PIPELINES.items():
+            shared = pipeline(marked, np.random.default_rng(rng_seed))  # same for every method
+            row["exact"][f"{method.name}|{name}"] = accuracy(method.decode(shared), payload)[1]
+    return row
+
+
+def _unmarked_task(task: tuple) -> list[bool]:
+    """One unmarked display copy through one pipeline, read under every key: found or not."""
+    image, pipeline, seed, keys = task
+    shared = PIPELINES[pipeline](image, np.random.default_rng(seed))
+    views = watermark.resync.views(watermark._luma(shared))  # what detect() makes, once
+    return [watermark.read_views(views, key=key).found for key in keys]
+
+
+def sharing(models: dict[int, str], n: int, display_size: int, keys: int, workers: int) -> dict:
+    """Exact payload per set, method and pipeline; PSNR; false positives on unmarked copies."""
+    from multiprocessing import Pool
+    sets = display_sets(models, n, display_size)
+    rng = np.random.default_rng(2)
+    tasks = [(label, i, image, int(rng.integers(0, 2 ** 32)))
+             for label, images in sets.items() for i, image in enumerate(images)]
+    key_list = [watermark.DEFAULT_KEY] + [int(k) for k in rng.integers(0, 2 ** 63, keys - 1)]
+    unmarked = [(image, name, i, key_list) for label, images in sets.items()
+                for i, image in enumerate(images) for name in PIPELINES if name != "none"]
+    with Pool(workers) as pool:
+        rows = pool.map(_sharing_task, tasks, chunksize=4)
+        found = pool.map(_unmarked_task, unmarked, chunksize=4)
+    out: dict = {"display_size": display_size, "sets": {}}
+    for label in sets:
+        mine = [r for r in rows if r["set"] == label]
+        methods = list(mine[0]["psnr"])
+        out["sets"][label] = {m: {
+            "psnr_mean": float(np.mean([r["psnr"][m] for r in mine])),
+            "psnr_min": float(np.min([r["psnr"][m] for r in mine])),
+            "exact": {p: float(np.mean([r["exact"][f"{m}|{p}"] for r in mine]))
+                      for p in PIPELINES}} for m in methods}
+    hits = int(sum(map(sum, found)))
+    trials = sum(map(len, found))
+    out["false_positives"] = {"trials": trials, "found": hits, "images": len(unmarked),
+                              "keys": keys, "upper95": 1 - 0.05 ** (1 / trials) if not hits else None}
+    return out
+
+
+def sharing_table(result: dict) -> str:
+    names = list(PIPELINES)
+    lines = ["| display copies | method | " + " | ".join(names) + " | PSNR mean (min) |",
+             "|---|---|" + "---|" * (len(names) + 1)]
+    for label, methods in result["sets"].items():
+        for name, r in methods.items():
+            cells = " | ".join(f"{r['exact'][p]:.2f}" for p in names)
+            lines.append(f"| {label} | {name} | {cells} | {r['psnr_mean']:.1f} ({r['psnr_min']:.1f}) |")
+    return "\n".join(lines)
+
+
 # ----- report ------------------------------------------------------------------------------------
 
 def table(results: dict, key: str, fmt: str) -> str:
@@ -297,11 +439,52 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=20, help="images per set for the size table")
     parser.add_argument("--out", default="bench_watermark.json")
     parser.add_argument("--quick", action="store_true", help="10 images per set, 2 keys, 5 small")
+    parser.add_argument("--stages", default="classic,sharing",
+                        help="classic (256x256 images, the transformations above) and/or sharing "
+                             "(display copies of small generated images through sharing pipelines)")
+    parser.add_argument("--model32", default="/work/runs/fm32/model",
+                        help="a genforge model of 32x32 images (sharing stage)")
+    parser.add_argument("--model64", default="/work/runs/fm64/model",
+                        help="a genforge model of 64x64 images (sharing stage)")
+    parser.add_argument("--display-size", type=int, default=256,
+                        help="display copies' shorter side (sharing stage)")
+    parser.add_argument("--share-n", type=int, default=100,
+                        help="generated images per model (sharing stage)")
+    parser.add_argument("--share-keys", type=int, default=5,
+                        help="keys per unmarked image (sharing stage): 50 images per model x 2 "
+                             "models x 2 resamplers x 5 pipelines x 10 keys = 10,000 trials")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     if args.quick:
-        args.n, args.keys, args.small = 10, 2, 5
-
+        args.n, args.keys, args.small, args.share_n, args.share_keys = 10, 2, 5, 6, 2
+    stages = set(args.stages.split(","))
     started = time.time()
+    record = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                          "load_average": os.getloadavg()},
+              "versions": {p: metadata.version(p) for p in
+                           ("numpy", "pillow", "invisible-watermark", "scikit-image")},
+              "genforge": {"method": watermark.METHOD, "version": watermark.VERSION,
+                           "strength": watermark.DEFAULT_STRENGTH,
+                           "min_size": watermark.min_size()}}
+    if "sharing" in stages:
+        shared = sharing({32: args.model32, 64: args.model64}, args.share_n, args.display_size,
+                         args.share_keys, args.workers)
+        record["sharing"] = shared
+        print(f"\nDisplay copies ({args.display_size} px, {args.share_n} per set) after sharing "
+              "pipelines: share with the exact 32-bit payload")
+        print(sharing_table(shared))
+        print(f"False positives (genforge, unmarked display copies after each pipeline): "
+              f"{shared['false_positives']}", flush=True)
+    if "classic" in stages:
+        record.update(classic(args))
+    record["seconds"] = time.time() - started
+    Path(args.out).write_text(json.dumps(record, indent=1, default=str))
+    print(f"\nwrote {args.out} ({record['seconds']:.0f} s)")
+
+
+def classic(args) -> dict:
+    """The 256x256 robustness, false-positive and size tables."""
     generated, generated_source = generated_images(args.model, args.n)
     real, real_source = real_images(args.n)
     print(f"generated: {generated_source}\nreal: {real_source}", flush=True)
@@ -339,19 +522,8 @@ def main() -> None:
                 if isinstance(c, str)}
     print("\n".join(f"  {r}" for r in sorted(refusals)))
 
-    record = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "seconds": time.time() - started,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "load_average": os.getloadavg()},
-        "versions": {p: metadata.version(p) for p in
-                     ("numpy", "pillow", "invisible-watermark", "scikit-image")},
-        "genforge": {"method": watermark.METHOD, "version": watermark.VERSION,
-                     "strength": watermark.DEFAULT_STRENGTH, "min_size": watermark.min_size()},
-        "images": {"generated": generated_source, "real": real_source},
-        "results": results, "false_positives": fpr, "small_sizes": sizes,
-    }
-    Path(args.out).write_text(json.dumps(record, indent=1, default=str))
-    print(f"\nwrote {args.out} ({record['seconds']:.0f} s)")
+    return {"images": {"generated": generated_source, "real": real_source},
+            "results": results, "false_positives": fpr, "small_sizes": sizes}
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ LAYERS = [
     ("training", "export", "metrics", "audit", "provenance", "families"),
     ("config", "presets"),
     ("modalities", "levels", "music", "models", "sampling", "augment", "provenance.watermark",
-     "provenance.marking"),
+     "provenance.resync", "provenance.marking"),
     ("options", "io", "errors", "progress", "version"),
 ]
 MAX_LINES = 420  # "no file over ~400 lines"

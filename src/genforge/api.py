@@ -12,8 +12,8 @@ What users do, and where it lives:
     reporting, Event               progress.py           progress of every long step, as events
 
 And what shells read to build their options (one declaration each: genforge.options):
-    config_sections, data_sections, sampling_declarations, presets, families, dataset_names,
-    metric_names, level_legends.
+    config_sections, data_sections, sampling_declarations, display_declarations, presets,
+    families, dataset_names, metric_names, level_legends.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from .data import (DEFAULT_PRESET, audit, data_config, family_choice, open_data,
 from .evaluation import evaluate, find_extractor, train_features
 from .families import FAMILIES
 from .generation import GenerativeModel, load
+from .generation.display import DisplayOptions
 from .levels.formats import LEGENDS
 from .metrics import registry
 from .modalities import MODALITIES, check_file
@@ -54,6 +55,11 @@ def sampling_declarations(*, inpainting: bool = False) -> dict[str, type]:
     that cannot inpaint is left out."""
     return {name: (f.inpainting if inpainting else f.sampling) for name, f in FAMILIES.items()
             if (f.inpainting if inpainting else f.sampling) is not None}
+
+
+def display_declarations() -> list[Declaration]:
+    """The display-copy options generate and interpolate take (--display-size, ...)."""
+    return list(declarations(DisplayOptions))
 
 
 def kind_sampling_presets() -> list[tuple[str, str, dict]]:
@@ -114,6 +120,7 @@ __all__ = ["train", "preflight", "resolve_config", "config_from_dict", "summary_
            "level_legends", "open_training_data",
            "open_data", "data_config", "verify", "detect", "init_keys", "describe_keys",
            "signer", "reporting", "Event", "Reporter", "config_sections", "data_sections",
-           "sampling_declarations", "kind_sampling_presets", "presets", "preset_values", "families",
+           "sampling_declarations", "display_declarations", "kind_sampling_presets", "presets",
+           "preset_values", "families",
            "dataset_names", "metric_names", "default_metrics", "kinds", "kind_families",
            "DEFAULT_PRESET", "family_choice"]

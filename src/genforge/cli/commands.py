@@ -83,6 +83,7 @@ def preflight_text(check: dict) -> str:
 def _generate(args: argparse.Namespace) -> int:
     model = api.load(args.model, device=args.device)
     options = flags.given(args)
+    shown = {d.name: getattr(args, d.name, None) for d in api.display_declarations()}
     if args.interpolate:
         try:
             seeds = [int(s) for s in args.interpolate.split(",") if s.strip()]
@@ -92,7 +93,7 @@ def _generate(args: argparse.Namespace) -> int:
         items = model.interpolate(seeds, frames=args.frames, loop=args.loop,
                                   class_label=args.class_label, out=args.out,
                                   watermark=args.watermark, sign=args.sign, signer=signer_of(args),
-                                  **{k: v for k, v in options.items() if v is not None})
+                                  **shown, **{k: v for k, v in options.items() if v is not None})
         print(f"wrote {len(items)} frames, walk.gif and generation.json to {args.out}")
         return 0
     items = model.generate(args.n, seed=args.seed, class_label=args.class_label,
@@ -101,7 +102,7 @@ def _generate(args: argparse.Namespace) -> int:
                            sign=args.sign, signer=signer_of(args), bars=args.bars,
                            audio=args.wav, repair=args.repair,
                            playable_only=args.playable_only, out=args.out,
-                           **options)
+                           **shown, **options)
     record = json.loads((Path(args.out) / "generation.json").read_text())
     rejected, mark, c2pa = record["rejected_copies"], record["watermark"], record["c2pa"]
     print(f"wrote {len(items)} samples, grid.png and generation.json to {args.out}"
@@ -114,6 +115,14 @@ def _generate(args: argparse.Namespace) -> int:
                  "equal tiles than 95% of the shipped levels)" if play.get("noisy") else ""))
     print(f"watermark: payload {mark['payload']} in every image" if mark["applied"]
           else f"watermark: none ({mark['reason']})")
+    copies = record.get("display")
+    if copies:
+        h, w = copies["size"]
+        print(f"display copies: {len(items)} at {h}x{w} ({copies['resample']}), beside the "
+              "native files as <seed>-display.png, "
+              + (f"watermark payload {copies['watermark']['payload']}"
+                 if copies["watermark"]["applied"]
+                 else f"no watermark ({copies['watermark']['reason']})"))
     print(f"C2PA: every file signed by {c2pa['signer']}"
           + (f" (music and level files in {', '.join(record['signed_packs'])})"
              if record["signed_packs"] else "") if c2pa["signed"] else f"C2PA: none ({c2pa['reason']})")
@@ -176,7 +185,8 @@ def _detect(args: argparse.Namespace) -> int:
         elif r["too_small"]:
             h, w = r["size"]
             print(f"{r['file']}: no watermark can be read from a {h}x{w} image (the minimum is "
-                  "128x128); check its C2PA manifest or generation record instead")
+                  "128x128); check its C2PA manifest or generation record instead, or its "
+                  "display copy (generate --display-size)")
         else:
             print(f"{r['file']}: no genforge watermark found")
     return 0

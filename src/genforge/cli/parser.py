@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "cycle through the classes; 'none': unconditional)")
     p.add_argument("--no-watermark", dest="watermark", action="store_false",
                    help="leave images without the invisible watermark (recorded in the log)")
+    flags.add_declared(p.add_argument_group("display copies (images under 128x128 are too small "
+                                            "for the watermark; their upscaled copies carry it)"),
+                       api.display_declarations())
     p.add_argument("--bars", type=int, default=None,
                    help="music: length of each piece in bars (default: the training crops')")
     p.add_argument("--repair", action="store_true", help="levels: fix the structure (one "

@@ -10,17 +10,20 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..provenance import ingredients
 from .outputs import check_output, output_signer, write_outputs
 
 
 def inpaint_file(model, path: str | Path, *, n: int, seed: int, params: dict[str, Any],
-                 how: dict[str, Any] | None = None, sampling: dict[str, Any] | None = None,
-                 repair: bool = False, sign: bool = True, signer=None, audio: bool = False,
-                 out: str | Path | None = None) -> torch.Tensor:
+                 role: str, how: dict[str, Any] | None = None,
+                 sampling: dict[str, Any] | None = None, repair: bool = False, sign: bool = True,
+                 signer=None, audio: bool = False, out: str | Path | None = None) -> torch.Tensor:
     """n items completing the part of `path` the model's content kind reads as given (how: the
     kind's reading options); item i uses seed + i. params go into the generation record beside
-    the sampling options (the family's declared inpainting options). Kinds with checks (levels)
-    check every item and record it; repair mends their structure first."""
+    the sampling options (the family's declared inpainting options); the file itself is the
+    items' ingredient (role: what it is, in words), recorded by name and hash, never its path.
+    Kinds with checks (levels) check every item and record it; repair mends their structure
+    first."""
     m = model.modality
     if n < 1:
         raise ConfigError(f"n must be at least 1, got {n}")
@@ -29,6 +32,7 @@ def inpaint_file(model, path: str | Path, *, n: int, seed: int, params: dict[str
                           "complete: use a diffusion or discrete model")
     m.require(audio=audio, checks="--repair" if repair else None)
     given, mask = m.read_given(path, model.spec.item_shape, **(how or {}))
+    given_file = ingredients.of_file(path, ingredients.INPUT, role)
     if out is not None:
         check_output(out, n, tuple(given.shape))
     signer = output_signer(sign, signer, out)
@@ -48,5 +52,5 @@ def inpaint_file(model, path: str | Path, *, n: int, seed: int, params: dict[str
         mark = m.watermark(items, model.manifest.get("weights_sha256"), False,
                            signed=signer is not None)[1]
         write_outputs(model, items, Path(out), seeds, None, record, item_info=checks, mark=mark,
-                      signer=signer, audio=audio)
+                      signer=signer, audio=audio, ingredients=[given_file])
     return items

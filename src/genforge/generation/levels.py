@@ -26,8 +26,8 @@ def complete(model, partial: str | Path, *, n: int = 4, seed: int = 0, repair: b
     if model.spec.modality != "level":
         raise ConfigError(f"completing levels needs a level model; this is a "
                           f"{model.spec.modality} {model.config.family} model")
-    return inpaint_file(model, partial, n=n, seed=seed, params={"complete": str(partial)},
-                        sampling=sampling, repair=repair, sign=sign, signer=signer, out=out)
+    return inpaint_file(model, partial, n=n, seed=seed, params={"complete": Path(partial).name},
+                        role="partial level", sampling=sampling, repair=repair, sign=sign, signer=signer, out=out)
 
 
 def check_items(model, items: torch.Tensor, seeds: list[int], labels: torch.Tensor | None,

@@ -20,7 +20,7 @@ from ..families import FAMILIES, ModelSpec, sampling_options
 from ..modalities import modality_for
 from ..sampling import SeededNoise
 from ..training.devices import resolve_device
-from . import copies, levels, music
+from . import copies, display, levels, music
 from .outputs import check_output, output_signer, write_gif, write_outputs
 from .sampling import generate_items, slerp
 
@@ -38,6 +38,13 @@ class GenerativeModel:
         if health.get("status", "ok") != "ok":
             warnings.warn(f"{self.folder}: this model's training was unstable ("
                           f"{'; '.join(health.get('notes', []))}); its samples may be noise")
+
+    @property
+    def name(self) -> str:
+        """What records call the model: its folder's name, or its run's for RUN/model (never
+        a path: records leave the machine with the files)."""
+        folder = self.folder.resolve()
+        return folder.parent.name if folder.name == "model" and folder.parent.name else folder.name
 
     @property
     def class_names(self) -> list[str]:
@@ -87,6 +94,7 @@ class GenerativeModel:
                  train_data: str | None = None, watermark: bool = True, sign: bool = True,
                  signer=None, bars: int | None = None, audio: bool = False,
                  repair: bool = False, playable_only: bool = False,
+                 display_size: int | None = None, display_resample: str | None = None,
                  out: str | Path | None = None, **sampling: Any) -> torch.Tensor:
         """n items (uint8 images [n, C, H, W], SATB codes, tile grids); item i uses seed + i
         whatever the batch size.
@@ -105,15 +113,19 @@ class GenerativeModel:
         playable_only draws further seeds until n levels pass the game's check (the acceptance
         rate is recorded); every level's check is in its record. With out, writes one file per
         item (its generation record inside where the format allows), grid.png, generation.json
-        and appends each record to generations.jsonl.
+        and appends each record to generations.jsonl; display_size (and display_resample, see
+        generation.display.DisplayOptions) adds a marked, signed display copy beside each image
+        under the watermark's minimum.
         """
         if n < 1:
             raise ConfigError(f"n must be at least 1, got {n}")
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         m = self.modality
+        shown = display.display_options(display_size=display_size,
+                                        display_resample=display_resample)
         m.require(audio=audio, checks="--repair and --playable-only" if repair or playable_only
-                  else None)
+                  else None, display=shown.display_size is not None)
         spec = self.spec if bars is None else self.spec_for(m.resized(self.spec.item_shape, bars))
         seeds = list(range(seed, seed + n))
         labels = self.class_labels(n, class_label, seeds)
@@ -134,22 +146,29 @@ class GenerativeModel:
             items, seeds, checks, acceptance = levels.check_items(
                 self, items, seeds, labels, draw, batch_size=batch_size, repair=repair,
                 playable_only=playable_only)
-        items, mark = m.watermark(items, self.manifest.get("weights_sha256"), watermark,
-                                  signed=signer is not None)
+        sha = self.manifest.get("weights_sha256")
+        items, mark = m.watermark(items, sha, watermark, signed=signer is not None)
         if out is not None:
+            marked_copies = display.make(m, items, shown, sha, watermark, signer is not None)
             write_outputs(self, items, Path(out), seeds, labels, dict(options), rejected=rejected,
                           mark=mark, signer=signer, audio=audio, item_info=checks,
-                          summary={"playability": acceptance} if checks else None)
+                          summary={"playability": acceptance} if checks else None,
+                          display=marked_copies)
         return items
 
     def interpolate(self, seeds: list[int], *, frames: int = 16, class_label: int | str | None = None,
                     loop: bool = True, out: str | Path | None = None, frame_ms: int = 80,
                     watermark: bool = True, sign: bool = True, signer=None,
+                    display_size: int | None = None, display_resample: str | None = None,
                     **sampling: Any) -> torch.Tensor:
         """A walk through the latents of the given seeds (slerp, `frames` steps between each pair,
         back to the first when loop): items [k, ...]. With out, writes the frames, walk.gif and
         generation.json. The walk keeps the first seed's other noise, so frames change smoothly;
-        for diffusion use a deterministic sampler (the default, dpmpp-2m)."""
+        for diffusion use a deterministic sampler (the default, dpmpp-2m). display_size: as
+        generate's, one display copy per frame."""
+        shown = display.display_options(display_size=display_size,
+                                        display_resample=display_resample)
+        self.modality.require(display=shown.display_size is not None)
         if len(seeds) < 2:
             raise ConfigError(f"interpolation needs at least two seeds, got {len(seeds)}")
         if frames < 1:
@@ -179,15 +198,17 @@ class GenerativeModel:
         items = generate_items(self.family, self.module, self.spec, self.config, len(latents),
                                seed=seeds[0], seeds=[seeds[0]] * len(latents), labels=labels,
                                device=self.device, latents=latents, **options)
-        items, mark = self.modality.watermark(items, self.manifest.get("weights_sha256"), watermark,
-                                              signed=signer is not None)
+        sha = self.manifest.get("weights_sha256")
+        items, mark = self.modality.watermark(items, sha, watermark, signed=signer is not None)
         if out is not None:
             out = Path(out)
             walk = {**options, "interpolate": seeds, "frames": frames, "loop": loop}
             write_gif(self, items, out / "walk.gif", frame_ms)
+            marked_copies = display.make(self.modality, items, shown, sha, watermark,
+                                         signer is not None)
             write_outputs(self, items, out, [seeds[0]] * len(items), labels, walk, mark=mark,
                           stems=[f"frame-{i:04d}" for i in range(len(items))], signer=signer,
-                          extra=[out / "walk.gif"])
+                          extra=[out / "walk.gif"], display=marked_copies)
         return items
 
     # What only some kinds do, as methods with the functions' own signatures and docs (shells

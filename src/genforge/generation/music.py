@@ -29,5 +29,6 @@ def harmonize(model, melody: str | Path, *, n: int = 4, seed: int = 0, voices: s
     if not given_voices or len(given_voices) != len(set(letters)) or len(given_voices) == len(VOICES):
         raise ConfigError(f"--voices takes one to three of the letters S, A, T, B, got {voices!r}")
     return inpaint_file(model, melody, n=n, seed=seed, how={"voices": given_voices},
-                        params={"harmonize": str(melody), "given_voices": letters},
+                        params={"harmonize": Path(melody).name, "given_voices": letters},
+                        role="melody" if letters == "S" else f"given voices {letters}",
                         sampling=sampling, sign=sign, signer=signer, audio=audio, out=out)

@@ -13,13 +13,16 @@ import torch
 from .. import io
 from ..errors import GenforgeError
 from ..provenance import stamp
+from ..provenance.ingredients import Ingredient
+from .display import DisplayCopies
 from ..version import __version__
 
 
 class OutputError(GenforgeError):
     """Generated files could not be written where asked."""
 
-ITEM_KEYS = ("file", "seed", "class", "playable", "status", "solution_moves", "repaired", "noisy")
+ITEM_KEYS = ("file", "seed", "class", "playable", "status", "solution_moves", "repaired", "noisy",
+             "display_copy")
 
 
 # Room asked for per item beside its own size: metadata, a PNG render, a signed pack's share.
@@ -58,19 +61,28 @@ def write_outputs(model, items: torch.Tensor, out: Path, seeds: list[int],
                   labels: torch.Tensor | None, params: dict, *, stems: list[str] | None = None,
                   rejected: list[dict] | None = None, mark: dict | None = None, signer=None,
                   extra: list[Path] = (), audio: bool = False,
-                  item_info: list[dict] | None = None, summary: dict | None = None) -> None:
+                  item_info: list[dict] | None = None, summary: dict | None = None,
+                  display: DisplayCopies | None = None,
+                  ingredients: list[Ingredient] = ()) -> None:
     """Files, grid and the generation record (model: the GenerativeModel that made the items):
-    in each file's metadata, generation.json and an append-only generations.jsonl."""
+    in each file's metadata, generation.json and an append-only generations.jsonl. display:
+    marked display copies to write beside the items; ingredients: the user's files the items
+    were made from (recorded by name and hash, named in every manifest).
+
+    What leaves the machine (the files, generation.json) names the model by name and weights
+    hash; only the local log, generations.jsonl, also keeps the model folder's path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     modality, spec = model.modality, model.spec
     stems = stems or [f"{s:06d}" for s in seeds]
-    source = {"model": str(model.folder), "model_sha256": model.manifest.get("weights_sha256"),
+    source = {"model": model.name, "model_sha256": model.manifest.get("weights_sha256"),
               "family": model.config.family, "genforge_version": __version__}
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    inputs = {"ingredients": [i.record() for i in ingredients]} if ingredients else {}
     records = [{**source, "file": f"{stem}.png", "seed": s,
                 "class": None if labels is None or labels[i] < 0 else spec.class_names[labels[i]],
-                **params, **(item_info[i] if item_info else {}), "watermark": mark,
+                **params, **inputs, **(item_info[i] if item_info else {}), "watermark": mark,
+                **({"display_copy": display.name(stem)} if display is not None else {}),
                 "c2pa": stamp.signing_record(signer), "created": created}
                for i, (stem, s) in enumerate(zip(stems, seeds))]
     try:
@@ -83,15 +95,19 @@ def write_outputs(model, items: torch.Tensor, out: Path, seeds: list[int],
         io.write_with(out / "grid.png", lambda tmp: grid.save(tmp, format="PNG"))
         packs = [] if signer is None else stamp.sign_outputs(
             out, stems, records, signer, model.manifest["dataset"]["fingerprint"],
-            extra=[out / "grid.png", *extra])
-        io.write_json(out / "generation.json", {**source, **params, "created": created,
+            extra=[out / "grid.png", *extra], ingredients=list(ingredients))
+        copies = [] if display is None else display.write(model, out, stems, records, signer)
+        io.write_json(out / "generation.json", {**source, **params, **inputs, "created": created,
                                                 **(summary or {}),
                                                 "watermark": mark, "c2pa": records[0]["c2pa"],
+                                                **({"display": display.summary()}
+                                                   if display is not None else {}),
                                                 "signed_packs": [p.name for p in packs],
                                                 "rejected_copies": rejected or [],
                                                 "items": [{k: r[k] for k in ITEM_KEYS if k in r}
                                                           for r in records]})
-        io.append_jsonl(out / "generations.jsonl", records)
+        local = {"model_path": str(model.folder.resolve())}
+        io.append_jsonl(out / "generations.jsonl", [{**r, **local} for r in records + copies])
     except OSError as err:
         _record_what_exists(out, stems, records, err)
 

@@ -158,11 +158,16 @@ class Modality:
     family: str = "diffusion"            # the family measured best for this kind (--family auto)
     sampling_presets: tuple[SamplingPreset, ...] = ()
 
-    def require(self, *, audio: bool = False, checks: str | None = None) -> None:
+    def require(self, *, audio: bool = False, checks: str | None = None,
+                display: bool = False) -> None:
         """Refuse, in one line and before any work, what a caller asks of this kind that it does
-        not offer: audio (--wav), or checks (named by the flags that asked, e.g. --repair)."""
+        not offer: audio (--wav), checks (named by the flags that asked, e.g. --repair) or
+        display copies (--display-size)."""
         if audio and not self.has_audio:
             raise ConfigError(f"--wav renders music; this model makes {self.name} items")
+        if display and not self.has_display_copies:
+            raise ConfigError(f"--display-size makes upscaled copies of small images; this "
+                              f"model makes {self.name} items")
         if checks and not self.has_checks:
             raise ConfigError(f"{checks} are for level models; this model makes {self.name} items")
 
@@ -299,6 +304,14 @@ class Modality:
         rests = "the signed pack and the log" if signed else "the generation log"
         return items, {"applied": False, "reason": f"{self.name} items carry no pixel watermark; "
                        f"provenance rests on {rests}"}
+
+    has_display_copies: bool = False  # display_copies upscales items for sharing
+
+    def display_copies(self, items: torch.Tensor, size: int, resample: str) -> torch.Tensor | None:
+        """Items upscaled for showing and sharing (shorter side at least `size`; resample:
+        nearest or lanczos), or None where they carry the watermark as they are."""
+        self.require(display=True)
+        return None
 
     has_audio: bool = False
 

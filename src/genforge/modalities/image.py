@@ -25,7 +25,7 @@ from PIL.PngImagePlugin import PngInfo
 from .. import io
 from ..errors import DataError
 from ..options import Declared, between, option
-from ..provenance import marking
+from ..provenance import marking, watermark
 from . import fashion_mnist, image_views
 from .base import Dataset, EncoderInput, LoadReport, Modality, named_items
 
@@ -407,6 +407,14 @@ class ImageModality(Modality):
                   signed: bool = True) -> tuple[torch.Tensor, dict]:
         """Images of at least 128x128 carry the invisible watermark naming the model."""
         return marking.mark_images(items, weights_sha256, enabled=enabled, signed=signed)
+
+    has_display_copies = True
+
+    def display_copies(self, items: torch.Tensor, size: int, resample: str) -> torch.Tensor | None:
+        """Images under the watermark's minimum upscaled (marking.upscale); None for the
+        others, which carry the mark themselves."""
+        h, w = items.shape[-2:]
+        return None if watermark.fits(h, w) else marking.upscale(items, size, resample)
 
     def encoder_input(self) -> EncoderInput:
         """Images [N, C, H, W] at any size; classifier views light, SimCLR views strong."""

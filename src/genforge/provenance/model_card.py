@@ -23,6 +23,15 @@ DATASET_LICENCES = {"fashion-mnist": "mit", "fashion-mnist-test": "mit",
                     "fashion-mnist-sample": "mit"}
 
 
+def public_source(source: str) -> str:
+    """A data source as published files name it: a dataset's name as it is, a folder or file by
+    its own name only, never the folders above it (they name the user and their layout)."""
+    text = str(source)
+    if "/" in text or "\\" in text or text.startswith("~"):
+        return Path(text.replace("\\", "/")).name or text
+    return text
+
+
 def _latest_records(folder: Path) -> list[dict]:
     """The newest record of each metric label in metrics.jsonl (in-training ones excluded)."""
     path = folder / "metrics.jsonl"
@@ -44,7 +53,7 @@ def _yaml_value(value: Any) -> str:
 
 def _front_matter(config: dict, manifest: dict, records: list[dict], name: str) -> str:
     run = config["run_config"]
-    source = manifest["dataset"]["source"]
+    source = public_source(manifest["dataset"]["source"])
     tags = ["genforge", run["family"], config["modality"],
             "class-conditional" if config.get("class_names") else "unconditional",
             f"{config['modality']}-generation"]
@@ -54,7 +63,7 @@ def _front_matter(config: dict, manifest: dict, records: list[dict], name: str) 
         lines += ["datasets:", "- zalando-datasets/fashion_mnist"]
     if records:
         task = "class-conditional" if config.get("class_names") else "unconditional"
-        reference = records[0]["protocol"].get("reference_source", source)
+        reference = public_source(records[0]["protocol"].get("reference_source", source))
         lines += ["model-index:", f"- name: {_yaml_value(name)}", "  results:",
                   "  - task:", f"      type: {task}-{config['modality']}-generation",
                   "    dataset:", f"      name: {_yaml_value(reference)}",
@@ -97,7 +106,7 @@ def model_card(folder: str | Path) -> str:
              f"(torch {manifest['torch_version']}). Weights: `model.safetensors` (EMA), "
              f"sha256 `{manifest['weights_sha256']}`; {manifest['parameters']:,} parameters.", "",
              "## Training data", "",
-             f"- source: `{data['source']}`, {data['items']:,} items, fingerprint "
+             f"- source: `{public_source(data['source'])}`, {data['items']:,} items, fingerprint "
              f"`{data['fingerprint'][:16]}`", f"- classes: {classes}",
              f"- licence: {DATASET_LICENCES.get(data['source'], HUMAN + 'the licence of the training data, and whether its owners consented -->')}"]
     if audit is not None:
@@ -119,7 +128,7 @@ def model_card(folder: str | Path) -> str:
         for r in records:
             ci = "" if r["ci_low"] is None else f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
             against = ("training items" if r["extractor"] == "pixels"  # memorisation's reference
-                       else r["protocol"].get("reference_source", "reference"))
+                       else public_source(r["protocol"].get("reference_source", "reference")))
             value = "undefined" if r["value"] is None else f"{r['value']:.5g}"
             parts.append(f"| {r['label']} | {value} | {ci} | {r['extractor']} | "
                          f"{r['generated']:,} vs {r['reference']:,} {against} | "
@@ -165,9 +174,13 @@ def watermark_line(config: dict, manifest: dict) -> str:
     height, width = config["item_shape"][-2:]
     if not watermark.fits(height, width):
         low_h, low_w = watermark.min_size()
-        return (f"Watermark: none. This model makes {height}x{width} images, below the invisible "
-                f"watermark's minimum of {low_h}x{low_w}; their provenance rests on the C2PA "
-                "manifest and the generation log.")
+        payload = stamp.payload_hex(stamp.payload_for(manifest["weights_sha256"]))
+        return (f"Watermark: none in the native files. This model makes {height}x{width} images, "
+                f"below the invisible watermark's minimum of {low_h}x{low_w}; their provenance "
+                "rests on the C2PA manifest and the generation log. `genforge generate MODEL "
+                "--display-size 512` writes beside each an upscaled display copy for sharing "
+                f"that carries the watermark (payload `{payload}`) and its own signed manifest "
+                "naming the native file as its ingredient.")
     payload = stamp.payload_hex(stamp.payload_for(manifest["weights_sha256"]))
     return (f"Watermark: every generated image carries genforge's invisible watermark "
             f"({watermark.METHOD} v{watermark.VERSION}, public key) with payload `{payload}`, the "

@@ -44,6 +44,8 @@ from typing import Any, Iterable
 from .. import io
 from ..errors import ConfigError, DataError
 from ..version import __version__
+from . import ingredients as ingredients_mod
+from .ingredients import Ingredient
 from .keys import LoadedSigner, default_keys_dir, key_paths, offline_context
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -65,7 +67,7 @@ _MEANINGS = {
     "signingCredential.invalid": "the signer's certificate is unsuitable for C2PA",
 }
 _RECORD_KEYS = ("model", "model_name", "model_sha256", "model_hash", "data_fingerprint", "seed", "c2pa",
-                "sampler", "watermark", "created", "file", "genforge_version")
+                "sampler", "watermark", "created", "file", "genforge_version", "ingredients")
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Generation:
 
 def from_record(record: dict, data_fingerprint: str | None = None) -> Generation:
     """A Generation from one generations.jsonl record (and the model's dataset fingerprint)."""
+    # records name the model; older ones held its folder's path: its last part then
     model = record.get("model_name") or Path(str(record.get("model") or "model")).name
     params = {k: v for k, v in record.items() if k not in _RECORD_KEYS}
     return Generation(model_name=model,
@@ -108,8 +111,11 @@ def soft_binding(watermark: dict | None) -> dict | None:
             "pad": []}
 
 
-def manifest_definition(claims: Generation, title: str) -> dict:
-    """The manifest JSON the SDK's Builder takes for one generated file."""
+def manifest_definition(claims: Generation, title: str, ingredients: list[Ingredient] = (),
+                        edits: tuple[str, ...] = ()) -> dict:
+    """The manifest JSON the SDK's Builder takes for one generated file: created (pointing at
+    the user's inputs among the ingredients), or opened from a parent ingredient and then
+    edited (edits: c2pa action names, e.g. c2pa.resized for a display copy)."""
     agent = {"name": "genforge", "version": __version__}
     created = {"action": "c2pa.created", "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
                "softwareAgent": agent,
@@ -119,8 +125,10 @@ def manifest_definition(claims: Generation, title: str) -> dict:
                   "seed": claims.seed, "sampler": claims.sampler,
                   "params_json": json.dumps(_json_safe(claims.params), sort_keys=True),
                   "watermark": claims.watermark, "created": claims.created,
+                  "ingredients": [i.record() for i in ingredients],
                   "genforge_version": __version__}
-    assertions = [{"label": "c2pa.actions.v2", "data": {"actions": [created]}},
+    assertions = [{"label": "c2pa.actions.v2",
+                   "data": {"actions": ingredients_mod.actions(list(ingredients), created, edits)}},
                   {"label": GENERATION_LABEL, "data": _json_safe(generation)}]
     binding = soft_binding(claims.watermark)
     if binding is not None:
@@ -159,14 +167,15 @@ def _sdk_signer(signer: LoadedSigner | Any):
 # ----- signing ------------------------------------------------------------------------------------
 
 def _sign_stream(source, fmt: str, dest: Path, claims: Generation, signer, title: str,
-                 mode: int) -> Path:
+                 mode: int, ingredients: list[Ingredient] = (), edits: tuple[str, ...] = ()) -> Path:
     """Sign the bytes in source (a binary stream) into dest atomically, with file mode mode."""
     import c2pa
 
     def write(tmp: str) -> None:
         os.chmod(tmp, mode)  # mkstemp made it 0600; keep the original file's mode
-        with c2pa.Builder(manifest_definition(claims, title), offline_context()) as builder, \
-                open(tmp, "w+b") as out:
+        definition = manifest_definition(claims, title, ingredients, edits)
+        with c2pa.Builder(definition, offline_context()) as builder, open(tmp, "w+b") as out:
+            ingredients_mod.add(builder, list(ingredients), set(supported_formats(reading=True)))
             builder.sign(_sdk_signer(signer), fmt, source, out)
 
     try:
@@ -176,9 +185,11 @@ def _sign_stream(source, fmt: str, dest: Path, claims: Generation, signer, title
 
 
 def sign_file(path: Path | str, claims: Generation, signer: LoadedSigner,
-              out: Path | str | None = None) -> Path:
+              out: Path | str | None = None, ingredients: list[Ingredient] = (),
+              edits: tuple[str, ...] = ()) -> Path:
     """Embed a signed manifest in a file the SDK covers (PNG, JPEG, WAV, ZIP, ...); in place
-    unless out is given. Returns the signed file."""
+    unless out is given; ingredients: the files it was made from (see provenance.ingredients).
+    Returns the signed file."""
     path = Path(path)
     dest = Path(out) if out is not None else path
     if not path.is_file():
@@ -188,7 +199,8 @@ def sign_file(path: Path | str, claims: Generation, signer: LoadedSigner,
         raise ConfigError(f"{dest}: the signed copy must keep the extension {path.suffix}")
     mode = path.stat().st_mode & 0o777
     with open(path, "rb") as source:
-        return _sign_stream(source, fmt, dest, claims, signer, dest.name, mode)
+        return _sign_stream(source, fmt, dest, claims, signer, dest.name, mode, ingredients,
+                            edits)
 
 
 def pack_bytes(files: Iterable[Path | str]) -> bytes:
@@ -213,13 +225,14 @@ def pack_bytes(files: Iterable[Path | str]) -> bytes:
 
 
 def sign_pack(files: Iterable[Path | str], out_zip: Path | str, claims: Generation,
-              signer: LoadedSigner) -> Path:
+              signer: LoadedSigner, ingredients: list[Ingredient] = ()) -> Path:
     """Zip the files (MIDI, level text, ...) and sign the zip: C2PA covers zip, not those."""
     out_zip = Path(out_zip)
     if out_zip.suffix.lower() != ".zip":
         raise ConfigError(f"{out_zip}: a signed pack must be a .zip file")
     data = pack_bytes(files)
-    return _sign_stream(_io.BytesIO(data), "zip", out_zip, claims, signer, out_zip.name, 0o644)
+    return _sign_stream(_io.BytesIO(data), "zip", out_zip, claims, signer, out_zip.name, 0o644,
+                        ingredients)
 
 
 # ----- verification -------------------------------------------------------------------------------
@@ -241,6 +254,7 @@ class VerifyReport:
     alg: str | None = None
     signed_at: str | None = None      # trusted time from a TSA; None when signed offline
     trust_anchors: str | None = None  # the root file trust was judged against
+    ingredients: list[dict] = field(default_factory=list)  # provenance.ingredients.listed
 
     @property
     def ok(self) -> bool:
@@ -299,7 +313,8 @@ def report_from_store(path: str, store: dict, trust_anchors: str | None = None) 
         state = "invalid" if any(f["code"] != "signingCredential.untrusted" for f in failures) \
             else "valid"
     actions = (_assertion(manifest, ACTIONS_LABELS) or {}).get("actions") or []
-    created = next((a for a in actions if a.get("action") == "c2pa.created"), {})
+    # created, or opened from a parent (a display copy): the first action that says its source
+    created = next((a for a in actions if a.get("digitalSourceType")), {})
     info = manifest.get("signature_info") or {}
     generator = manifest.get("claim_generator_info") or [{}]
     return VerifyReport(
@@ -310,7 +325,8 @@ def report_from_store(path: str, store: dict, trust_anchors: str | None = None) 
         generation=_generation(_assertion(manifest, (GENERATION_LABEL,))),
         soft_binding=_assertion(manifest, (SOFT_BINDING_LABEL,)),
         signer=info.get("common_name"), issuer=info.get("issuer"), alg=info.get("alg"),
-        signed_at=info.get("time"), trust_anchors=trust_anchors)
+        signed_at=info.get("time"), trust_anchors=trust_anchors,
+        ingredients=ingredients_mod.listed(manifest, store))
 
 
 def _trust_pem(trust_anchors: Path | str | None) -> tuple[str | None, str | None]:
@@ -383,6 +399,13 @@ def report_lines(report: VerifyReport) -> list[str]:
         lines.append(f"  training data: {(gen.get('training_data') or {}).get('fingerprint')}")
         lines.append(f"  seed {gen.get('seed')}, sampler {gen.get('sampler')}, params "
                      + json.dumps(gen.get("params") or {}, sort_keys=True))
+    for ingredient in report.ingredients:
+        own = ingredient["manifest"]
+        lines.append(f"  ingredient ({ingredient['relationship']}): {ingredient['title']}, "
+                     f"{ingredient['format']}; "
+                     + (f"its own manifest kept, signed by {own['signer'] or '?'}" if own
+                        else "no manifest of its own")
+                     + (f"; {ingredient['description']}" if ingredient["description"] else ""))
     if report.soft_binding:
         values = ", ".join(b.get("value", "") for b in report.soft_binding.get("blocks") or [])
         lines.append(f"  watermark (soft binding): {report.soft_binding.get('alg')} {values}")

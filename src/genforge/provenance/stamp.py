@@ -12,7 +12,8 @@ import warnings
 from pathlib import Path
 
 
-from . import keys, signing
+from . import ingredients, keys, signing
+from .ingredients import Ingredient
 from .keys import LoadedSigner
 from .marking import OPTED_OUT, mark_images, payload_for, payload_hex  # noqa: F401 (re-exported)
 
@@ -53,24 +54,38 @@ def companions(folder: Path, stem: str) -> list[Path]:
 
 
 def sign_outputs(folder: Path, stems: list[str], records: list[dict], signer: LoadedSigner,
-                 data_fingerprint: str | None, extra: list[Path] = ()) -> list[Path]:
+                 data_fingerprint: str | None, extra: list[Path] = (),
+                 ingredients: list[Ingredient] = ()) -> list[Path]:
     """Sign every file written for the items: formats C2PA covers in place, the others (MIDI,
     level text) in one signed zip pack, pack-<first stem>.zip. extra (a grid, a GIF) is signed
-    with the first item's claims. Returns the pack, or nothing when none was needed."""
+    with the first item's claims; ingredients (a user's input file) go into every manifest.
+    Returns the pack, or nothing when none was needed."""
     covered = set(signing.supported_formats())
     unsigned: list[Path] = []
     for stem, record in zip(stems, records):
         claims = signing.from_record(record, data_fingerprint)
         for path in companions(folder, stem):
             if path.suffix.lower().lstrip(".") in covered:
-                signing.sign_file(path, claims, signer)
+                signing.sign_file(path, claims, signer, ingredients=ingredients)
             else:
                 unsigned.append(path)
     # a file made of several items (a grid, a pack) claims all their seeds
     batch = signing.from_record({**records[0], "seed": None, "file": None,
                                  "seeds": [r["seed"] for r in records]}, data_fingerprint)
     for path in extra:
-        signing.sign_file(path, batch, signer)
+        signing.sign_file(path, batch, signer, ingredients=ingredients)
     if not unsigned:
         return []
-    return [signing.sign_pack(unsigned, folder / f"pack-{stems[0]}.zip", batch, signer)]
+    return [signing.sign_pack(unsigned, folder / f"pack-{stems[0]}.zip", batch, signer,
+                              ingredients)]
+
+
+def sign_display_copy(path: Path, native: Path, record: dict, signer: LoadedSigner,
+                      data_fingerprint: str | None) -> Path:
+    """Sign a display copy: opened from its native-size image (its parent ingredient, whose
+    own manifest the store keeps), resized, and watermarked when the mark went in."""
+    claims = signing.from_record(record, data_fingerprint)
+    marked = bool((record.get("watermark") or {}).get("applied"))
+    parent = ingredients.of_file(native, ingredients.PARENT, "native-size image")
+    edits = ("c2pa.resized", "c2pa.watermarked") if marked else ("c2pa.resized",)
+    return signing.sign_file(path, claims, signer, ingredients=[parent], edits=edits)

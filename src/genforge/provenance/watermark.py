@@ -27,13 +27,19 @@ Design (measured by benchmarks/bench_watermark.py):
   statistic at the decoded offset (a Bonferroni bound over the 4,096 offsets against a normal
   fitted to the others; conservative on unmarked images).
 
+- Geometry: before folding, provenance.resync reads the period and angle of the tile lattice
+  from the image's spectrum, so a copy shown at 0.7 to 11 times its size or turned by up to 3
+  degrees is resampled back; the unchanged image and up to three such views are decoded, and
+  only the best path gets the CRC check.
+
 What a pixel watermark cannot promise: it proves presence, not absence. A determined adversary
 who knows the method (the default key is public) can estimate and subtract it, regenerate or
-denoise the image, or defeat it geometrically: rotation, flips, rescaling that is not undone,
+denoise the image, or defeat it geometrically: flips, larger rotations, non-uniform stretching,
 crops that leave less than one 64x64 tile, or very strong compression. The minimum size is
 128x128 (four tiles): every generated image measured carried its payload there, photos only
 3 in 4 (100 of 100 at 256x256). Smaller images, such as genforge's 28x28 and 32x32 ones, cannot
-carry it; for those, provenance rests on the C2PA manifest and the generation log.
+carry it: their provenance rests on the C2PA manifest and the generation log, and their display
+copies (generation.display: upscaled, marked, naming the native file) carry it for sharing.
 """
 from __future__ import annotations
 
@@ -44,6 +50,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import ConfigError, DataError, GenforgeError
+from . import resync
 
 PAYLOAD_BITS = 32
 CRC_BITS = 16
@@ -132,26 +139,41 @@ def embed(image: np.ndarray, payload: int, *, key: int = DEFAULT_KEY,
     # Self-check: where texture drowns the mark (grass, gravel), its own detector reads many coded
     # bits wrong; one more try at BOOST times the strength keeps it readable after the issue's
     # transformations (PSNR >= 38.5 dB at the default strength).
-    check = detect(out, key=key)
+    check = read_views([_luma(out)], key=key)  # as made: no resampling to undo
     if check.payload != payload or check.bit_errors_corrected > SELF_CHECK_ERRORS:
         out = _add_mark(image, code, key, strength * BOOST)
     return out
 
 
 def detect(image: np.ndarray, *, key: int = DEFAULT_KEY) -> Detection:
-    """Look for the key's watermark and read its payload (images under one tile have none)."""
+    """Look for the key's watermark and read its payload (images under one tile have none).
+
+    The image is read as it is and, where the tile lattice shows another scale or a small
+    rotation (a display copy shown 1080 pixels wide, a turned photo), resampled to undo it
+    (provenance.resync); of every view and offset the decoder's best path decides, and one
+    CRC check is made, so the false-positive rate stays 2^-16."""
     _check_image(image)
+    return read_views(resync.views(_luma(image)), key=key)
+
+
+def read_views(views: list[np.ndarray], *, key: int = DEFAULT_KEY) -> Detection:
+    """detect() on luminance views already made by resync.views (the same answer; a caller
+    trying many keys on one image makes the views once)."""
     key = _check_key(key)
-    y = _luma(image)
-    if y.shape[0] < TILE or y.shape[1] < TILE:
+    best = None
+    for y in views:
+        if y.shape[0] < TILE or y.shape[1] < TILE:
+            continue
+        soft = _soft_values(_whiten(y), key).reshape(N_CODED, -1)
+        # Offsets where the coded bits stand out; the decoder's path metric picks among them.
+        sync = np.abs(soft).sum(axis=0)
+        candidates = np.argsort(sync)[-CANDIDATES:]
+        metrics, info = _viterbi(soft[:, candidates], PAYLOAD_BITS + CRC_BITS)
+        if best is None or metrics.max() > best[0]:
+            best = (metrics.max(), soft, sync, int(candidates[np.argmax(metrics)]), info)
+    if best is None:
         return Detection(False, None, 0.0, None)
-    soft = _soft_values(_whiten(y), key).reshape(N_CODED, -1)
-    # Offsets where the coded bits stand out; the decoder's path metric picks among them (one
-    # CRC check per image, so the false-positive rate stays 2^-16).
-    sync = np.abs(soft).sum(axis=0)
-    candidates = np.argsort(sync)[-CANDIDATES:]
-    metrics, info = _viterbi(soft[:, candidates], PAYLOAD_BITS + CRC_BITS)
-    offset = int(candidates[np.argmax(metrics)])
+    _, soft, sync, offset, info = best
     p_sync = _p_value(sync, offset)
     grid = divmod(offset, TILE)
     data, check = info[:PAYLOAD_BITS], info[PAYLOAD_BITS:]
@@ -309,20 +331,12 @@ def _luma(image: np.ndarray) -> np.ndarray:
     return x if x.ndim == 2 else x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
 
 
-def _box(x: np.ndarray, k: int) -> np.ndarray:
-    """Mean over a k x k window (odd k, reflected edges) by summed-area table."""
-    p = k // 2
-    c = np.pad(np.pad(x, p, mode="reflect"), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    h, w = x.shape
-    return (c[k:k + h, k:k + w] - c[:h, k:k + w] - c[k:k + h, :w] + c[:h, :w]) / (k * k)
-
-
 def _mask(y: np.ndarray) -> np.ndarray:
     """Relative amplitude the eye tolerates at each pixel: more in texture, less where flat."""
-    high = y - _box(y, 5)
-    activity = np.sqrt(np.maximum(_box(high * high, 9), 0.0))
+    high = y - resync.box(y, 5)
+    activity = np.sqrt(np.maximum(resync.box(high * high, 9), 0.0))
     mask = np.minimum(np.sqrt(activity ** 2 + MASK_FLOOR ** 2) / MASK_REF, MASK_CAP)
-    return _box(mask, 5)  # smooth, so the pattern stays in its band
+    return resync.box(mask, 5)  # smooth, so the pattern stays in its band
 
 
 def _whiten(y: np.ndarray) -> np.ndarray:
@@ -332,7 +346,7 @@ def _whiten(y: np.ndarray) -> np.ndarray:
     radius = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]) * TILE
     band = (radius >= BAND[0] - 1) & (radius <= BAND[1] + 1)
     b = np.fft.irfft2(np.fft.rfft2(y) * band, s=(h, w))
-    var = np.maximum(_box(b * b, WHITEN_WINDOW), 0.0)
+    var = np.maximum(resync.box(b * b, WHITEN_WINDOW), 0.0)
     return b * _mask(y) / (var + WHITEN_EPS)
 
 
