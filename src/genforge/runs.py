@@ -19,6 +19,7 @@ from .evaluation import best_so_far, in_training_evaluator
 from .export import export_model
 from .families import FAMILIES, ModelSpec
 from .modalities import MODALITIES
+from .training import distributed
 from .training.health import check_same_run, health, recovery
 from .training.loop import TrainResult, train as run_loop
 from .training.speed import choose_precision, seconds_per_step
@@ -42,6 +43,15 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
         with events.reporting(progress):
             return train(data, run, preset=preset, family=family, config=config,
                          should_stop=should_stop, **options)
+    here = distributed.world()  # under torchrun: every process runs this; rank 0 writes
+    try:
+        with distributed.quiet_unless_main(here):
+            return _train(data, run, preset, family, config, should_stop, here, options)
+    finally:
+        distributed.finish(here)
+
+
+def _train(data, run, preset, family, config, should_stop, here, options) -> dict:
     started = time.perf_counter()
     config = config or resolve_config(data, preset, family, **options)
     run = Path(run)
@@ -57,8 +67,9 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
                       "long diffusion runs, symmetry for discrete level models) makes copying "
                       "less likely")
     run.mkdir(parents=True, exist_ok=True)
-    io.write_json(run / "data_report.json", {"source": dataset.source, **dataset.report.to_dict()})
-    io.write_json(run / "audit.json", audit_record)
+    if here.main:
+        io.write_json(run / "data_report.json", {"source": dataset.source, **dataset.report.to_dict()})
+        io.write_json(run / "audit.json", audit_record)
     info = dataset_info(dataset)
     timing = {"setup_s": round(time.perf_counter() - started, 1)}
     # a GAN's generator loss does not settle the way a denoiser's does: no "far above best" check
@@ -89,8 +100,10 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
                       f"{run / 'samples'} before using the model, and consider a lower --lr")
     summary["family_choice"] = family_choice(config, family)
     summary["audit"] = auditing.short_line(audit_record)
-    io.write_json(run / "summary.json", summary)
-    io.write_text(run / "summary.md", summary_markdown(summary))
+    summary["processes"] = here.size
+    if here.main:
+        io.write_json(run / "summary.json", summary)
+        io.write_text(run / "summary.md", summary_markdown(summary))
     return summary
 
 
