@@ -17,6 +17,7 @@ from ..augment import ada_augment, ada_update, diffaugment
 from ..config import RunConfig
 from ..errors import ConfigError
 from ..models.gan import build_gan
+from ..models.stylegan2 import StyleGAN2Generator
 from ..options import Declared, between, build, option
 from ..sampling import SeededNoise
 from .base import ModelSpec, Phase
@@ -170,12 +171,19 @@ class GANFamily:
         def discriminator_parameters(pair: GANPair):
             return list(pair.discriminator.parameters())
 
-        def adjust(pair: GANPair, total) -> None:
-            pair.adjust_augment(a.ada_target, interval_images, a.ada_images, total)
+        def fold_w(pair: GANPair, total) -> None:
+            """The generator's mean w over this phase's forward passes, summed over processes."""
+            if isinstance(pair.generator, StyleGAN2Generator):
+                pair.generator.fold_w_avg(total)
 
-        phases = [Phase("G", generator_parameters, generator_loss, betas=GAN_BETAS),
+        def fold_w_and_ada(pair: GANPair, total) -> None:
+            fold_w(pair, total)
+            if a.augment == "ada":  # ADA's evidence from D(real), summed over processes
+                pair.adjust_augment(a.ada_target, interval_images, a.ada_images, total)
+
+        phases = [Phase("G", generator_parameters, generator_loss, betas=GAN_BETAS, gather=fold_w),
                   Phase("D", discriminator_parameters, discriminator_loss, betas=GAN_BETAS,
-                        gather=adjust if a.augment == "ada" else None)]
+                        gather=fold_w_and_ada)]
         if gamma > 0 and not hinge:
             phases.append(Phase("R1", discriminator_parameters, r1_loss, interval=r1_every,
                                 optimizer="D", betas=GAN_BETAS))

@@ -70,17 +70,18 @@ class World:
 
 
 _slow_group = None
+_joined = False
 
 
 def world() -> World:
     """This process's World; under torchrun the first call joins the process group (gloo for CPU
     tensors, NCCL for CUDA ones where a GPU is present)."""
-    global _slow_group
+    global _slow_group, _joined
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return World()
     here = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
-    if not dist.is_initialized():
+    if not _joined:  # once per process: after finish() the group is not joined again
         backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
         timeout = datetime.timedelta(seconds=PEER_TIMEOUT_S)
         try:
@@ -90,6 +91,7 @@ def world() -> World:
                            f"({_first_line(err)})") from None
         _slow_group = dist.new_group(backend="gloo",
                                      timeout=datetime.timedelta(seconds=SLOW_WORK_TIMEOUT_S))
+        _joined = True
     return here
 
 
@@ -205,11 +207,18 @@ def broadcast_module(module: torch.nn.Module, here: World) -> None:
 
 @contextmanager
 def quiet_unless_main(here: World) -> Iterator[None]:
-    """On ranks above 0: no progress events and no warnings (rank 0 says it once for all)."""
+    """On ranks above 0: no progress events but each process's start line (World.describe),
+    and no warnings (rank 0 says it once for all)."""
     if here.main:
         yield
         return
-    with progress.reporting(None), warnings.catch_warnings():
+    outer = progress.current()
+
+    def start_line_only(event: progress.Event) -> None:
+        if outer is not None and event.info.get("process_start"):
+            outer(event)
+
+    with progress.reporting(start_line_only), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
 
@@ -249,7 +258,8 @@ def launch(processes: int, cli_args: list[str]) -> None:
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # our line says it
     args = get_args_parser().parse_args(
         ["--standalone", "--nproc-per-node", str(processes), "--max-restarts", "0",
-         "--module", "genforge", *cli_args])
+         "--module", "genforge"])
+    args.training_script_args = list(cli_args)  # not parsed: torchrun's options would eat ours
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
     try:
         run(args)

@@ -79,7 +79,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     dist.check_split(t.grad_accum, here)
     device = here.device(resolve_device(t.device))
     if here.size > 1:
-        events.note("train", here.describe(device), rank=here.rank)
+        events.note("train", here.describe(device), rank=here.rank, process_start=True)
     labelled = dataset.labels is not None
     modality = modality.bind(dataset.vocabulary)
     spec = ModelSpec.for_dataset(dataset, modality)
