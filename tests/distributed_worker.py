@@ -56,10 +56,11 @@ class Keeping:
         return self.module
 
 
-def train_family(name: str, run_dir: Path) -> dict[str, torch.Tensor]:
+def train_family(name: str, run_dir: Path, steps: int = STEPS) -> dict[str, torch.Tensor]:
     """Train one family's tiny run in run_dir; its final parameters and buffers."""
     data, options = FAMILY_RUNS[name]
-    config = resolve_config(data, preset=None, family=name, **COMMON, **options)
+    config = resolve_config(data, preset=None, family=name, **{**COMMON, "steps": steps},
+                            **options)
     dataset, _ = open_training_data(config.data)
     if len(dataset) > 48:  # a few dozen images are enough to compare runs
         dataset = Dataset(dataset.kind, dataset.items[:48].clone(), dataset.labels[:48].clone(),

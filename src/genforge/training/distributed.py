@@ -18,6 +18,7 @@ import datetime
 import functools
 import hashlib
 import os
+import re
 import socket
 import warnings
 from collections.abc import Iterator
@@ -96,7 +97,10 @@ def world() -> World:
 
 
 def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    """An error's gist: its first sentence, without the source path gloo puts in front."""
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    text = re.sub(r"^\[[^\]]*\] ", "", text)
+    return text.split(". ")[0][:160]
 
 
 def _collective(function):
@@ -264,7 +268,10 @@ def launch(processes: int, cli_args: list[str]) -> None:
     try:
         run(args)
     except ChildFailedError as err:
-        rank, failure = min(err.failures.items())
+        # the process that died first, not the ones torchrun then stopped with SIGTERM
+        killed = [(r, f) for r, f in sorted(err.failures.items())
+                  if f.exitcode < 0 and f.signal_name() != "SIGTERM"]
+        rank, failure = killed[0] if killed else err.get_first_failure()
         how = (f"was killed by {failure.signal_name()}" if failure.exitcode < 0
                else f"stopped with exit status {failure.exitcode}")
         raise PeerLost(f"process {rank} of {processes} {how}; the others were stopped; rerun "
