@@ -18,7 +18,6 @@ from safetensors.torch import load_file
 import distributed_worker
 from genforge import io
 from genforge.cli import main
-from genforge.errors import ConfigError
 from genforge.training.distributed import ShardedStream, World, check_split
 from genforge.training.state import CHECKPOINT_NAME, DataStream
 from tiny import TINY
@@ -100,10 +99,16 @@ def test_a_resumed_epoch_on_another_process_count_skips_and_repeats_nothing(size
     assert sorted(drawn) == list(range(40))  # 5 steps of 8: one epoch, each item once
 
 
-def test_micro_batches_that_do_not_share_evenly_are_refused():
-    with pytest.raises(ConfigError, match="--grad-accum 1 .* 2 processes: give --grad-accum "
-                                          "as a multiple of 2"):
-        check_split(1, World(0, 2))
+def test_micro_batches_that_do_not_share_evenly_are_refused_before_any_process_starts(
+        tmp_path, capsys):
+    assert main([*RUN, "--run", str(tmp_path / "r"), "--steps", "1", "--grad-accum", "1",
+                 "--nproc", "2"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "genforge: error: --grad-accum 1 micro-batches per step cannot be shared by 2 processes: "
+        "give --grad-accum as a multiple of 2 (e.g. 2; a multiple of every process count you "
+        "will resume with keeps the run exact); --batch-size stays the global batch")
+    assert not (tmp_path / "r").exists()
+    check_split(4, 2)
 
 
 def state(run: Path) -> dict[str, torch.Tensor]:

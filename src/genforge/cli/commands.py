@@ -45,8 +45,10 @@ def _train(args: argparse.Namespace) -> int:
     skip = {"command", "data", "run", "preset", "dry_run", "family", "progress", "nproc", "argv"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
     if args.nproc > 1 and not args.dry_run and not api.process_world().size > 1:
-        api.launch_processes(args.nproc, _without_nproc(args.argv))  # each runs this command
-        return 0
+        config = api.resolve_config(args.data, args.preset, args.family, **options)
+        api.check_processes(config.train.grad_accum, args.nproc)  # once, before any starts
+        # each process runs this command; rank 0 prints the summary (or where it stopped)
+        return api.launch_processes(args.nproc, _without_nproc(args.argv))
     if args.dry_run:
         check = api.preflight(args.data, args.run, preset=args.preset, family=args.family,
                               **options)

@@ -37,6 +37,7 @@ from .state import DataStream
 # (previews, evaluation, checkpoints) is waited for on a second group with a longer timeout.
 PEER_TIMEOUT_S = 60
 SLOW_WORK_TIMEOUT_S = 6 * 3600
+SHUTDOWN_GRACE_S = 120
 
 
 class PeerLost(GenforgeError):
@@ -119,12 +120,12 @@ def _collective(function):
     return run
 
 
-def check_split(grad_accum: int, here: World) -> None:
+def check_split(grad_accum: int, processes: int) -> None:
     """The micro-batches of a step must share evenly over the processes."""
-    if grad_accum % here.size:
+    if grad_accum % processes:
         raise ConfigError(
-            f"--grad-accum {grad_accum} micro-batches per step cannot be shared by {here.size} "
-            f"processes: give --grad-accum as a multiple of {here.size} (e.g. {here.size}; a "
+            f"--grad-accum {grad_accum} micro-batches per step cannot be shared by {processes} "
+            f"processes: give --grad-accum as a multiple of {processes} (e.g. {processes}; a "
             "multiple of every process count you will resume with keeps the run exact); "
             "--batch-size stays the global batch")
 
@@ -188,15 +189,18 @@ def sum_tensor(tensor: torch.Tensor, here: World) -> torch.Tensor:
 
 
 @_collective
-def rank0_decisions(values: list[float], here: World, *, slow: bool = False) -> list[float]:
-    """Rank 0's values (elapsed time, stop, checkpoint due) given to every process, so all decide
-    alike: a clock or a Ctrl-C seen by one process alone would split the run. slow: rank 0 may
-    still be busy alone (a preview, an evaluation), so wait on the group with the long timeout."""
+def rank0_decisions(values: list[float], here: World, *, slow: bool = False,
+                    asked: bool | None = None) -> list[float]:
+    """Rank 0's values (elapsed time, checkpoint due) given to every process, so all decide
+    alike: a clock seen by one process alone would split the run. asked: this process's stop
+    request; the result then ends with whether any process asked (1.0) or none (0.0). slow: rank
+    0 may still be busy alone (a preview, an evaluation): wait on the long-timeout group."""
     if here.size == 1:
-        return values
-    shared = torch.tensor([float(v) for v in values], dtype=torch.float64)
-    dist.broadcast(shared, 0, group=_slow_group if slow else None)  # CPU tensor: gloo
-    return shared.tolist()
+        return values + ([] if asked is None else [float(asked)])
+    shared = torch.tensor([float(v) if here.main else 0.0 for v in values]
+                          + ([] if asked is None else [float(asked)]), dtype=torch.float64)
+    dist.all_reduce(shared, group=_slow_group if slow else None)  # CPU tensor: gloo
+    return shared.tolist()[:len(values)] + ([] if asked is None else [float(shared[-1] > 0)])
 
 
 @_collective
@@ -251,23 +255,34 @@ def finish(here: World) -> None:
         dist.destroy_process_group()
 
 
-def launch(processes: int, cli_args: list[str]) -> None:
+def launch(processes: int, cli_args: list[str]) -> int:
     """Run `genforge CLI_ARGS` in `processes` processes on this machine through torchrun's own
-    launcher (torch.distributed.run, --standalone); a failed process ends them all, in one line."""
+    launcher (torch.distributed.run, --standalone). Returns 0, or 130 when a stop request (Ctrl-C,
+    SIGTERM) ended them after rank 0 saved a checkpoint; a failed process ends them all, in one
+    line (PeerLost)."""
     import logging
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # our line says it
+    for name in list(logging.root.manager.loggerDict):  # torchrun's log lines: ours say it
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     args = get_args_parser().parse_args(
         ["--standalone", "--nproc-per-node", str(processes), "--max-restarts", "0",
-         "--module", "genforge"])
+         # on a stop request torchrun passes SIGTERM on, then waits this long before SIGKILL:
+         # time for the step to end and rank 0 to write its checkpoint
+         "--shutdown-timeout", str(SHUTDOWN_GRACE_S), "--module", "genforge"])
     args.training_script_args = list(cli_args)  # not parsed: torchrun's options would eat ours
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
     try:
         run(args)
+    except SignalException:
+        return 130  # the processes had the signal too: they stopped at a step, rank 0 saved
     except ChildFailedError as err:
+        if all(f.exitcode == 130 for f in err.failures.values()):
+            return 130  # every process stopped on request (status "interrupted")
         # the process that died first, not the ones torchrun then stopped with SIGTERM
         killed = [(r, f) for r, f in sorted(err.failures.items())
                   if f.exitcode < 0 and f.signal_name() != "SIGTERM"]
@@ -276,3 +291,4 @@ def launch(processes: int, cli_args: list[str]) -> None:
                else f"stopped with exit status {failure.exitcode}")
         raise PeerLost(f"process {rank} of {processes} {how}; the others were stopped; rerun "
                        "the same command to resume from the last checkpoint") from None
+    return 0

@@ -76,7 +76,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     here = dist.world()
-    dist.check_split(t.grad_accum, here)
+    dist.check_split(t.grad_accum, here.size)
     device = here.device(resolve_device(t.device))
     if here.size > 1:
         events.note("train", here.describe(device), rank=here.rank, process_start=True)
@@ -154,7 +154,6 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     def write_checkpoint() -> None:
         nonlocal last_saved
         progress.epoch, progress.offset = stream.stream.epoch, stream.stream.offset
-        last_saved = time.perf_counter()
         if not here.main:
             return
         save_checkpoint(checkpoint, model=model, ema=ema.module, optimizers=optimizers,
@@ -332,10 +331,10 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                                training_s=round(progress.elapsed_s, 1),
                                **{k: v for k, v in record.items() if k.startswith("loss")})
                     window, window_start, window_images = {}, time.perf_counter(), 0
-                # rank 0's clock and stop request, so that every process decides alike
+                # rank 0's clock, and a stop request from any process: all decide alike
                 asked = stop["stop"] or (should_stop is not None and should_stop())
-                progress.elapsed_s, asked, due = dist.rank0_decisions(
-                    [progress.elapsed_s, asked, checkpoint_due()], here)
+                progress.elapsed_s, due, asked = dist.rank0_decisions(
+                    [progress.elapsed_s, checkpoint_due()], here, asked=asked)
                 evaluating = on_evaluate and t.eval_every and progress.step % t.eval_every == 0
                 if due:
                     write_checkpoint()

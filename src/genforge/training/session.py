@@ -12,12 +12,13 @@ from ..errors import ConfigError
 @contextmanager
 def stop_requests():
     """Turn SIGINT/SIGTERM into a flag checked between steps, so a stop writes a checkpoint first."""
-    flag = {"stop": False}
+    flag = {"stop": False, "by": None}
 
     def handler(signum, frame):
-        if flag["stop"]:  # a second Ctrl-C means "now"
+        # a second Ctrl-C means "now"; a SIGTERM after Ctrl-C is torchrun passing the same stop on
+        if flag["stop"] and signum == flag["by"] == signal.SIGINT:
             raise KeyboardInterrupt
-        flag["stop"] = True
+        flag["stop"], flag["by"] = True, flag["by"] or signum
 
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
