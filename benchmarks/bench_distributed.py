@@ -53,7 +53,7 @@ def measure(out: Path, label: str, processes: int, threads: int, device: str, ar
     run = out / label.replace(" ", "_")
     command = ["train", "fashion-mnist-sample", "--run", str(run), "--preset", args.preset,
                "--steps", str(args.steps), "--batch-size", str(batch),
-               "--grad-accum", str(micro_batches), "--log-every", "10",
+               "--grad-accum", str(micro_batches), "--log-every", str(max(1, args.steps // 6)),
                "--sample-every", "1000000", "--checkpoint-every", "1000000",
                "--precision", "fp32" if device == "cpu" else "bf16", "--device", device,
                "--progress", "none", "--nproc", str(processes)]
@@ -83,12 +83,12 @@ def main() -> None:
     if not args.no_cpu:
         same = dict(batch=args.batch, micro_batches=2)  # the same computation in every row
         base = measure(out, "cpu 1 process x 1 thread", 1, 1, "cpu", args, **same)
-        rows += [base, measure(out, "cpu 1 process x 2 threads", 1, 2, "cpu", args, **same),
-                 measure(out, "cpu 2 processes x 1 thread", 2, 1, "cpu", args, **same)]
-        two = rows[-1]["images_per_s"]
-        print(f"scaling efficiency, 1 -> 2 CPU processes: {two / (2 * base['images_per_s']):.0%}; "
-              f"2 processes x 1 thread / 1 process x 2 threads: "
-              f"{two / rows[1]['images_per_s']:.2f}")
+        two = measure(out, "cpu 2 processes x 1 thread", 2, 1, "cpu", args, **same)
+        threads = measure(out, "cpu 1 process x 2 threads", 1, 2, "cpu", args, **same)
+        rows += [base, two, threads]
+        print(f"scaling efficiency, 1 -> 2 CPU processes: "
+              f"{two['images_per_s'] / (2 * base['images_per_s']):.0%}; 2 processes x 1 thread / "
+              f"1 process x 2 threads: {two['images_per_s'] / threads['images_per_s']:.2f}")
     gpus = torch.cuda.device_count()
     if gpus:
         # weak scaling, as multi-GPU training is used: --batch per GPU, the global batch grows

@@ -86,9 +86,11 @@ def _train(data, run, preset, family, config, should_stop, here, options) -> dic
         timing["export_s"] = round(time.perf_counter() - exporting, 1)
 
     looping = time.perf_counter()
+    # rank 0 evaluates (its extractor loaded there alone); the others wait for it
+    evaluator = (in_training_evaluator(run, config, dataset) if here.main
+                 else (lambda *args: None) if config.train.eval_every else None)
     result = run_loop(run, config, dataset, FAMILIES[config.family], MODALITIES[config.data.kind],
-                      on_export=export, on_evaluate=in_training_evaluator(run, config, dataset),
-                      should_stop=should_stop)
+                      on_export=export, on_evaluate=evaluator, should_stop=should_stop)
     timing["training_s"] = round(time.perf_counter() - looping - timing.get("export_s", 0), 1)
     timing["wall_s"] = round(time.perf_counter() - started, 1)
     summary = _summary(result, config, info, dataset.report.summary(), timing["wall_s"])

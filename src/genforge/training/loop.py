@@ -87,6 +87,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     torch.manual_seed(t.seed)  # weights: the same seed gives the same initial network
     check_size(family, spec, config)  # refused before anything is allocated
     model = family.build(spec, config).to(device)
+    dist.wait_for_rank0(here)  # reading and auditing the data may take longer on some
     dist.broadcast_module(model, here)  # rank 0's initial weights everywhere, whatever happened
     ema = EMA(family.exported(model), t.ema_decay)
     phases = family.phases(config, spec)
