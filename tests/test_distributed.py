@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 from safetensors.torch import load_file
 
 import distributed_worker
@@ -45,12 +46,19 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def two_process_runs(tmp_path_factory) -> Path:
-    """Every family trained 10 steps by two processes under torchrun; their weights per rank."""
-    out = tmp_path_factory.mktemp("two")
-    done = subprocess.run([*TORCHRUN, "--standalone", "--nproc-per-node", "2",
-                           str(ROOT / "tests" / "distributed_worker.py"), str(out)],
-                          env=ENV, timeout=150, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+    """Every family trained 10 steps by two processes under torchrun; their weights per rank.
+    Made once per session, also when pytest-xdist workers share the tests (a lock file)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this session's
+    out = shared / "torchrun-families"
+    with FileLock(str(out) + ".lock"):
+        if not (out / "finished").exists():
+            out.mkdir(exist_ok=True)
+            done = subprocess.run([*TORCHRUN, "--standalone", "--nproc-per-node", "2",
+                                   str(ROOT / "tests" / "distributed_worker.py"), str(out)],
+                                  env=ENV, timeout=150, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr[-3000:]
+            (out / "finished").touch()
     return out
 
 

@@ -38,6 +38,8 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
     batch_size, resolution, ...). progress receives progress events (genforge.progress.Event);
     should_stop() is asked after every step: True saves a checkpoint and stops, and rerunning
     resumes. Returns the run summary (also written to run/summary.json).
+    Under torchrun every process calls this with the same arguments and trains its share of each
+    step (training.distributed); rank 0 alone writes files and reports progress.
     """
     if progress is not None:
         with events.reporting(progress):
