@@ -30,7 +30,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1",
                                       os.environ.get("PYTHONPATH", "")])}
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 RUN = ["train", "fashion-mnist-sample", *TINY, "--grad-accum", "2", "--precision", "fp32",
-       "--checkpoint-every", "2"]
+       "--checkpoint-every", "2", "--log-every", "1"]
 
 
 def genforge(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
