@@ -2,6 +2,7 @@
 
 What users do, and where it lives:
     train, preflight, resolve_config  runs.py, data.py   a training run, end to end (--dry-run)
+    launch_processes, process_world, check_processes  training/distributed.py  N processes
     config_from_dict               config.py             a stored configuration, checked again
     load -> GenerativeModel        generation/           generate, interpolate, harmonize, complete
     evaluate, train_features       evaluation.py         metrics against reference data
@@ -35,6 +36,8 @@ from .options import Declaration, declarations
 from .progress import Event, Reporter, reporting
 from .provenance.checks import describe_keys, detect, init_keys, signer, verify
 from .runs import preflight, summary_markdown, train
+from .training.distributed import (check_split as check_processes, launch as launch_processes,
+                                   world as process_world)
 
 
 def config_sections() -> dict[str, type]:

@@ -19,6 +19,7 @@ from .evaluation import best_so_far, in_training_evaluator
 from .export import export_model
 from .families import FAMILIES, ModelSpec
 from .modalities import MODALITIES
+from .training import distributed
 from .training.health import check_same_run, health, recovery
 from .training.loop import TrainResult, train as run_loop
 from .training.speed import choose_precision, seconds_per_step
@@ -37,11 +38,22 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
     batch_size, resolution, ...). progress receives progress events (genforge.progress.Event);
     should_stop() is asked after every step: True saves a checkpoint and stops, and rerunning
     resumes. Returns the run summary (also written to run/summary.json).
+    Under torchrun every process calls this with the same arguments and trains its share of each
+    step (training.distributed); rank 0 alone writes files and reports progress.
     """
     if progress is not None:
         with events.reporting(progress):
             return train(data, run, preset=preset, family=family, config=config,
                          should_stop=should_stop, **options)
+    here = distributed.world()  # under torchrun: every process runs this; rank 0 writes
+    try:
+        with distributed.quiet_unless_main(here):
+            return _train(data, run, preset, family, config, should_stop, here, options)
+    finally:
+        distributed.finish(here)
+
+
+def _train(data, run, preset, family, config, should_stop, here, options) -> dict:
     started = time.perf_counter()
     config = config or resolve_config(data, preset, family, **options)
     run = Path(run)
@@ -57,8 +69,9 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
                       "long diffusion runs, symmetry for discrete level models) makes copying "
                       "less likely")
     run.mkdir(parents=True, exist_ok=True)
-    io.write_json(run / "data_report.json", {"source": dataset.source, **dataset.report.to_dict()})
-    io.write_json(run / "audit.json", audit_record)
+    if here.main:
+        io.write_json(run / "data_report.json", {"source": dataset.source, **dataset.report.to_dict()})
+        io.write_json(run / "audit.json", audit_record)
     info = dataset_info(dataset)
     timing = {"setup_s": round(time.perf_counter() - started, 1)}
     # a GAN's generator loss does not settle the way a denoiser's does: no "far above best" check
@@ -75,9 +88,11 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
         timing["export_s"] = round(time.perf_counter() - exporting, 1)
 
     looping = time.perf_counter()
+    # rank 0 evaluates (its extractor loaded there alone); the others wait for it
+    evaluator = (in_training_evaluator(run, config, dataset) if here.main
+                 else (lambda *args: None) if config.train.eval_every else None)
     result = run_loop(run, config, dataset, FAMILIES[config.family], MODALITIES[config.data.kind],
-                      on_export=export, on_evaluate=in_training_evaluator(run, config, dataset),
-                      should_stop=should_stop)
+                      on_export=export, on_evaluate=evaluator, should_stop=should_stop)
     timing["training_s"] = round(time.perf_counter() - looping - timing.get("export_s", 0), 1)
     timing["wall_s"] = round(time.perf_counter() - started, 1)
     summary = _summary(result, config, info, dataset.report.summary(), timing["wall_s"])
@@ -89,8 +104,10 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
                       f"{run / 'samples'} before using the model, and consider a lower --lr")
     summary["family_choice"] = family_choice(config, family)
     summary["audit"] = auditing.short_line(audit_record)
-    io.write_json(run / "summary.json", summary)
-    io.write_text(run / "summary.md", summary_markdown(summary))
+    summary["processes"] = here.size
+    if here.main:
+        io.write_json(run / "summary.json", summary)
+        io.write_text(run / "summary.md", summary_markdown(summary))
     return summary
 
 
