@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 import distributed_worker
 from genforge import io
 from genforge.cli import main
-from genforge.training.distributed import ShardedStream, World, check_split
+from genforge.training.distributed import ShardedStream, World, check_split, shared_split
 from genforge.training.state import CHECKPOINT_NAME, DataStream
 from tiny import TINY
 
@@ -117,6 +117,18 @@ def test_micro_batches_that_do_not_share_evenly_are_refused_before_any_process_s
         "will resume with keeps the run exact); --batch-size stays the global batch")
     assert not (tmp_path / "r").exists()
     check_split(4, 2)
+    # not given, the preset's micro-batches are raised to the next multiple of the processes
+    assert [shared_split(1, 2), shared_split(2, 2), shared_split(2, 4), shared_split(3, 2)] == \
+        [2, 2, 4, 6]
+
+
+def test_a_resumed_run_keeps_its_micro_batches_when_none_are_given(tmp_path):
+    run = tmp_path / "r"  # as a run started by 2 processes resumes on 1
+    assert main([*RUN, "--run", str(run), "--steps", "1", "--progress", "none"]) == 0
+    without = [a for i, a in enumerate(RUN) if "--grad-accum" not in RUN[max(i - 1, 0):i + 1]]
+    assert main([*without, "--run", str(run), "--steps", "2", "--progress", "none"]) == 0
+    _, meta = state(run)
+    assert meta["progress"]["step"] == 2 and meta["config"]["train"]["grad_accum"] == 2
 
 
 def state(run: Path) -> dict[str, torch.Tensor]:

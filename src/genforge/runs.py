@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from . import audit as auditing, io, progress as events
-from .config import SMALL_DATASET, RunConfig, resolve_augment
+from .config import SMALL_DATASET, RunConfig, config_from_dict, resolve_augment
 from .data import (DEFAULT_PRESET, dataset_info, family_choice, open_training_data,
                    resolve_config)
-from .errors import ConfigError
+from .errors import ConfigError, GenforgeError
 from .evaluation import best_so_far, in_training_evaluator
 from .export import export_model
 from .families import FAMILIES, ModelSpec
@@ -53,9 +53,26 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
         distributed.finish(here)
 
 
+def _micro_batches(run: Path, config: RunConfig, processes: int) -> int:
+    """--grad-accum when not given: a resumed run's own (on any number of processes), else the
+    preset's shared over the processes (distributed.shared_split)."""
+    if (run / CHECKPOINT_NAME).is_file():
+        try:
+            stored = read_checkpoint_meta(run / CHECKPOINT_NAME)["config"]
+            return config_from_dict(stored).train.grad_accum
+        except GenforgeError:
+            pass  # the loop says what is wrong with the checkpoint
+    return distributed.shared_split(config.train.grad_accum, processes)
+
+
 def _train(data, run, preset, family, config, should_stop, here, options) -> dict:
     started = time.perf_counter()
-    config = config or resolve_config(data, preset, family, **options)
+    if config is None:
+        config = resolve_config(data, preset, family, **options)
+        if options.get("grad_accum") is None:  # a run keeps its split; a new one shares the batch
+            split = _micro_batches(Path(run), config, here.size)
+            if split != config.train.grad_accum:
+                config = resolve_config(data, preset, family, **{**options, "grad_accum": split})
     run = Path(run)
     check_before_data(config)
     dataset, audit_record = open_training_data(config.data)

@@ -46,7 +46,8 @@ def _train(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k not in skip}
     if args.nproc > 1 and not args.dry_run and not api.process_world().size > 1:
         config = api.resolve_config(args.data, args.preset, args.family, **options)
-        api.check_processes(config.train.grad_accum, args.nproc)  # once, before any starts
+        if args.grad_accum is not None:  # otherwise each process takes its share (runs.train)
+            api.check_processes(config.train.grad_accum, args.nproc)  # once, before any starts
         # each process runs this command; rank 0 prints the summary (or where it stopped)
         return api.launch_processes(args.nproc, _without_nproc(args.argv))
     if args.dry_run:

@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="train in N processes on this machine (one per GPU, or CPU processes "
                         "sharing the cores), started with torchrun; --batch-size stays the "
-                        "global batch and --grad-accum must be a multiple of N (default: 1)")
+                        "global batch; --grad-accum, if given, must be a multiple of N (not given: "
+                        "each process computes its share of the batch) (default: 1)")
     flags.add_config_options(p)
 
     p = sub.add_parser("generate", help="generate samples from an exported model", parents=[common])

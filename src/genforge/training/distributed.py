@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
+import math
 import os
 import re
 import socket
@@ -118,6 +119,12 @@ def _collective(function):
                            "without writing; rerun the same command to resume from the last "
                            "checkpoint") from None
     return run
+
+
+def shared_split(grad_accum: int, processes: int) -> int:
+    """The micro-batches of a step when --grad-accum was not given: the preset's, raised to the
+    next multiple of the process count (2 processes: each computes half the global batch)."""
+    return grad_accum * processes // math.gcd(grad_accum, processes)
 
 
 def check_split(grad_accum: int, processes: int) -> None:
