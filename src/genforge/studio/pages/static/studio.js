@@ -52,24 +52,24 @@ function clearErrors(form) {
   for (const el of $$("[aria-invalid]", form)) el.removeAttribute("aria-invalid");
 }
 
-// An error goes next to the field it names ("options.lr: ...", "train.lr must be ..."),
-// otherwise under the form.
+// An error goes next to the field it names ("options.lr: ...", "train.lr must be ..."), else
+// next to the form's main field (data-error-field: an upload's files), else under the form.
 function showError(form, message) {
-  let slot = null;
-  for (const field of $$("[data-field]", form)) {
-    const name = field.dataset.field;
-    const pattern = new RegExp(`(^|[^A-Za-z_])${name.replace(/[-_]/g, "[-_]")}($|[^A-Za-z_])`);
-    if (pattern.test(message) || pattern.test(message.replace(/ /g, "_"))) {
-      slot = $(".error", field);
-      const control = $("input, select, textarea", field);
-      if (control) control.setAttribute("aria-invalid", "true");
-      break;
-    }
+  let field = null;
+  for (const candidate of $$("[data-field]", form)) {
+    const name = candidate.dataset.field.replace(/[-_]/g, "[-_]");
+    if (new RegExp(`^(?:[\\w]+\\.)*${name}(?![\\w.])`).test(message)) { field = candidate; break; }
   }
-  slot = slot || $(".form-error", form);
+  if (!field && form.dataset.errorField) field = $(`[data-field="${form.dataset.errorField}"]`, form);
+  const slot = field ? $(".error", field) : $(".form-error", form);
+  if (field) {
+    const control = $("input, select, textarea", field);
+    if (control) control.setAttribute("aria-invalid", "true");
+  }
   slot.textContent = message;
   slot.hidden = false;
-  (slot.closest("details") || {}).open = true;
+  const folded = slot.closest("details");
+  if (folded) folded.open = true;
 }
 
 function busy(form, on) {
