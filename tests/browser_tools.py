@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -86,8 +87,9 @@ def shot(page, name: str, *, full: bool = True) -> None:
 
 def open_all(page) -> None:
     """Unfold the advanced options (a person clicks each group's summary)."""
-    for summary in page.locator("details:not([open]) > summary").all():
-        summary.click()
+    folded = page.locator("details:not([open]) > summary")
+    while folded.count():
+        folded.first.click()
 
 
 def fill(page, values: dict[str, str]) -> None:
@@ -115,7 +117,7 @@ def upload_dataset(page, files: list[Path]) -> int:
     page.get_by_role("link", name="New model").first.click()
     page.set_input_files("#files", [str(f) for f in files])
     page.get_by_role("button", name="Upload and audit").click()
-    page.wait_for_url("**/datasets/*")
+    page.wait_for_url(re.compile(r".*/datasets/\d+$"))
     return int(page.url.rstrip("/").rsplit("/", 1)[1])
 
 
@@ -138,7 +140,7 @@ def train(page, values: dict[str, str], check: str | None = None) -> int:
         assert config["config"]["train"]["steps"] == int(values["f-options-steps"]), config
         shot(page, check)
     page.get_by_role("button", name="Start training").click()
-    page.wait_for_url("**/jobs/*")
+    page.wait_for_url(re.compile(r".*/jobs/\d+$"))
     return int(page.url.rstrip("/").rsplit("/", 1)[1])
 
 

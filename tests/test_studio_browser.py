@@ -59,8 +59,8 @@ def test_images_upload_audit_licence_train_generate_download_verify(tmp_path):
         # record the licence: saved, and the audit runs again with it
         fill(page, {"f-licence": "CC0-1.0", "f-source": "drawn by the test",
                     "f-consent": "the test's own"})
-        page.get_by_role("button", name="Save (the audit runs again)").click()
-        page.wait_for_load_state()
+        with page.expect_navigation():  # saved: the page reloads with the new audit queued
+            page.get_by_role("button", name="Save (the audit runs again)").click()
         wait_for_audit(page)
         assert page.locator("#f-licence").input_value() == "CC0-1.0"
         assert "licence, source, consent" not in page.locator("#audit").inner_text()

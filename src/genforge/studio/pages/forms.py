@@ -24,10 +24,11 @@ class FormField:
     default: Any = None
     required: bool = False
     attrs: dict = field(default_factory=dict)   # min/max for number inputs
+    scope: str = ""            # the form, where a page has several that share option names
 
     @property
     def id(self) -> str:
-        return "f-" + self.path.replace(".", "-").replace("_", "-")
+        return "-".join(p for p in ("f", self.scope, self.path.replace(".", "-")) if p).replace("_", "-")
 
     @property
     def shown_default(self) -> str:
@@ -57,7 +58,7 @@ def label_of(name: str) -> str:
 
 
 def fields(model: type[BaseModel], prefix: str, *, only: Iterable[str] | None = None,
-           skip: Iterable[str] = ()) -> list[FormField]:
+           skip: Iterable[str] = (), scope: str = "") -> list[FormField]:
     """The form fields of a request model's properties (in `only`'s order when given)."""
     schema = model.model_json_schema()
     props, required = schema.get("properties", {}), set(schema.get("required", ()))
@@ -76,7 +77,7 @@ def fields(model: type[BaseModel], prefix: str, *, only: Iterable[str] | None = 
             path=f"{prefix}.{name}" if prefix else name, name=name, label=label_of(name),
             help=prop.get("description", ""), type=kind, choices=tuple(enum or ()),
             default=prop.get("x-default", prop.get("default")), required=name in required,
-            attrs=attrs))
+            attrs=attrs, scope=scope))
     return made
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
 from markupsafe import Markup
 
 HERE = Path(__file__).parent
@@ -18,13 +18,13 @@ FINAL = ("done", "failed", "stopped")
 
 
 def when(stamp: float | None) -> str:
-    if not stamp:
+    if not stamp or isinstance(stamp, Undefined):
         return "-"
     return time.strftime("%d %b %H:%M", time.localtime(stamp))
 
 
 def size(n: int | None) -> str:
-    n = n or 0
+    n = 0 if isinstance(n, Undefined) else n or 0
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
@@ -33,7 +33,7 @@ def size(n: int | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    if seconds is None:
+    if seconds is None or isinstance(seconds, Undefined):
         return "-"
     seconds = int(seconds)
     if seconds < 60:

@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
@@ -92,7 +94,8 @@ def job(request: Request, job_id: int, page: int = Query(1, ge=1),
     data_id = row["request"].get("data")
     return render(request, "job.html", job=job_view(row, detail=True), outputs=outputs,
                   dataset=studio.store.dataset(data_id) if isinstance(data_id, int) else None,
-                  error=views.shown(studio, row["error"]))
+                  error=views.shown(studio, row["error"]),
+                  config=views.shown(studio, json.dumps(row["call"], indent=2)))
 
 
 @router.get("/jobs/{job_id}/outputs", response_class=HTMLResponse)
@@ -128,11 +131,11 @@ async def model(request: Request, job_id: int, studio: Studio = Depends(studio_o
         more=fields(schemas.GenerateParams, "params", skip=(*main, "class_label")),
         sampling=fields(schemas.SamplingOptions, "sampling", only=own),
         interpolate=fields(schemas.InterpolateParams, "interpolate", only=("seeds", "frames")),
-        inpaint=fields(schemas.InpaintingOptions, "sampling",
+        inpaint=fields(schemas.InpaintingOptions, "sampling", scope="inpaint",
                        only=names_of(declarations(inpainting))) if inpainting else [],
-        harmonize=fields(schemas.HarmonizeParams, "params"),
-        complete=fields(schemas.CompleteParams, "params"),
-        evaluate=fields(schemas.EvaluateParams, "params"),
+        harmonize=fields(schemas.HarmonizeParams, "params", scope="harmonize"),
+        complete=fields(schemas.CompleteParams, "params", scope="complete"),
+        evaluate=fields(schemas.EvaluateParams, "params", scope="evaluate"),
         datasets=datasets, named=api.dataset_names().get(kind, ()),
         jobs=views.model_jobs(studio, job_id, limit=30), card=views.model_card(studio, job_id))
 
