@@ -122,7 +122,7 @@ def _model_kind(studio: Studio, job: dict) -> str | None:
         return None
     config = studio.home.job_folder(model) / "run" / "model" / "config.json"
     try:
-        return json.loads(config.read_text(encoding="utf-8"))["data"]["kind"]
+        return json.loads(config.read_text(encoding="utf-8"))["modality"]
     except (OSError, KeyError, ValueError):
         return None
 
