@@ -58,8 +58,10 @@ def label_of(name: str) -> str:
 
 
 def fields(model: type[BaseModel], prefix: str, *, only: Iterable[str] | None = None,
-           skip: Iterable[str] = (), scope: str = "") -> list[FormField]:
-    """The form fields of a request model's properties (in `only`'s order when given)."""
+           skip: Iterable[str] = (), scope: str = "", defaults: dict | None = None
+           ) -> list[FormField]:
+    """The form fields of a request model's properties (in `only`'s order when given);
+    defaults: what the call would run with where the model's own differ (a model's sampling)."""
     schema = model.model_json_schema()
     props, required = schema.get("properties", {}), set(schema.get("required", ()))
     names = [n for n in (only if only is not None else props) if n in props and n not in set(skip)]
@@ -76,7 +78,8 @@ def fields(model: type[BaseModel], prefix: str, *, only: Iterable[str] | None = 
         made.append(FormField(
             path=f"{prefix}.{name}" if prefix else name, name=name, label=label_of(name),
             help=prop.get("description", ""), type=kind, choices=tuple(enum or ()),
-            default=prop.get("x-default", prop.get("default")), required=name in required,
+            default=(defaults or {}).get(name, prop.get("x-default", prop.get("default"))),
+            required=name in required,
             attrs=attrs, scope=scope))
     return made
 

@@ -107,21 +107,33 @@ def job_outputs(request: Request, job_id: int, page: int = Query(1, ge=1),
     return render(request, "outputs.html", outputs=views.outputs(studio, row, page))
 
 
-def _model_info(studio: Studio, job_id: int) -> dict:
+def _model_info(studio: Studio, job_id: int) -> tuple[dict, dict, dict]:
+    """What a model is, and the sampling (and inpainting) options a call would run with."""
     folder = studio.refs.model(job_id)
     with studio.sampling:
-        return studio.model(folder).info()
+        model = studio.model(folder)
+        inpainting = {}
+        if api.sampling_declarations(inpainting=True).get(model.config.family):
+            inpainting = model.sampling(inpainting=True)
+        return model.info(), model.sampling(), inpainting
+
+
+def _sampling_fields(family: str, defaults: dict, *, inpainting: bool, scope: str = "") -> list:
+    """The family's own sampling options (its choices, the model's defaults)."""
+    cls = api.sampling_declarations(inpainting=inpainting).get(family)
+    if cls is None:
+        return []
+    model = schemas.options_model(f"{family}Sampling", list(declarations(cls)))
+    return fields(model, "sampling", defaults=defaults, scope=scope)
 
 
 @router.get("/models/{job_id}", response_class=HTMLResponse)
 async def model(request: Request, job_id: int, studio: Studio = Depends(studio_of)):
     try:
-        info = await run_in_threadpool(_model_info, studio, job_id)
+        info, sampling, inpainting = await run_in_threadpool(_model_info, studio, job_id)
     except GenforgeError as err:
         return _missing(request, f"model {job_id} ({err})")
     family, kind = info["family"], info["kind"]
-    own = names_of(declarations(api.sampling_declarations()[family]))
-    inpainting = api.sampling_declarations(inpainting=True).get(family)
     main = ("n", "seed", *KIND_PARAMS.get(kind, ()))
     datasets = [d for d in studio.store.datasets() if d["kind"] == kind]
     return render(
@@ -129,10 +141,9 @@ async def model(request: Request, job_id: int, studio: Studio = Depends(studio_o
         job=job_view(studio.store.job(job_id)),
         params=fields(schemas.GenerateParams, "params", only=main),
         more=fields(schemas.GenerateParams, "params", skip=(*main, "class_label")),
-        sampling=fields(schemas.SamplingOptions, "sampling", only=own),
+        sampling=_sampling_fields(family, sampling, inpainting=False),
         interpolate=fields(schemas.InterpolateParams, "interpolate", only=("seeds", "frames")),
-        inpaint=fields(schemas.InpaintingOptions, "sampling", scope="inpaint",
-                       only=names_of(declarations(inpainting))) if inpainting else [],
+        inpaint=_sampling_fields(family, inpainting, inpainting=True, scope="inpaint"),
         harmonize=fields(schemas.HarmonizeParams, "params", scope="harmonize"),
         complete=fields(schemas.CompleteParams, "params", scope="complete"),
         evaluate=fields(schemas.EvaluateParams, "params", scope="evaluate"),
