@@ -9,14 +9,13 @@ import os
 import re
 import shutil
 import signal
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from studio_tools import Server
+from studio_tools import Server, wait_for
 
 CHROMIUM = os.environ.get("GENFORGE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = os.environ.get("GENFORGE_SCREENSHOTS")
@@ -99,16 +98,6 @@ def fill(page, values: dict[str, str]) -> None:
             control.select_option(value)
         else:
             control.fill(value)
-
-
-def wait_for(check, seconds: float, what: str, every: float = 0.2):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 def upload_dataset(page, files: list[Path]) -> int:

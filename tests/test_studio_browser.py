@@ -66,7 +66,7 @@ def test_images_upload_audit_licence_train_generate_download_verify(tmp_path):
         assert "licence, source, consent" not in page.locator("#audit").inner_text()
         shot(page, "dataset")
 
-        job = train(page, {"f-options-resolution": "12", "f-options-steps": "120",
+        job = train(page, {"f-options-resolution": "12", "f-options-steps": "200",
                            "f-options-sample-every": "40"}, check="new-run")
         # the progress bar moves and a preview appears
         bar = page.locator("#job progress")
@@ -79,14 +79,19 @@ def test_images_upload_audit_licence_train_generate_download_verify(tmp_path):
         assert int(page.locator("#job").get_attribute("data-job-id")) == job
         again = wait_for(lambda: int(bar.get_attribute("value") or 0), 30, "progress after reload")
         assert again >= seen
-        shot(page, "run")
-        assert wait_for_state(page) == "done"
-        assert bar.get_attribute("value") == "100"
-        assert "run/samples/step-0000120.png" in page.locator("#job [data-preview]").get_attribute("src")
-        after = json.loads(page.request.get(f"/api/jobs/{job}").text())
-        assert after["attempts"] == 1  # never restarted by the reloads
+        assert json.loads(page.request.get(f"/api/jobs/{job}").text())["attempts"] == 1
         counts = json.loads(page.request.get("/api/jobs").text())["counts"]
         assert sum(counts.values()) == sum(jobs_before.values())  # no job added by reloading
+        shot(page, "run")
+        # stop (a checkpoint, then stopped), then resume from it to the end
+        page.get_by_role("button", name="Stop").click()
+        assert wait_for_state(page, ("stopped",)) == "stopped"
+        page.get_by_role("button", name="Resume").click()
+        assert wait_for_state(page) == "done"
+        assert bar.get_attribute("value") == "100"
+        assert "run/samples/step-0000200.png" in page.locator("#job [data-preview]").get_attribute("src")
+        log = page.request.get(f"/api/jobs/{job}/log").text()
+        assert "resuming" in log, log[-2000:]
 
         page.get_by_role("link", name="Open the model").click()
         generate(page, {"f-params-n": "8", "f-sampling-steps": "4"})

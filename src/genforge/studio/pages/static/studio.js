@@ -275,7 +275,7 @@ async function call(button) {
     await api(button.dataset.call, { method: button.dataset.method || "POST" });
     if (button.dataset.after) location.href = button.dataset.after; else location.reload();
   } catch (err) {
-    let slot = $(".error", root.parentElement) || $("[data-job-error]");
+    const slot = $(".error", root) || $("[data-job-error]");
     slot.textContent = err.message;
     slot.hidden = false;
   } finally {
