@@ -84,9 +84,11 @@ def test_images_upload_audit_licence_train_generate_download_verify(tmp_path):
         assert sum(counts.values()) == sum(jobs_before.values())  # no job added by reloading
         shot(page, "run")
         # stop (a checkpoint, then stopped), then resume from it to the end
-        page.get_by_role("button", name="Stop").click()
+        with page.expect_navigation():  # each button calls the API, then shows the new state
+            page.get_by_role("button", name="Stop").click()
         assert wait_for_state(page, ("stopped",)) == "stopped"
-        page.get_by_role("button", name="Resume").click()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Resume").click()
         assert wait_for_state(page) == "done"
         assert bar.get_attribute("value") == "100"
         assert "run/samples/step-0000200.png" in page.locator("#job [data-preview]").get_attribute("src")
