@@ -82,7 +82,6 @@ def test_images_upload_audit_licence_train_generate_download_verify(tmp_path):
         assert json.loads(page.request.get(f"/api/jobs/{job}").text())["attempts"] == 1
         counts = json.loads(page.request.get("/api/jobs").text())["counts"]
         assert sum(counts.values()) == sum(jobs_before.values())  # no job added by reloading
-        shot(page, "run")
         # stop (a checkpoint, then stopped), then resume from it to the end
         with page.expect_navigation():  # each button calls the API, then shows the new state
             page.get_by_role("button", name="Stop").click()
@@ -94,6 +93,7 @@ def test_images_upload_audit_licence_train_generate_download_verify(tmp_path):
         assert "run/samples/step-0000200.png" in page.locator("#job [data-preview]").get_attribute("src")
         log = page.request.get(f"/api/jobs/{job}/log").text()
         assert "resuming" in log, log[-2000:]
+        shot(page, "run")
 
         page.get_by_role("link", name="Open the model").click()
         generate(page, {"f-params-n": "8", "f-sampling-steps": "4"})
