@@ -160,6 +160,10 @@ def test_music_chorales_train_generate_listen_and_download_midi(tmp_path):
         song = mido.MidiFile(file=io.BytesIO(page.request.get(midi).body()))
         assert sum(1 for track in song.tracks for m in track if m.type == "note_on") > 0
         shot(page, "model-music")
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing sticks out
+        for url in (page.url, f"/jobs/{page.url.rsplit('/', 1)[1]}"):
+            page.goto(url)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390, url
 
 
 def test_levels_generate_playable_with_badge_and_xsb(tmp_path):
