@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -105,19 +106,21 @@ def test_images_upload_audit_licence_train_generate_download_verify(tmp_path):
         download.value.save_as(archive)
         with zipfile.ZipFile(archive) as z:
             z.extractall(tmp_path / "samples")
-        pngs = sorted((tmp_path / "samples").rglob("0000*.png"))
-        assert len(pngs) == 8
+        pngs = sorted(p for p in (tmp_path / "samples").rglob("*.png")
+                      if re.fullmatch(r"\d{6}(-display)?\.png", p.name))
+        assert len(pngs) == 16  # 8 images and their display copies, big enough to carry a mark
         assert main(["verify", *map(str, pngs)]) == 0  # every file intact and signed
 
-        # the Provenance page says the same of a file dropped on it
+        # the Provenance page says the same of files dropped on it, and finds the watermark
         page.goto("/provenance")
-        page.set_input_files("#check-files", str(pngs[0]))
+        first = next(p.parent for p in pngs) / "000000.png"
+        page.set_input_files("#check-files", [str(first), str(first.with_name("000000-display.png"))])
         page.get_by_role("button", name="Check").click()
-        verdict = page.locator(".verdict")
-        verdict.wait_for()
-        text = verdict.inner_text()
-        assert "Trusted: intact" in text and "Seed\n0" in text
-        assert "too small to carry genforge's watermark" in text  # 12 px: below its minimum
+        page.locator(".verdict").nth(1).wait_for()
+        original, display = (page.locator(".verdict").nth(i).inner_text() for i in (0, 1))
+        assert "Trusted: intact" in original and "Seed\n0" in original
+        assert "too small to carry genforge's watermark" in original  # 12 px: below its minimum
+        assert "Trusted: intact" in display and "genforge's watermark found" in display
         shot(page, "provenance")
 
         page.goto(f"/compare?runs={job}")

@@ -100,7 +100,9 @@ def outputs(studio: Studio, job: dict, page: int) -> dict:
         stem = Path(item["file"]).stem
         files = {ext: f"{base}/{stem}.{ext}" for ext in ("png", "wav", "mid", "musicxml", "xsb",
                                                           "txt", "json") if f"{stem}.{ext}" in names}
-        shown_items.append({**item, "stem": stem, "url": f"{base}/{item['file']}", "files": files})
+        display = item.get("display_copy")  # a marked, signed copy big enough to share
+        shown_items.append({**item, "stem": stem, "url": f"{base}/{item['file']}", "files": files,
+                            "display": f"{base}/{display}" if display in names else None})
     gif = f"{base}/walk.gif" if "walk.gif" in names else None
     packs = [f"{base}/{p}" for p in log.get("signed_packs", []) if p in names]
     return {"job": job_view(job), "items": shown_items, "paging": paging, "log": log, "gif": gif,
