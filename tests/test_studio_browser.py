@@ -29,6 +29,7 @@ from browser_tools import (fill, generate, require_browser, shot, studio, browse
 require_browser()
 pytestmark = pytest.mark.usefixtures("one_thread")
 LEVELS = Path(__file__).parent / "fixtures" / "levels" / "sokoban" / "tiny.xsb"
+MELODY = Path(__file__).parent / "fixtures" / "music" / "melody.mid"
 CHORALES = ("bwv253", "bwv267", "bwv281", "bwv347")  # four-part 4/4 chorales in music21's corpus
 
 
@@ -110,6 +111,13 @@ def test_images_upload_audit_licence_train_generate_download_verify(tmp_path):
                       if re.fullmatch(r"\d{6}(-display)?\.png", p.name))
         assert len(pngs) == 16  # 8 images and their display copies, big enough to carry a mark
         assert main(["verify", *map(str, pngs)]) == 0  # every file intact and signed
+        # an interpolation walk: an animated GIF
+        fill(page, {"f-interpolate-seeds": "1,2", "f-interpolate-frames": "3"})
+        page.get_by_role("button", name="Make the walk").click()
+        walk = page.locator("#walked img.walk")
+        walk.wait_for()
+        gif = page.request.get(walk.get_attribute("src")).body()
+        assert gif[:6] == b"GIF89a" and Image.open(io.BytesIO(gif)).n_frames == 6  # 3 a pair, looped
 
         # the Provenance page says the same of files dropped on it, and finds the watermark
         page.goto("/provenance")
@@ -162,6 +170,11 @@ def test_music_chorales_train_generate_listen_and_download_midi(tmp_path):
         midi = page.locator("#generated a", has_text="MIDI").first.get_attribute("href")
         song = mido.MidiFile(file=io.BytesIO(page.request.get(midi).body()))
         assert sum(1 for track in song.tracks for m in track if m.type == "note_on") > 0
+        # harmonize a melody: the settings appear with their own files
+        page.set_input_files("#melody", str(MELODY))
+        fill(page, {"f-harmonize-params-n": "1", "f-inpaint-sampling-steps": "3"})
+        page.get_by_role("button", name="Harmonize").click()
+        page.locator("#harmonized .item a", has_text="MIDI").wait_for()
         shot(page, "model-music")
         page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing sticks out
         for url in (page.url, f"/jobs/{page.url.rsplit('/', 1)[1]}"):
@@ -186,6 +199,14 @@ def test_levels_generate_playable_with_badge_and_xsb(tmp_path):
         href = page.locator("#generated .item a", has_text="XSB").first.get_attribute("href")
         level = formats.read_xsb(page.request.get(href).text())[0]
         assert sokoban.check(formats.parse_grid(level.board, formats.SOKOBAN)) is None
+        # complete the level drawn in the page's text box: each completion keeps the given tiles
+        fill(page, {"f-complete-params-n": "2"})
+        page.get_by_role("button", name="Complete").click()
+        page.locator("#completed .item").first.wait_for()
+        assert page.locator("#completed .item").count() == 2
+        href = page.locator("#completed .item a", has_text="XSB").first.get_attribute("href")
+        board = formats.read_xsb(page.request.get(href).text())[0].board.splitlines()
+        assert board[0] == "#######" and board[2][2:4] == "$@"  # the given tiles, kept
         shot(page, "model-levels")
 
 
