@@ -6,7 +6,9 @@ Playwright, against a real `genforge studio` process, clicking as a person would
     its files intact, and the Provenance page says so too; (d) a reload during the training
     changes nothing; (b) music: chorales, a short discrete training, generate, the audio element
     plays a WAV, the MIDI download parses; (c) levels: Sokoban levels, generate playable levels,
-    a badge says playable and the XSB downloads; (e) a bad upload shows its message.
+    a badge says playable and the XSB downloads, complete a drawn level, evaluate with the report
+    in the page; (e) a bad upload shows its message (and the page fits a 390 px phone).
+Along the way: stop and resume a run, an interpolation GIF, harmonize a melody, Provenance.
 GENFORGE_SCREENSHOTS=docs/studio writes the README's screenshots from these same pages.
 """
 from __future__ import annotations
@@ -183,7 +185,8 @@ def test_music_chorales_train_generate_listen_and_download_midi(tmp_path):
 
 
 def test_levels_generate_playable_with_badge_and_xsb(tmp_path):
-    """(c) Sokoban levels: generate playable levels; the badge says so and the XSB downloads."""
+    """(c) Sokoban levels: generate playable levels; the badge says so and the XSB downloads;
+    complete a level drawn in the page; evaluate, with the report in the page."""
     from genforge.levels import formats, sokoban
     with studio(tmp_path / "home") as server, browser_page(server.url) as page:
         upload_dataset(page, [LEVELS])
@@ -208,6 +211,12 @@ def test_levels_generate_playable_with_badge_and_xsb(tmp_path):
         board = formats.read_xsb(page.request.get(href).text())[0].board.splitlines()
         assert board[0] == "#######" and board[2][2:4] == "$@"  # the given tiles, kept
         shot(page, "model-levels")
+        # evaluate as a job: its report embedded in the page
+        page.locator("#evaluate-form summary").click()
+        fill(page, {"f-evaluate-params-n": "20"})
+        page.locator("#evaluate-form").get_by_role("button", name="Evaluate").click()
+        report = page.frame_locator("#evaluated iframe").locator("body")
+        assert "playab" in report.inner_text()  # the levels' own metrics
 
 
 def test_a_bad_upload_shows_its_message(tmp_path):

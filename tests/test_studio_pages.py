@@ -127,3 +127,12 @@ def test_pages_use_nothing_from_elsewhere(studio):
         assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', text)
     js = studio.get("/static/studio.js").text
     assert "http://" not in js and "https://" not in js
+
+
+def test_job_files_show_inline_and_html_runs_sandboxed(studio):
+    """The pages show what a job wrote (images, audio, an evaluation report in a frame); a
+    dataset's files stay downloads."""
+    response = studio.get(f"/api/jobs/{studio.generate}/files/out/000005.png")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-disposition"].startswith("inline")
+    assert response.headers["content-security-policy"] == "sandbox"
