@@ -6,7 +6,8 @@ What users do, and where it lives:
     config_from_dict               config.py             a stored configuration, checked again
     load -> GenerativeModel        generation/           generate, interpolate, harmonize, complete
     evaluate, train_features       evaluation.py         metrics against reference data
-    audit, open_training_data      data.py               a dataset before training
+    audit, open_training_data      data.py               a dataset before training (and
+    dataset_preview                                      a picture of its first items)
     check_file, dataset_manifest   modalities/, audit/   a user's file before it is kept; a
                                                          dataset's licence/source/consent
     verify, detect, keys           provenance/checks.py  what generated files say about themselves
@@ -24,7 +25,7 @@ from .audit import (MANIFEST_FIELDS as DATASET_MANIFEST_FIELDS, MANIFEST_NAME as
 from .config import (DataConfig, FAMILY_DEFAULTS, PRESETS, SECTIONS, FAMILIES as FAMILY_NAMES,
                      config_from_dict)
 from .data import (DEFAULT_PRESET, audit, data_config, family_choice, open_data,
-                   open_training_data, resolve_config)
+                   open_training_data, preview as dataset_preview, resolve_config)
 from .evaluation import evaluate, find_extractor, train_features
 from .families import FAMILIES
 from .generation import GenerativeModel, load
@@ -121,7 +122,8 @@ __all__ = ["train", "preflight", "resolve_config", "config_from_dict", "summary_
            "train_features", "find_extractor", "audit", "audit_text", "DATASET_MANIFEST",
            "DATASET_MANIFEST_FIELDS", "dataset_manifest", "set_dataset_manifest", "check_file",
            "level_legends", "open_training_data",
-           "open_data", "data_config", "verify", "detect", "init_keys", "describe_keys",
+           "open_data", "data_config", "dataset_preview", "verify", "detect", "init_keys",
+           "describe_keys",
            "signer", "reporting", "Event", "Reporter", "config_sections", "data_sections",
            "sampling_declarations", "display_declarations", "kind_sampling_presets", "presets",
            "preset_values", "families",

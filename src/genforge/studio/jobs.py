@@ -164,6 +164,8 @@ def run_train(call: dict, folder: Path, should_stop: Callable[[], bool]) -> dict
 def run_audit(call: dict, folder: Path, should_stop: Callable[[], bool]) -> dict:
     record = api.audit(call["data"], out=folder / "audit.json", features=call["features"],
                        **call["options"])
+    if record["items"]:  # what the dataset's page shows as its sample
+        api.dataset_preview(call["data"], folder / "sample.png", **call["options"])
     return {"file": "audit.json", "text": api.audit_text(record), "warnings": record["warnings"]}
 
 
