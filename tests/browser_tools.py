@@ -119,6 +119,8 @@ def train(page, values: dict[str, str], check: str | None = None) -> int:
     """From a dataset page: the New run form, filled with values; returns the job id (its page is
     open). check: first show the resolved configuration, and screenshot it under this name."""
     page.get_by_role("link", name="Train a model on it").click()
+    page.wait_for_url(re.compile(r".*/datasets/\d+/train$"))  # unfold the new page's groups,
+    page.locator("#train-form").wait_for()                      # not the old page's (a race)
     open_all(page)
     fill(page, {**TINY_FORM, **values})
     if check:
