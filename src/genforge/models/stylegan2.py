@@ -128,7 +128,7 @@ class StyleGAN2Generator(nn.Module):
         if self.training:  # track the mean w for truncation (StyleGAN2-ADA, beta 0.995)
             with torch.no_grad():
                 self.w_avg.copy_(w.detach().mean(0).lerp(self.w_avg, self.w_avg_beta))
-        if truncation != 1:
+        if isinstance(truncation, torch.Tensor) or truncation != 1:  # a tensor: per sample
             w = self.w_avg.lerp(w, truncation)
         x, img = self.const.expand(z.shape[0], *self.const.shape), None
         for block in self.blocks:
