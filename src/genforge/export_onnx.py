@@ -18,7 +18,9 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+import logging
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -124,18 +126,29 @@ def export_graph(wrapper: nn.Module, inputs: dict[str, torch.Tensor], output: st
                  path: Path) -> None:
     """torch.onnx.export (the dynamo exporter) with a dynamic batch on every input, then
     onnx.checker; GenforgeError in one line when either fails."""
-    import onnx
-    batch = torch.export.Dim("batch", min=1, max=4096)
     try:
-        program = torch.onnx.export(
-            wrapper.eval(), tuple(inputs.values()), input_names=list(inputs),
-            output_names=[output], dynamic_shapes={name: {0: batch} for name in inputs},
-            opset_version=OPSET, dynamo=True, external_data=False, verbose=False)
+        import onnx
+        import onnxscript  # noqa: F401  (torch's dynamo exporter writes through it)
+    except ImportError as err:
+        raise GenforgeError(f"ONNX export needs {err.name}: pip install 'genforge[runtime]'") from None
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    chatter = logging.getLogger("torch.onnx")  # "torchvision is not installed. Skipping ..."
+    level = chatter.level
+    chatter.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():  # the exporter's own deprecation chatter, not the user's
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                wrapper.eval(), tuple(inputs.values()), input_names=list(inputs),
+                output_names=[output], dynamic_shapes={name: {0: batch} for name in inputs},
+                opset_version=OPSET, dynamo=True, external_data=False, verbose=False)
         program.save(str(path))
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as err:  # the exporter raises many kinds; the user gets one line
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise GenforgeError(f"ONNX export failed ({type(err).__name__}: {first[:300]})") from err
+    finally:
+        chatter.setLevel(level)
 
 
 def decoding(spec: ModelSpec) -> dict[str, Any]:

@@ -56,6 +56,12 @@ def picture(item: np.ndarray, d: dict) -> Image.Image:
     return decode.music_picture(item, d)
 
 
+def main_file(stem: str, d: dict) -> str:
+    """The name of an item's own file."""
+    ext = {"image": "png", "music": "mid"}.get(d["kind"]) or d.get("format", "txt")
+    return f"{stem}.{ext}"
+
+
 def write_item(item: np.ndarray, folder: Path, stem: str, d: dict, meta: dict) -> Path:
     """The item's own file (PNG, XSB/TXT level, MIDI) plus a PNG render for levels and music;
     returns the main file."""
@@ -92,9 +98,9 @@ def write_outputs(items: np.ndarray, out: Path, seeds: list[int], classes: list[
     records = []
     for item, seed, label in zip(items, seeds, classes):
         stem = f"{seed:06d}"
-        record = {**source, "file": "", "seed": seed, "class": label, **options,
+        record = {**source, "file": main_file(stem, d), "seed": seed, "class": label, **options,
                   "watermark": NOT_MARKED, "c2pa": NOT_SIGNED, "created": created}
-        record["file"] = write_item(item, out, stem, d, record).name
+        write_item(item, out, stem, d, record)
         records.append(record)
     sheet = grid([picture(item, d) for item in items])
     write_bytes(out / "grid.png", _png(sheet, None))
