@@ -5,6 +5,12 @@ noise: U-Nets start with zeroed output layers, and an all-zero network would agr
 runtime whatever it computed."""
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import subprocess
+import sys
+import tempfile
+import venv
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +44,10 @@ def sokoban_spec(shape=(7, 7)) -> ModelSpec:
     return ModelSpec("level", shape, (), LEVEL.bind(vocab).model_shape(shape), vocab)
 
 
-def build_model(folder: Path, case: str, seed: int = 0) -> Path:
-    """Write the exported model folder of `case` (see CASES) with perturbed random weights."""
-    family_name, spec, sections = CASES[case]
+def build_model(folder: Path, case: str | tuple, seed: int = 0) -> Path:
+    """Write the exported model folder of `case` (a name in CASES, or a (family, spec, config
+    sections) of one's own) with perturbed random weights."""
+    family_name, spec, sections = CASES[case] if isinstance(case, str) else case
     spec = spec or sokoban_spec()
     config = config_from_dict({**RunConfig(family=family_name).to_dict(), **{
         k: {**RunConfig(family=family_name).to_dict()[k], **v} for k, v in sections.items()}})
@@ -87,3 +94,25 @@ def same_noise(monkeypatch) -> None:
 
 def max_abs(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
+
+
+RUNTIME_PACKAGES = ["numpy", "onnxruntime", "pillow"]
+
+
+def runtime_venv() -> Path:
+    """The python of a venv holding only RUNTIME_PACKAGES, no system site-packages, built once
+    under the temp folder (under a lock: xdist workers). RuntimeError when pip cannot."""
+    key = hashlib.sha256(" ".join(RUNTIME_PACKAGES + [sys.version]).encode()).hexdigest()[:12]
+    folder = Path(tempfile.gettempdir()) / f"genforge-runtime-venv-{key}"
+    python = folder / "bin" / "python"
+    with open(f"{folder}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "ready").exists():
+            venv.create(folder, clear=True, with_pip=True, system_site_packages=False)
+            done = subprocess.run([str(python), "-m", "pip", "install", "-q",
+                                   "--disable-pip-version-check", *RUNTIME_PACKAGES],
+                                  capture_output=True, text=True, timeout=600)
+            if done.returncode:
+                raise RuntimeError(f"pip could not install {RUNTIME_PACKAGES}: {done.stderr}")
+            (folder / "ready").touch()
+    return python
