@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
@@ -62,7 +63,8 @@ def test_export_folder_is_checked_and_self_describing(exported, case):
     assert manifest["onnx_sha256"] == _sha256(folder / "model.onnx")
     assert manifest["weights_sha256"] == source["weights_sha256"] == _sha256(
         model / "model.safetensors")
-    assert "sha256" in (folder / "README.md").read_text()
+    card = (folder / "README.md").read_text()
+    assert "## ONNX export" in card and manifest["onnx_sha256"] in card
     assert config["onnx"]["sampling"] and config["family"] == CASES[case][0]
     graph = onnx.load(str(folder / "model.onnx")).graph
     # the batch is a named dimension on every input, and no input is folded into a constant
@@ -157,6 +159,10 @@ def test_images_and_classes_through_the_runtime(exported, tmp_path):
     assert meta["class"] == "b" and meta["seed"] == 2 and meta["runtime"].startswith("onnxruntime")
     # one seed gives the same item whatever the batch
     np.testing.assert_array_equal(rt.generate(1, seed=3, steps=2, class_label="b")[0], images[3])
+    measured = runtime.load(folder)  # threads measured on the first evaluation: same items
+    np.testing.assert_array_equal(measured.generate(2, seed=0, steps=2, class_label="b"),
+                                  images[:2])
+    assert measured.threads in (1, os.cpu_count())
     with pytest.raises(ConfigError, match="unknown class"):
         rt.generate(1, class_label="zebra")
     with pytest.raises(ConfigError, match="truncation does not apply"):

@@ -171,6 +171,18 @@ def decoding(spec: ModelSpec) -> dict[str, Any]:
     raise ConfigError(f"no ONNX decoding for {spec.modality} items")
 
 
+def onnx_card(section: dict, manifest: dict, path: Path) -> str:
+    """The model card's section on this export (the card above it describes the trained model,
+    whose model.safetensors stays in the model folder)."""
+    return (f"\n## ONNX export\n\nThis folder holds the model as ONNX (`{section['file']}`, opset "
+            f"{section['opset']}, sha256 `{_sha256(path)}`), exported from the weights with "
+            f"sha256 `{manifest['weights_sha256']}` (model.safetensors, not copied here). One "
+            f"network evaluation; inputs {', '.join(f'`{i}`' for i in section['inputs'])}, "
+            f"output `{section['output']}`. Generate with `python -m genforge.runtime FOLDER` "
+            "(numpy, onnxruntime and Pillow; no PyTorch). Files it writes carry no watermark and "
+            "no C2PA signature; their records name the model, this file's hash and the runtime.\n")
+
+
 def export_onnx(model: str | Path, out: str | Path | None = None) -> Path:
     """Export the model folder `model` as ONNX into `out` (default: MODEL-onnx beside it),
     atomically; returns the folder."""
@@ -203,7 +215,9 @@ def export_onnx(model: str | Path, out: str | Path | None = None) -> Path:
                                  "torch_version": torch.__version__}})
         if (model / "metrics.jsonl").exists():
             shutil.copy2(model / "metrics.jsonl", staging / "metrics.jsonl")
-        write_model_card(staging)
+        card = write_model_card(staging)
+        io.write_text(card, card.read_text(encoding="utf-8") + onnx_card(onnx_section, manifest,
+                                                                        staging / "model.onnx"))
         return io.replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,7 @@ class RuntimeModel:
     """A model exported with `genforge export MODEL --format onnx`, run by onnxruntime."""
 
     def __init__(self, folder: str | Path, *, threads: int | None = None):
+        """threads: onnxruntime's intra-op threads; None measures which is faster here."""
         import onnxruntime as ort
         self.folder = Path(folder)
         if not (self.folder / "config.json").is_file():
@@ -66,12 +69,33 @@ class RuntimeModel:
         self.family, self.decoding = self.config["family"], self.graph["decode"]
         self.class_names = list(self.config.get("class_names", []))
         self.item_shape = tuple(self.config["item_shape"])
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.path, self.threads = path, threads
+        self.session = self._session(threads) if threads else None
+        self.inputs = {i.name for i in (self.session or self._session(1)).get_inputs()}
         self.runtime = f"onnxruntime {ort.__version__}"
+
+    def _session(self, threads: int):
+        """An onnxruntime CPU session with `threads` intra-op threads (0: one per core)."""
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    def _pick_session(self, feeds: dict) -> None:
+        """threads None: measure, on the first real inputs, one thread against one per core and
+        keep the faster. Neither wins everywhere (benchmarks/bench_export.py): one thread won
+        at batch 64 on 2 busy cores, where threads wait on each other; more cores help big
+        batches on an idle machine."""
+        cores = os.cpu_count() or 1
+        timed = {}
+        for threads in sorted({1, cores}):
+            session = self._session(threads)
+            session.run(None, feeds)  # warm-up: first runs allocate
+            start = time.perf_counter()
+            session.run(None, feeds)
+            timed[threads] = (time.perf_counter() - start, session)
+        self.threads = min(timed, key=lambda t: timed[t][0])
+        self.session = timed[self.threads][1]
 
     @property
     def name(self) -> str:
@@ -82,7 +106,10 @@ class RuntimeModel:
     # -- one network evaluation ----------------------------------------------------------------
     def run(self, **inputs: np.ndarray) -> np.ndarray:
         """The ONNX graph on named inputs (those it does not take are left out)."""
-        return self.session.run(None, {k: v for k, v in inputs.items() if k in self.inputs})[0]
+        feeds = {k: v for k, v in inputs.items() if k in self.inputs}
+        if self.session is None:
+            self._pick_session(feeds)
+        return self.session.run(None, feeds)[0]
 
     def _labels(self, labels: np.ndarray | None, n: int) -> np.ndarray:
         return (np.full(n, -1, dtype=np.int64) if labels is None
@@ -183,7 +210,8 @@ class RuntimeModel:
         if out is not None:
             source = {"model": self.name, "model_sha256": self.manifest.get("weights_sha256"),
                       "onnx_sha256": self.manifest.get("onnx_sha256"), "family": self.family,
-                      "genforge_version": __version__, "runtime": self.runtime, "noise": NOISE}
+                      "genforge_version": __version__, "noise": NOISE,
+                      "runtime": f"{self.runtime}, {self.threads} thread(s)"}
             classes = [None if labels is None or labels[i] < 0 else self.class_names[labels[i]]
                        for i in range(n)]
             write_outputs(items, Path(out), seeds, classes, source, options, self.decoding)
