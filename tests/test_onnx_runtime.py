@@ -192,3 +192,13 @@ def test_export_through_the_cli(exported, tmp_path, capsys):
     assert run_main([str(out), "-n", "2", "--out", str(tmp_path / "s"),
                                   "--option", "truncation=0.5"]) == 0
     assert json.loads((tmp_path / "s" / "generation.json").read_text())["truncation"] == 0.5
+
+
+def test_the_runtime_erf_rounds_to_float32_as_math_erf():
+    import math
+    from genforge.runtime.noise import erf
+    x = np.concatenate([np.linspace(-7, 7, 200_001), np.random.default_rng(0).standard_normal(
+        200_000) / math.sqrt(2)])
+    exact = np.array([math.erf(v) for v in x])
+    assert np.abs(erf(x) - exact).max() < 2e-8  # float64 rounding inside 4, erfc(4) past it
+    np.testing.assert_array_equal(erf(x).astype(np.float32), exact.astype(np.float32))
