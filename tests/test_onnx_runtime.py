@@ -167,6 +167,8 @@ def test_images_and_classes_through_the_runtime(exported, tmp_path):
         rt.generate(1, class_label="zebra")
     with pytest.raises(ConfigError, match="truncation does not apply"):
         rt.generate(1, truncation=0.5)
+    with pytest.raises(ConfigError, match="steps takes a int"):
+        rt.generate(1, steps="many")
 
 
 def test_a_changed_onnx_file_is_refused(exported, tmp_path):

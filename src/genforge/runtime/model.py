@@ -148,6 +148,12 @@ class RuntimeModel:
             if name not in defaults:
                 raise ConfigError(f"{name} does not apply to a {self.family} model (its options: "
                                   f"{', '.join(sorted(defaults)) or 'none'})")
+            default = defaults[name]
+            if isinstance(default, bool) != isinstance(value, bool) or (
+                    isinstance(default, (int, float)) and not isinstance(value, type(default))
+                    and not (isinstance(default, float) and isinstance(value, int))):
+                raise ConfigError(f"{name} takes a {type(default).__name__} (like {default!r}), "
+                                  f"got {value!r:.40}")
             low, high = RANGES.get(name, (None, None))
             if low is not None and not low <= value <= high:
                 raise ConfigError(f"{name} {value} is outside {low}..{high}")
