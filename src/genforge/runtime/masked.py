@@ -29,6 +29,14 @@ def _log_softmax(logits: np.ndarray, axis: int = 1) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
+def _where_masked(z: np.ndarray, masked: np.ndarray, transform) -> np.ndarray:
+    """transform(z) where masked (broadcast to z), 0 elsewhere."""
+    where = np.broadcast_to(masked, z.shape)
+    out = np.zeros_like(z)
+    out[where] = transform(z[where])
+    return out
+
+
 def _place_unique(tokens, masked, logits, noise_g, unique):
     """Each item lacking one of the unique symbols gets one (see discrete._place_unique)."""
     ids = np.asarray(unique)
@@ -64,17 +72,20 @@ def sample_tokens(predict, grid: tuple[int, int], classes: int, mask_token: int,
     for s, left in enumerate(reveal_schedule(free, steps)):
         rate = (masked.reshape(n, -1).sum(1).astype(F32) / F32(h * w)).astype(F32)
         logits = predict(tokens, rate, labels).astype(F32) / F32(max(temperature, 1e-4))
-        g = gumbel(uniform(noise((k, h, w))))
+        # Noise is drawn whole (each stream advances as PyTorch's does) but transformed only
+        # where a position is still masked: elsewhere nothing reads it (-inf or unused below),
+        # and the erf is most of the loop's own time.
+        g = _where_masked(noise((k, h, w)), masked[:, None], lambda z: gumbel(uniform(z)))
         if unique:
             tokens, masked, logits = _place_unique(tokens, masked, logits, g, unique)
         drawn = (logits + g).argmax(1)
-        order = uniform(noise((h, w)))
+        u = _where_masked(noise((h, w)), masked, uniform)
         if sampler == "confidence":
             logp = np.take_along_axis(_log_softmax(logits), drawn[:, None], 1)[:, 0]
             anneal = F32(temperature * (1 - (s + 1) / steps))
-            order = logp + anneal * gumbel(order)
+            order = logp + anneal * _where_masked(u, masked, gumbel)
         else:
-            order = np.log(order)
+            order = _where_masked(u, masked, np.log)
         score = np.where(masked, order, F32(-np.inf)).reshape(n, -1)
         reveal = np.clip(masked.reshape(n, -1).sum(1) - left, 0, None)
         # ranks by descending score; stable, so equal scores keep position order as torch's sort

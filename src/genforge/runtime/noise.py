@@ -43,11 +43,11 @@ def erf(x: np.ndarray) -> np.ndarray:
     sample's time (cProfile, chorale model, batch 1)."""
     a = np.minimum(np.abs(x.astype(np.float64)), _TOP)
     index = np.rint(a / _STEP).astype(np.intp)
-    d = a - _CENTERS[index]
-    out = _TERMS[-1][index]
+    d = a - np.take(_CENTERS, index)
+    out = np.take(_TERMS[-1], index)
     for row in reversed(_TERMS[:-1]):
         out *= d
-        out += row[index]
+        out += np.take(row, index)
     return np.copysign(out, x)
 
 
