@@ -24,7 +24,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from genforge import runtime  # noqa: E402

@@ -181,6 +181,12 @@ def test_a_changed_onnx_file_is_refused(exported, tmp_path):
         runtime.load(copy, threads=1)
     with pytest.raises(CheckpointError, match="not an ONNX export"):
         runtime.load(tmp_path)
+    bad = shutil.copytree(folder, tmp_path / "bad")
+    config = json.loads((bad / "config.json").read_text())
+    del config["item_shape"]
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="malformed ONNX export config"):
+        runtime.load(bad, threads=1)
 
 
 def test_export_through_the_cli(exported, tmp_path, capsys):
@@ -190,6 +196,13 @@ def test_export_through_the_cli(exported, tmp_path, capsys):
     assert (out / "model.onnx").is_file() and "ONNX" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "missing")]) == 2
     assert "not a model folder" in capsys.readouterr().err
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("mine")
+    assert main(["export", str(model), "--out", str(precious)]) == 2  # never replaced
+    assert "holds something other" in capsys.readouterr().err
+    assert (precious / "notes.txt").read_text() == "mine"
+    assert main(["export", str(model), "--out", str(out)]) == 0  # an export is replaced
     from genforge.runtime.__main__ import main as run_main
     assert run_main([str(out), "-n", "2", "--out", str(tmp_path / "s"),
                                   "--option", "truncation=0.5"]) == 0

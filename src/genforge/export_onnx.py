@@ -171,6 +171,14 @@ def decoding(spec: ModelSpec) -> dict[str, Any]:
     raise ConfigError(f"no ONNX decoding for {spec.modality} items")
 
 
+def _is_onnx_export(folder: Path) -> bool:
+    try:
+        return io.read_json(folder / "config.json", "model config").get("onnx", {}).get(
+            "format") == ONNX_FORMAT
+    except (GenforgeError, AttributeError):
+        return False
+
+
 def onnx_card(section: dict, manifest: dict, path: Path) -> str:
     """The model card's section on this export (the card above it describes the trained model,
     whose model.safetensors stays in the model folder)."""
@@ -194,6 +202,9 @@ def export_onnx(model: str | Path, out: str | Path | None = None) -> Path:
     out = Path(out) if out is not None else model.parent / f"{model.name}-onnx"
     if out.resolve() == model.resolve():
         raise ConfigError(f"--out {out}: the ONNX export needs its own folder, not the model's")
+    if out.exists() and any(out.iterdir()) and not _is_onnx_export(out):
+        raise ConfigError(f"--out {out}: the folder exists and holds something other than an "
+                          "ONNX export; choose a new folder (an export replaces its folder whole)")
     wrapper, inputs, graph = graph_for(family, module, spec)
     options = asdict(sampling_options(FAMILIES[family], spec, {}))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -66,9 +66,17 @@ class RuntimeModel:
         if _sha256(path) != self.manifest.get("onnx_sha256"):
             raise CheckpointError(f"{path}: its sha256 is not the one manifest.json records "
                                   "(changed or damaged since export)")
-        self.family, self.decoding = self.config["family"], self.graph["decode"]
-        self.class_names = list(self.config.get("class_names", []))
-        self.item_shape = tuple(self.config["item_shape"])
+        try:
+            self.family, self.decoding = self.config["family"], self.graph["decode"]
+            self.class_names = [str(c) for c in self.config.get("class_names", [])]
+            self.item_shape = tuple(int(s) for s in self.config["item_shape"])
+            self.graph["sampling"], self.decoding["kind"]  # noqa: B018 (present, or refused)
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{self.folder / 'config.json'}: malformed ONNX export config "
+                                  f"({type(err).__name__}: {err})") from None
+        if self.family not in ("diffusion", "gan", "discrete"):
+            raise CheckpointError(f"{self.folder / 'config.json'}: unknown family "
+                                  f"{self.family!r:.40}")
         self.path, self.threads = path, threads
         self.session = self._session(threads) if threads else None
         self.inputs = {i.name for i in (self.session or self._session(1)).get_inputs()}
