@@ -19,11 +19,11 @@ LAYERS = [
     ("evaluation",),
     ("generation",),
     ("data",),
-    ("training", "export", "metrics", "audit", "provenance", "families"),
+    ("training", "export", "export_onnx", "metrics", "audit", "provenance", "families"),
     ("config", "presets"),
     ("modalities", "levels", "music", "models", "sampling", "augment", "provenance.watermark",
      "provenance.resync", "provenance.marking"),
-    ("options", "io", "errors", "progress", "version"),
+    ("options", "io", "errors", "progress", "version", "runtime"),
 ]
 MAX_LINES = 420  # "no file over ~400 lines"
 

@@ -5,6 +5,7 @@ What users do, and where it lives:
     launch_processes, process_world, check_processes  training/distributed.py  N processes
     config_from_dict               config.py             a stored configuration, checked again
     load -> GenerativeModel        generation/           generate, interpolate, harmonize, complete
+    export                         export_onnx.py        a model as ONNX, for genforge.runtime
     evaluate, train_features       evaluation.py         metrics against reference data
     audit, open_training_data      data.py               a dataset before training (and
     dataset_preview                                      a picture of its first items)
@@ -22,12 +23,14 @@ from __future__ import annotations
 from .audit import (MANIFEST_FIELDS as DATASET_MANIFEST_FIELDS, MANIFEST_NAME as DATASET_MANIFEST,
                     read_manifest as dataset_manifest, text as audit_text,
                     write_manifest as set_dataset_manifest)
+from .errors import ConfigError
 from .config import (DataConfig, FAMILY_DEFAULTS, PRESETS, SECTIONS, FAMILIES as FAMILY_NAMES,
                      config_from_dict)
 from .data import (DEFAULT_PRESET, audit, data_config, family_choice, open_data,
                    open_training_data, preview as dataset_preview, resolve_config)
 from .evaluation import evaluate, find_extractor, train_features
 from .families import FAMILIES
+from .export_onnx import export_onnx
 from .generation import GenerativeModel, load
 from .generation.display import DisplayOptions
 from .levels.formats import LEGENDS
@@ -39,6 +42,17 @@ from .provenance.checks import describe_keys, detect, init_keys, signer, verify
 from .runs import preflight, summary_markdown, train
 from .training.distributed import (check_split as check_processes, launch as launch_processes,
                                    world as process_world)
+
+
+EXPORT_FORMATS = ("onnx",)
+
+
+def export(model, *, format: str = "onnx", out=None):
+    """Export a model folder for use without PyTorch (format onnx: one network evaluation in
+    ONNX, for genforge.runtime, onnxruntime-web or a game engine); returns the new folder."""
+    if format not in EXPORT_FORMATS:
+        raise ConfigError(f"export format {format!r} is not one of {', '.join(EXPORT_FORMATS)}")
+    return export_onnx(model, out)
 
 
 def config_sections() -> dict[str, type]:
@@ -117,7 +131,7 @@ def kind_families() -> dict[str, str]:
     return {kind: m.family for kind, m in MODALITIES.items()}
 
 
-__all__ = ["train", "preflight", "resolve_config", "config_from_dict", "summary_markdown", "load",
+__all__ = ["export", "EXPORT_FORMATS", "train", "preflight", "resolve_config", "config_from_dict", "summary_markdown", "load",
            "GenerativeModel", "evaluate",
            "train_features", "find_extractor", "audit", "audit_text", "DATASET_MANIFEST",
            "DATASET_MANIFEST_FIELDS", "dataset_manifest", "set_dataset_manifest", "check_file",

@@ -239,6 +239,13 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    out = api.export(args.model, format=args.format, out=args.out)
+    print(f"exported {args.model} as {args.format.upper()}: {out}  (run it without PyTorch: "
+          f"python -m genforge.runtime {out} -n 16 --out samples)")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     summary = api.train("fashion-mnist-sample", out / "run", minutes=args.minutes,
@@ -264,4 +271,4 @@ def _studio(args: argparse.Namespace) -> int:
 
 COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "features": _features,
             "harmonize": _harmonize, "complete": _complete, "audit": _audit, "detect": _detect,
-            "verify": _verify, "keys": _keys, "info": _info, "demo": _demo, "studio": _studio}
+            "verify": _verify, "keys": _keys, "info": _info, "export": _export, "demo": _demo, "studio": _studio}

@@ -237,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     k = keys_sub.add_parser("show", help="describe the keys in a keys folder")
     k.add_argument("--dir", default=None)
 
+    p = sub.add_parser("export", help="export a model for use without PyTorch (ONNX; needs "
+                       "pip install 'genforge[runtime]')")
+    p.add_argument("model", metavar="MODEL", help="an exported model folder (RUN/model)")
+    p.add_argument("--format", choices=api.EXPORT_FORMATS, default="onnx",
+                   help="exchange format (default: onnx)")
+    p.add_argument("--out", default=None, help="output folder (default: MODEL-onnx beside it)")
+
     p = sub.add_parser("info", help="describe an exported model")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -34,8 +34,10 @@ class EDMDenoiser(nn.Module):
                 class_labels: torch.Tensor | None = None,
                 augment_labels: torch.Tensor | None = None) -> torch.Tensor:
         x = x.float()
+        # expand, not a branch on numel: one sigma or one per sample, with no size-1 special case
+        # for a traced (ONNX) graph to freeze
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)
-        sigma = sigma.expand(x.shape[0]) if sigma.numel() == 1 else sigma
+        sigma = sigma.expand(x.shape[0])
         c_skip, c_out, c_in, c_noise = (c.reshape(-1, 1, 1, 1)
                                         for c in edm_scalings(sigma, self.sigma_data))
         f = (self.net(c_in * x, c_noise.flatten(), class_labels) if augment_labels is None

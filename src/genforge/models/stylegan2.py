@@ -130,7 +130,7 @@ class StyleGAN2Generator(nn.Module):
         if self.training:  # track the mean w for truncation (folded in by fold_w_avg)
             with torch.no_grad():
                 self.w_pending += torch.cat([w.detach().sum(0), w.new_ones(1) * w.shape[0]])
-        if truncation != 1:
+        if isinstance(truncation, torch.Tensor) or truncation != 1:  # a tensor: per sample
             w = self.w_avg.lerp(w, truncation)
         x, img = self.const.expand(z.shape[0], *self.const.shape), None
         for block in self.blocks:

@@ -22,6 +22,8 @@ CLI_ONLY: dict[str, str] = {
     "demo": "a first look from the terminal; in the studio, the same is POST /api/jobs/train "
             "with data fashion-mnist-sample, then POST /api/models/{job_id}/sample",
     "studio": "starts this server",
+    "export": "makes files for programs without PyTorch (ONNX); a studio model is exported from "
+              "the terminal with genforge export, its folder being in the studio home",
 }
 
 
