@@ -24,7 +24,7 @@ LEVELS = "tests/fixtures/levels/sokoban/tiny.xsb"  # three hand-made CC0 levels
 def model(tmp_path_factory):
     run = tmp_path_factory.mktemp("levels") / "run"
     assert main(["train", LEVELS, "--run", str(run), "--steps", "2", "--level-size", "8",
-                 *TINY]) == 0
+                 "--split", "all", *TINY]) == 0
     return genforge.load(run / "model", device="cpu")
 
 
