@@ -12,8 +12,8 @@ What users do, and where it lives:
     reporting, Event               progress.py           progress of every long step, as events
 
 And what shells read to build their options (one declaration each: genforge.options):
-    config_sections, data_sections, sampling_declarations, display_declarations, presets,
-    families, dataset_names, metric_names, level_legends.
+    config_sections, data_sections, sampling_declarations, display_declarations,
+    level_filter_declarations, presets, families, dataset_names, metric_names, level_legends.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from .evaluation import evaluate, find_extractor, train_features
 from .families import FAMILIES
 from .generation import GenerativeModel, load
 from .generation.display import DisplayOptions
+from .generation.levels import LevelFilter
 from .levels.formats import LEGENDS
 from .metrics import registry
 from .modalities import MODALITIES, check_file
@@ -55,6 +56,11 @@ def sampling_declarations(*, inpainting: bool = False) -> dict[str, type]:
     that cannot inpaint is left out."""
     return {name: (f.inpainting if inpainting else f.sampling) for name, f in FAMILIES.items()
             if (f.inpainting if inpainting else f.sampling) is not None}
+
+
+def level_filter_declarations() -> list[Declaration]:
+    """The level filters generate takes beside --playable-only (--min-moves, --min-boxes)."""
+    return list(declarations(LevelFilter))
 
 
 def display_declarations() -> list[Declaration]:
@@ -120,7 +126,8 @@ __all__ = ["train", "preflight", "resolve_config", "config_from_dict", "summary_
            "level_legends", "open_training_data",
            "open_data", "data_config", "verify", "detect", "init_keys", "describe_keys",
            "signer", "reporting", "Event", "Reporter", "config_sections", "data_sections",
-           "sampling_declarations", "display_declarations", "kind_sampling_presets", "presets",
+           "sampling_declarations", "display_declarations", "level_filter_declarations",
+           "kind_sampling_presets", "presets",
            "preset_values", "families",
            "dataset_names", "metric_names", "default_metrics", "kinds", "kind_families",
            "DEFAULT_PRESET", "family_choice"]

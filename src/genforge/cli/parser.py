@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--playable-only", action="store_true", help="levels: keep generating until "
                    "N levels pass the game's check (Sokoban: solved; Lode Runner: all gold "
                    "reachable); the acceptance rate is logged")
+    flags.add_declared(p.add_argument_group("level filters"), api.level_filter_declarations())
     p.add_argument("--wav", action="store_true", help="music: also render each piece to WAV "
                    "(FluidSynth with the General MIDI sound font when installed, else a built-in "
                    "synthesiser)")
