@@ -116,6 +116,21 @@ def test_repair():
     assert changed and (no_player == sk.PLAYER).sum() == 1
 
 
+def test_repair_takes_the_rules_solver_driven_steps_keeping_boxes():
+    boxes = lambda g: int(np.isin(g, (sk.BOX, sk.BOX_GOAL)).sum())  # noqa: E731
+    # a box frozen in a corner beside another: it moves, the level keeps both boxes, and solves
+    frozen = level("#######\n#$$  .#\n#    .#\n#  @  #\n#######")
+    fixed, changed = repair_sokoban(frozen)
+    assert changed and boxes(fixed) == 2 and sk.solve(fixed, 20_000).status == sk.SOLVABLE
+    # one box the solver proves stuck: moved (or a wall opened), never deleted, and solvable
+    stuck = level("######\n#.   #\n##$###\n# @  #\n######")
+    fixed, changed = repair_sokoban(stuck)
+    assert changed and boxes(fixed) == 1 and sk.solve(fixed, 20_000).status == sk.SOLVABLE
+    assert not repair_sokoban(fixed)[1]  # a repaired level needs no more repair
+    # without the rules, only the structure is mended
+    assert not repair_sokoban(stuck, rules=False)[1]
+
+
 def test_shipped_solutions_replay_and_small_levels_solve():
     try:
         levels, _ = sources.load_sokoban(sets="all")

@@ -177,7 +177,7 @@ def push_distances(b: Board, goals=None) -> list[float]:
 
 
 NO_MATCH = 10 ** 6  # stands for an impossible box-goal pair in the assignment
-MATCHING_MAX_BOXES = 8  # above this the O(n^3) assignment costs more than the states it saves
+MATCHING_MAX_BOXES = 20  # the nearest-goal sum above this: dense levels (9+ boxes) need the assignment
 
 
 def goal_costs(b: Board) -> list[list[int]]:
@@ -238,7 +238,64 @@ def frozen(p: int, boxes, b: Board, dead, stopped: set) -> bool:
     return blocked(p - 1, p + 1) and blocked(p - w, p + w)
 
 
-def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float = 1.0) -> SolveResult:
+def pi_corral_pushes(b: Board, reach: set, boxes: set, dead) -> set | None:
+    """The pushes into the PI-corral with the fewest of them, or None when there is no PI-corral
+    that still needs work (Damgaard's YASS; Junghanns 1999 calls these relevance-preserving).
+
+    A corral is a connected area of free squares the player cannot reach; its barrier is every
+    box beside it. It needs work while it holds a goal or a barrier box stands off a goal: then
+    every solution pushes a barrier box before anything else can change there, and here none can
+    be pushed except into the corral (other pushes blocked by walls, dead squares or barrier
+    boxes, which stay put until that first push) and the player can already reach every square
+    those pushes start from. The solution's pushes before its first barrier push touch neither the
+    corral nor its barrier, so that push can come first at the same push count: keeping only
+    these pushes loses no solution and no optimal one. An empty set means no push can ever open
+    the corral: a deadlock."""
+    w, walls = b.width, b.walls
+    seen: set = set()
+    best = None
+    for p in boxes:
+        for q in (p - 1, p + 1, p - w, p + w):
+            if walls[q] or q in boxes or q in reach or q in seen:
+                continue
+            area, todo = {q}, [q]
+            for x in todo:  # nothing here touches the player's area, or it would be reached
+                for y in (x - 1, x + 1, x - w, x + w):
+                    if not walls[y] and y not in boxes and y not in area:
+                        area.add(y)
+                        todo.append(y)
+            seen |= area
+            pushes = _corral_pushes(b, area, reach, boxes, dead)
+            if pushes is not None and (best is None or len(pushes) < len(best)):
+                best = pushes
+    return best
+
+
+def _corral_pushes(b: Board, area: set, reach: set, boxes: set, dead) -> set | None:
+    """The (box, direction) pushes into a corral when it is a PI-corral that needs work."""
+    w, walls = b.width, b.walls
+    barrier = {x + e for x in area for e in (-1, 1, -w, w) if x + e in boxes}
+    if not (any(x in b.goals for x in area) or any(p not in b.goals for p in barrier)):
+        return None
+    pushes = set()
+    for p in barrier:
+        for d in (-1, 1, -w, w):
+            s, t = p - d, p + d
+            if walls[s] or s in barrier or s in area:  # no push this way before the first one
+                continue
+            if t in area:
+                if dead[t]:
+                    continue
+                if s not in reach:  # the player cannot make it yet: not a PI-corral
+                    return None
+                pushes.add((p, d))
+            elif not (walls[t] or dead[t] or t in barrier):
+                return None  # a barrier box may go elsewhere: not an I-corral
+    return pushes
+
+
+def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float = 1.0,
+          pi_corrals: bool = True) -> SolveResult:
     """A* over pushes; UNKNOWN when more than node_budget states would be expanded. The lower
     bound is the least-cost assignment of boxes to distinct goals by push distance, which also
     prunes states where no such assignment exists (bipartite deadlock); above MATCHING_MAX_BOXES
@@ -263,11 +320,12 @@ def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float = 1.0) -> 
     h0 = bound(b.boxes)
     if h0 >= NO_MATCH:
         return SolveResult(UNSOLVABLE)
-    heap = [(h0, 0, 0, b.boxes, b.player, None, None)]
+    heap = [(h0, 0, 0, b.boxes, b.player, None, None)]  # ties: deepest first (-g)
     parents: dict = {}
     counter = nodes = 0
     while heap:
-        _, g, _, boxes, player, parent, push = heapq.heappop(heap)
+        _, depth, _, boxes, player, parent, push = heapq.heappop(heap)
+        g = -depth  # among equal f the deepest state first: the last layer ends sooner
         box_set = set(boxes)
         reach = region(b, player, box_set)
         key = (boxes, min(reach))
@@ -280,10 +338,13 @@ def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float = 1.0) -> 
         if nodes > node_budget:
             return SolveResult(UNKNOWN, nodes=nodes - 1)
         reach = set(reach)
+        only = pi_corral_pushes(b, reach, box_set, dead) if pi_corrals else None
         for p in boxes:
             for d in (-1, 1, -w, w):
                 t = p + d
                 if p - d not in reach or b.walls[t] or t in box_set or dead[t]:
+                    continue
+                if only is not None and (p, d) not in only:
                     continue
                 new = box_set - {p} | {t}
                 if t not in goals and frozen(t, new, b, dead, set()):
@@ -293,7 +354,7 @@ def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float = 1.0) -> 
                 if h >= NO_MATCH:
                     continue
                 counter += 1
-                heapq.heappush(heap, (g + 1 + weight * h, g + 1, counter, moved, p, key, (p, d)))
+                heapq.heappush(heap, (g + 1 + weight * h, -(g + 1), counter, moved, p, key, (p, d)))
     return SolveResult(UNSOLVABLE, nodes=nodes)
 
 
