@@ -78,6 +78,26 @@ def test_solver_agrees_with_brute_force_on_random_levels():
     assert verdicts == {sk.SOLVABLE, sk.UNSOLVABLE} and checked >= 30
 
 
+@pytest.mark.parametrize("seed", [5, 11])
+def test_pruning_keeps_every_solution_with_three_boxes(seed):
+    """PI-corrals, freezes and the weighted phase never turn a solvable level away (three boxes
+    make corrals and frozen groups common), and an A*-phase solution has the fewest pushes."""
+    levels = random_sokoban(40, shape=(6, 7), boxes=3, wall_share=0.12, seed=seed)
+    verdicts = set()
+    for grid in levels:
+        if sk.check(grid) is not None:
+            continue
+        result = sk.solve(grid, node_budget=50_000)
+        assert result.status != sk.UNKNOWN
+        assert (result.status == sk.SOLVABLE) == brute_force(grid)
+        plain = sk.solve(grid, node_budget=50_000, weight=1.0, pi_corrals=False)
+        assert plain.status == result.status
+        if result.optimal:
+            assert result.pushes == plain.pushes
+        verdicts.add(result.status)
+    assert verdicts == {sk.SOLVABLE, sk.UNSOLVABLE}
+
+
 def test_proves_small_levels_unsolvable():
     boxes_in_line = level("#######\n#@    #\n# $$  #\n#..   #\n#######")  # solvable: control
     assert sk.solve(boxes_in_line).status == sk.SOLVABLE

@@ -239,6 +239,17 @@ def frozen(p: int, boxes, b: Board, dead, stopped: set) -> bool:
     return blocked(p - 1, p + 1) and blocked(p - w, p + w)
 
 
+def stuck(t: int, boxes: set, b: Board, dead, goals) -> bool:
+    """Whether a box just pushed to t leaves a box frozen off a goal: t itself, or, when t is
+    frozen on a goal (so for good a wall), a box beside it that t now freezes."""
+    if not frozen(t, boxes, b, dead, set()):
+        return False
+    if t not in goals:
+        return True
+    return any(n in boxes and n not in goals and frozen(n, boxes, b, dead, {t})
+               for n in (t - 1, t + 1, t - b.width, t + b.width))
+
+
 def pi_corral_pushes(b: Board, reach: set, boxes: set, dead) -> set | None:
     """The pushes into the PI-corral with the fewest of them, or None when there is no PI-corral
     that still needs work (Damgaard's YASS; Junghanns 1999 calls these relevance-preserving).
@@ -365,7 +376,7 @@ def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float | None = N
                 if only is not None and (p, d) not in only:
                     continue
                 new = box_set - {p} | {t}
-                if t not in goals and frozen(t, new, b, dead, set()):
+                if stuck(t, new, b, dead, goals):
                     continue
                 moved = tuple(sorted(new))
                 h = bound(moved)
