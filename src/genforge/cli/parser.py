@@ -171,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add_sampling_options(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="output folder (default: next to MODEL)")
-    reference = p.add_argument_group("reference data options (default: the model's; music: the "
-                                     "held-out test split, e.g. --split validation)")
+    reference = p.add_argument_group("reference data options (default: the model's; music and "
+                                     "levels: the held-out test split, e.g. --split validation)")
     flags.add_declared(reference, [d for group in api.data_sections().values() for d in group
                                    if d.name not in ("source", "kind", "dedup")])
 
