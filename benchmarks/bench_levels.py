@@ -97,7 +97,8 @@ def training_levels(game: str, split: str = "train"):
     from genforge.modalities import MODALITIES
     options = {"max_size": "10", "level_sets": "all"} if game == "sokoban" else {}
     data = MODALITIES["level"].open(DataConfig(source=game, kind="level", split=split, **options))
-    return data.items.numpy(), data.legend, MODALITIES["level"].bind(data.vocabulary)
+    modality = MODALITIES["level"].bind(data.vocabulary)
+    return data.items.numpy(), modality.legend, modality
 
 
 def sample_model(folder: Path, n: int, threads: int, options: dict | None = None,
