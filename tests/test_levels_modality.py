@@ -134,6 +134,8 @@ def test_level_splits_are_fixed_disjoint_and_follow_the_tiles():
     assert again == {s: [lv.name for lv in part] for s, part in parts.items()}  # deterministic
     grid = levels[0].grid  # a mirror image of a level is the same level: the same split
     assert splits.level_split(grid[:, ::-1], SOKOBAN) == splits.level_split(grid, SOKOBAN)
+    padded = np.pad(grid, 2, constant_values=SOKOBAN.index("#"))  # as written at a model's size
+    assert splits.level_key(padded, SOKOBAN) == splits.level_key(grid, SOKOBAN)
 
 
 def test_split_option_reads_one_part_and_names_an_empty_one():
