@@ -145,6 +145,15 @@ def test_split_option_reads_one_part_and_names_an_empty_one():
         LEVEL.open(config(FIXTURES / "sokoban" / "tiny.xsb", split="test"))
 
 
+def test_evaluation_judges_against_the_held_out_test_split():
+    from types import SimpleNamespace
+    for trained, judged in (("train", "test"), ("all", "all")):
+        model = SimpleNamespace(config=SimpleNamespace(data=config("sokoban", split=trained,
+                                                                   max_size="10")),
+                                spec=SimpleNamespace(item_shape=(10, 10)))
+        assert LEVEL.reference_options(model)["split"] == judged
+
+
 def test_named_lode_runner():
     try:
         data = LEVEL.open(config("lode-runner"))
