@@ -65,6 +65,7 @@ GAMES = {  # CLI data arguments; the shape the baselines draw (height, width)
 }
 FAMILIES = {"discrete": ["--family", "discrete"], "diffusion": [], "gan": ["--family", "gan"]}
 RULED = "discrete+rules"  # the discrete model sampled with --rules: a row of its own
+SOLVER = "pi-corrals, A* then weighted 3"  # in the training row's cache key: a new solver judges anew
 
 
 
@@ -89,18 +90,21 @@ def train(family: str, args: argparse.Namespace) -> dict:
             "final_loss": s["final_loss"]}
 
 
-def training_levels(game: str):
-    """The training levels exactly as `genforge train` reads them, and their legend."""
+def training_levels(game: str, split: str = "train"):
+    """The training levels exactly as `genforge train` reads them (its default: the train split;
+    "test": the held-out levels judged against), and their legend."""
     from genforge.config import DataConfig
     from genforge.modalities import MODALITIES
     options = {"max_size": "10", "level_sets": "all"} if game == "sokoban" else {}
-    data = MODALITIES["level"].open(DataConfig(source=game, kind="level", **options))
-    return data.items.numpy(), data.legend, MODALITIES["level"].bind(data.vocabulary)
+    data = MODALITIES["level"].open(DataConfig(source=game, kind="level", split=split, **options))
+    modality = MODALITIES["level"].bind(data.vocabulary)
+    return data.items.numpy(), modality.legend, modality
 
 
-def sample_model(folder: Path, n: int, threads: int, options: dict | None = None) -> np.ndarray:
-    """n levels from an exported model, seeds 0..n-1, the family's default sampling unless
-    options (sampler, steps, temperature) say otherwise."""
+def sample_model(folder: Path, n: int, threads: int, options: dict | None = None,
+                 seed: int = 0) -> np.ndarray:
+    """n levels from an exported model, seeds seed..seed+n-1, the family's default sampling
+    unless options (sampler, steps, temperature) say otherwise."""
     import torch
 
     import genforge
@@ -108,7 +112,7 @@ def sample_model(folder: Path, n: int, threads: int, options: dict | None = None
     torch.set_num_threads(threads)
     model = genforge.load(folder / "model", device="cpu")
     with torch.no_grad():
-        items = generate_items(model.family, model.module, model.spec, model.config, n, seed=0,
+        items = generate_items(model.family, model.module, model.spec, model.config, n, seed=seed,
                                labels=None, batch_size=100, device="cpu", **(options or {}))
     return items.numpy().astype(np.uint8)
 
@@ -140,7 +144,7 @@ def pieces_per_level(grids: np.ndarray, legend, game: str) -> float:
 
 
 def judge(name: str, grids: np.ndarray, train_grids: np.ndarray, legend,
-          args: argparse.Namespace) -> dict:
+          args: argparse.Namespace, test_grids: np.ndarray | None = None) -> dict:
     """Every figure of one set of levels."""
     from genforge.levels.repair import repair
     from genforge.metrics import levels as lm
@@ -177,6 +181,9 @@ def judge(name: str, grids: np.ndarray, train_grids: np.ndarray, legend,
         "diversity": lm.diversity(grids),
         "kl_2x2": lm.pattern_kl(grids, train_grids, 2),
         "kl_3x3": lm.pattern_kl(grids, train_grids, 3),
+        # against the held-out test levels: the judgement that does not reward copying
+        **({f"kl_{k}x{k}_test": lm.pattern_kl(grids, test_grids, k) for k in (2, 3)}
+           if test_grids is not None else {}),
         "tile_error": lm.tile_distribution_error(grids, train_grids, legend.size),
         "pieces": pieces_per_level(grids, legend, args.game),
         "median_moves": float(statistics.median(lengths)) if lengths else None,
@@ -189,18 +196,19 @@ def judge(name: str, grids: np.ndarray, train_grids: np.ndarray, legend,
 
 
 def judged(name: str, grids: np.ndarray, train_grids: np.ndarray, legend,
-           args: argparse.Namespace) -> dict:
+           args: argparse.Namespace, test_grids: np.ndarray | None = None) -> dict:
     """judge(), with the training levels' row cached under a hash of the levels (the solver
     needs minutes for them: real levels often spend its whole budget)."""
     if name != "training":
-        return judge(name, grids, train_grids, legend, args)
+        return judge(name, grids, train_grids, legend, args, test_grids)
     from genforge.metrics.levels import NODE_BUDGET
-    key = hashlib.sha256(grids.tobytes() + str((grids.shape, NODE_BUDGET)).encode()).hexdigest()
+    key = hashlib.sha256(grids.tobytes() + str((grids.shape, NODE_BUDGET, SOLVER)).encode()
+                         + (b"" if test_grids is None else test_grids.tobytes())).hexdigest()
     cache = Path(args.out) / "cache" / f"{args.game}-training-{key[:16]}.json"
     if cache.exists():
         row = json.loads(cache.read_text())  # (rows cached before the pieces column lack it)
         return {"pieces": pieces_per_level(grids, legend, args.game), **row}
-    row = judge(name, grids, train_grids, legend, args)
+    row = judge(name, grids, train_grids, legend, args, test_grids)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(row))
     return row
@@ -233,17 +241,20 @@ def table(rows: list[dict], training: dict) -> str:
         return f"{pct(playable)} ({pct(playable - r.get('solved_at_start' + suffix, 0) / r['n'])})"
     lines = ["| generator | steps (steps/s) | playable" + (" (with moves)" if sokoban else "")
              + " | gave up | playable, repaired" + (" (with moves)" if sokoban else "") + " | "
-             f"changed by repair | novel | diversity | KL 2x2 | KL 3x3 | tile error | "
+             f"changed by repair | novel | diversity | KL 2x2 / 3x3 to test | KL 2x2 / 3x3 to "
+             f"train | tile error | "
              f"{PIECES[rows[0]['game']][1]} per level |"
              + (" median moves (repaired) |" if sokoban else ""),
              "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if sokoban else "")]
+    test_kl = lambda r: (f"{r['kl_2x2_test']:.3f} / {r['kl_3x3_test']:.3f}"  # noqa: E731
+                         if "kl_2x2_test" in r else "–")
     for r in rows:
         t = training.get(r["generator"])
         steps = f"{t['steps']:,} ({t['steps_per_s']:.2f})" if t else "–"
         lines.append(
             f"| {r['generator']} | {steps} | {both(r, '')} | {pct(r['unknown'])} | "
             f"{both(r, '_repaired')} | {pct(r['repair_changed'])} | {pct(r['novel'])} | "
-            f"{r['diversity']:.3f} | {r['kl_2x2']:.3f} | {r['kl_3x3']:.3f} | "
+            f"{r['diversity']:.3f} | {test_kl(r)} | {r['kl_2x2']:.3f} / {r['kl_3x3']:.3f} | "
             f"{r['tile_error']:.3f} | {r['pieces']:.1f} |"
             + (f" {moves(r['median_moves'])} ({moves(r['median_moves_repaired'])}) |"
                if sokoban else ""))
@@ -268,7 +279,9 @@ def verdicts(rows: list[dict]) -> str:
         if name not in by:
             continue
         r = by[name]
-        kl_ok = all(r["kl_2x2"] < b["kl_2x2"] and r["kl_3x3"] < b["kl_3x3"] for b in baselines)
+        kl = "_test" if "kl_2x2_test" in r else ""  # held-out levels when judged against them
+        kl_ok = all(r[f"kl_2x2{kl}"] < b[f"kl_2x2{kl}"] and r[f"kl_3x3{kl}"] < b[f"kl_3x3{kl}"]
+                    for b in baselines)
         def share(suffix: str) -> str:  # Sokoban: and without the levels solved at start
             text = f"{100 * r['playable' + suffix]:.1f}%"
             if r["game"] == "sokoban":
@@ -278,12 +291,41 @@ def verdicts(rows: list[dict]) -> str:
         tests = [("playable >= 50%", r["playable"] >= 0.5, share("")),
                  ("playable, repaired >= 90%", r["playable_repaired"] >= 0.9, share("_repaired")),
                  ("novel >= 95%", r["novel"] >= 0.95, f"{100 * r['novel']:.1f}%"),
-                 ("pattern KL below the baselines'", kl_ok,
-                  f"{r['kl_2x2']:.3f}/{r['kl_3x3']:.3f} vs "
-                  + ", ".join(f"{b['generator']} {b['kl_2x2']:.3f}/{b['kl_3x3']:.3f}"
+                 (f"pattern KL{' to the test levels' if kl else ''} below the baselines'", kl_ok,
+                  f"{r[f'kl_2x2{kl}']:.3f}/{r[f'kl_3x3{kl}']:.3f} vs "
+                  + ", ".join(f"{b['generator']} {b[f'kl_2x2{kl}']:.3f}/{b[f'kl_3x3{kl}']:.3f}"
                               for b in baselines))]
+        if name == RULED and r["game"] == "sokoban":  # issue 25: difficulty that survives rules
+            tests += [("median moves >= 40", (r["median_moves"] or 0) >= 40,
+                       f"{r['median_moves']}"),
+                      ("boxes >= 4 a level", r["pieces"] >= 4, f"{r['pieces']:.1f}")]
         lines.append(f"- {name}: " + "; ".join(f"{what}: {'met' if ok else 'NOT met'} ({value})"
                                                for what, ok, value in tests))
+    return "\n".join(lines)
+
+
+T95 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776}  # two-sided 95% t quantiles by sample size
+SPREAD = (("playable", "playable", 100), ("novel", "novel", 100), ("KL 2x2 to test", "kl_2x2_test", 1),
+          ("KL 3x3 to test", "kl_3x3_test", 1), ("pieces per level", "pieces", 1),
+          ("median moves", "median_moves", 1))
+
+
+def seed_set_table(rows: list[dict], sets: int) -> str:
+    """Mean and 95% t interval over the seed sets of the figures the verdicts use."""
+    lines = [f"over {sets} seed set(s), mean [95% t interval]:", "",
+             "| generator | " + " | ".join(label for label, _, _ in SPREAD) + " |",
+             "|---|" + "---|" * len(SPREAD)]
+    for name in dict.fromkeys(r["generator"] for r in rows if r["generator"] != "training"):
+        cells = []
+        for _, key, scale in SPREAD:
+            v = np.array([r[key] * scale for r in rows if r["generator"] == name
+                          and r.get(key) is not None], dtype=float)
+            if not len(v):
+                cells.append("–")
+                continue
+            half = (T95.get(len(v), 1.96) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0
+            cells.append(f"{v.mean():.3g} [{v.mean() - half:.3g}, {v.mean() + half:.3g}]")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -320,6 +362,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads per training job")
     parser.add_argument("--parallel", type=int, default=2, help="training jobs at once")
     parser.add_argument("--eval-workers", type=int, default=1, help="solver processes")
+    parser.add_argument("--seed-sets", type=int, default=3, help="every generator drawn this "
+                        "many times (seeds k*samples..); the verdict figures get a mean and a "
+                        "95%% t interval over them")
     parser.add_argument("--stages", default="train,evaluate", help="train, evaluate or both")
     parser.add_argument("--discrete-sampling", default="", help="SAMPLER:STEPS:TEMPERATURE for "
                         "the discrete family (default: its own defaults)")
@@ -349,30 +394,38 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from genforge.levels.baseline import MarkovLevels, random_sokoban
     train_grids, legend, modality = training_levels(args.game)
+    test_grids = training_levels(args.game, "test")[0]
     shape = GAMES[args.game][1]
     discrete = dict(zip(("sampler", "steps", "temperature"), args.discrete_sampling.split(":")))
     discrete = {k: (v if k == "sampler" else int(v) if k == "steps" else float(v))
                 for k, v in discrete.items() if v}
-    sets = {f: sample_model(out / f"{args.game}-{f}", args.samples, args.threads,
-                            discrete if f == "discrete" else None) for f in families}
-    if args.rules and "discrete" in families:  # the same model, its samples mended by --rules
-        sets[RULED] = sample_model(out / f"{args.game}-discrete", args.samples, args.threads,
-                                   {**discrete, "rules": True})
-        training[RULED] = training.get("discrete")
-    sets["markov"] = MarkovLevels.fit(train_grids, legend.size).sample(args.samples, 0, shape)
-    if args.game == "sokoban":
-        sets["random"] = random_sokoban(args.samples, shape, seed=0)
-    sets["training"] = train_grids
-    rows, previews = [], {}
-    for name, grids in sets.items():
-        row = judged(name, grids, train_grids, legend, args)
-        row["preview"] = previews[name] = save(name, grids, modality, args)
-        if name in training:
-            row["training"] = training[name]
-        rows.append(row)
-        with open(out / f"{args.game}-rows.jsonl", "a") as f:  # each row as it comes
-            f.write(json.dumps(row) + "\n")
-    header = (f"{args.game}: {len(train_grids)} training levels of {shape[0]}x{shape[1]}; "
+    rows, previews, spread = [], {}, []
+    for k in range(args.seed_sets):  # seed set k: seeds k*n..(k+1)*n-1 for every generator
+        first = k * args.samples
+        sets = {f: sample_model(out / f"{args.game}-{f}", args.samples, args.threads,
+                                discrete if f == "discrete" else None, first) for f in families}
+        if args.rules and "discrete" in families:  # the same model, mended by --rules
+            sets[RULED] = sample_model(out / f"{args.game}-discrete", args.samples,
+                                       args.threads, {**discrete, "rules": True}, first)
+            training[RULED] = training.get("discrete")
+        sets["markov"] = MarkovLevels.fit(train_grids, legend.size).sample(args.samples, k, shape)
+        if args.game == "sokoban":
+            sets["random"] = random_sokoban(args.samples, shape, seed=k)
+        if k == 0:
+            sets["training"] = train_grids
+        for name, grids in sets.items():
+            row = judged(name, grids, train_grids, legend, args, test_grids)
+            row["seed_set"] = k
+            if k == 0:
+                row["preview"] = previews[name] = save(name, grids, modality, args)
+                if name in training:
+                    row["training"] = training[name]
+                rows.append(row)
+            spread.append(row)
+            with open(out / f"{args.game}-rows.jsonl", "a") as f:  # each row as it comes
+                f.write(json.dumps(row) + "\n")
+    header = (f"{args.game}: {len(train_grids)} training levels (train split) of "
+              f"{shape[0]}x{shape[1]}, {len(test_grids)} held-out test levels; "
               f"{args.minutes:g} training minutes per model, {args.threads} thread(s) each, "
               f"{args.parallel} jobs at once, preset {args.preset}"
               f"{' ' + args.train_args if args.train_args else ''}, discrete sampling "
@@ -382,6 +435,7 @@ def main() -> None:
               f"average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; total "
               f"{time.perf_counter() - started:.0f} s")
     text = "\n\n".join([header, table(rows, training), verdicts(rows),
+                         seed_set_table(spread, args.seed_sets),
                         kl_references(train_grids, args.samples),
                         "previews:\n" + "\n".join(f"- {k}: {v}" for k, v in previews.items())])
     print(text)

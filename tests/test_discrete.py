@@ -359,29 +359,46 @@ def test_sokoban_moves_undo_deadlocks_the_solver_would_find():
             out = g.copy()
             out[move.span] = edit.span_tokens
             yield out.astype(np.uint8)
-    # two boxes side by side against the top wall can never move: either goes
-    _, move = move_of("#######\n# $$ .#\n#    .#\n#  @  #\n#     #\n#######")
-    assert tiles(move) == {(1, 2, " "), (1, 3, " ")}
-    # both boxes are stuck in the top row, so only the top goal is theirs: one box goes, and with
-    # it the goal it cannot reach, leaving a puzzle the solver does
-    g, move = move_of("#######\n#.$ $ #\n#     #\n#  .  #\n#@    #\n#######")
-    assert {(e.row, e.col) for e in move.edits} == {(1, 2), (1, 4)}
+
+    def boxes(level):
+        return int(np.isin(level, (legend.index("$"), legend.index("*"))).sum())
+    # two boxes side by side against the top wall can never move: one moves (none is deleted)
+    # to a square where it can move and reach a goal
+    g, move = move_of("#######\n# $$ .#\n#    .#\n#  @  #\n#     #\n#######")
+    assert {legend.chars[e.token] for e in move.edits} == {"$"} and len(move.edits) > 4
     for level in after(g, move):
-        assert (level == legend.index(".")).sum() == 1 and level[3, 3] == legend.index(" ")
-        assert sokoban.solve(level, 5_000).status == sokoban.SOLVABLE
+        assert boxes(level) == 2 and (level[1, 2] == legend.index(" ")) != (level[1, 3] == legend.index(" "))
+        b = sokoban.board(level)
+        dead = [d == float("inf") for d in sokoban.push_distances(b)]
+        assert not any(sokoban.frozen(p, set(b.boxes), b, dead, set()) for p in b.boxes)
+    # both boxes are stuck in the top row, so only the top goal is theirs: one box moves to where
+    # every box has a goal of its own, keeping both boxes and goals
+    g, move = move_of("#######\n#.$ $ #\n#     #\n#  .  #\n#@    #\n#######")
+    assert {legend.chars[e.token] for e in move.edits} == {"$"}
+    for level in after(g, move):
+        assert boxes(level) == 2 and (level == legend.index(".")).sum() == 2
+        b = sokoban.board(level)
+        per_goal = sokoban.goal_costs(b)
+        assert sokoban.min_matching([[row[p] for row in per_goal] for p in b.boxes]) < sokoban.NO_MATCH
     # a player walled in with nothing to push: a wall beside him opens
     _, move = move_of("######\n#@#  #\n###$.#\n#    #\n#    #\n######")
     assert tiles(move) == {(1, 2, " "), (2, 1, " ")}
     # no static deadlock, yet pushing the first box onto its goal walls in the second: the solver
-    # proves it, and a box goes with its nearest goal
+    # proves it; no box move or wall opening mends it, so a box goes with its nearest goal
     g, move = move_of("########\n#@ $.$.#\n########")
     assert {(e.row, e.col) for e in move.edits} == {(1, 3), (1, 5)}
     assert all(sokoban.solve(level, 5_000).status == sokoban.SOLVABLE for level in after(g, move))
-    # one box, pushed up it can never come back to the goal: with no box to spare, it moves to
-    # a square from which pushes could reach the goal
+    # one box, pushed up it can never come back to the goal: a box move or a wall opening mends
+    # it, and of those the ones with the longest solution are offered
     g, move = move_of("######\n#.   #\n##$###\n# @  #\n######")
-    assert tiles(move) == {(1, 2, "$"), (1, 3, "$")}
-    assert all(level[2, 2] == legend.index(" ") for level in after(g, move))
+    lengths = [sokoban.solve(level, 5_000).moves for level in after(g, move)]
+    assert min(lengths) > 0 and len(set(lengths)) == 1 and all(boxes(lv) == 1 for lv in after(g, move))
+    for y, x, tile in ((1, 2, "$"), (1, 3, "$"), (2, 3, " "), (2, 4, " ")):  # every other mend
+        other = g.copy()
+        if tile == "$":
+            other[2, 2] = legend.index(" ")
+        other[y, x] = legend.index(tile)
+        assert sokoban.solve(other.astype(np.uint8), 5_000).moves <= lengths[0]
     # a level the solver does needs nothing
     assert move_of("######\n#@$ .#\n#    #\n#    #\n#    #\n######")[1] is None
 

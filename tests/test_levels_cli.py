@@ -24,7 +24,7 @@ LEVELS = "tests/fixtures/levels/sokoban/tiny.xsb"  # three hand-made CC0 levels
 def model(tmp_path_factory):
     run = tmp_path_factory.mktemp("levels") / "run"
     assert main(["train", LEVELS, "--run", str(run), "--steps", "2", "--level-size", "8",
-                 *TINY]) == 0
+                 "--split", "all", *TINY]) == 0
     return genforge.load(run / "model", device="cpu")
 
 
@@ -111,5 +111,7 @@ def test_level_options_on_an_image_model_are_refused_before_sampling(model, monk
                           modality=MODALITIES["image"])
     monkeypatch.setattr(generation.model, "generate_items",
                         lambda *a, **k: pytest.fail("sampled first"))
-    with pytest.raises(ConfigError, match="--repair and --playable-only are for level models"):
+    with pytest.raises(ConfigError, match="--min-boxes are for level models"):
         image.generate(2, repair=True)
+    with pytest.raises(ConfigError, match="--min-moves and --min-boxes are for level models"):
+        image.generate(2, min_moves=5)

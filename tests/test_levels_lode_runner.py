@@ -60,6 +60,15 @@ def test_repair_one_spawn():
     assert not repair_lode_runner(fixed)[1]
 
 
+def test_repair_moves_gold_out_of_reach_and_keeps_it():
+    sealed = grid("M.G..\nBBBBB\nBGB..\nBBBBB")  # the lower gold is sealed in solid rock
+    assert not lr.playable(sealed)
+    fixed, changed = repair_lode_runner(sealed)
+    assert changed and lr.playable(fixed) and (fixed == lr.GOLD).sum() == 2
+    assert fixed[2, 1] == lr.EMPTY
+    assert not repair_lode_runner(sealed, rules=False)[1]  # the structure alone was fine
+
+
 # Rules, one fixture each: (level, playable without digging, with digging, digging while falling).
 FALL_PAST_GOLD = grid("M.\nB.\nBG\nB.\nBB")          # gold holds nothing up: taken while falling
 LADDER_TOP = grid("..G\n..#\nM.#\nBBB")               # climb out of the top of a ladder

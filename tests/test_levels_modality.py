@@ -10,7 +10,7 @@ from PIL import Image
 
 from genforge.config import DataConfig
 from genforge.errors import ConfigError, DataError
-from genforge.levels import sources
+from genforge.levels import sources, splits
 from genforge.levels.formats import LODE_RUNNER, SOKOBAN, parse_grid, read_kgoldrunner, read_xsb
 from genforge.modalities.level import LEVEL, LevelModality
 
@@ -18,8 +18,10 @@ FIXTURES = Path(__file__).parent / "fixtures" / "levels"
 
 
 def config(source, **extra):
-    """The data section for levels at source (every malformed level tolerated unless extra says)."""
-    return DataConfig(**{"source": str(source), "kind": "level", "max_bad_fraction": 1.0, **extra})
+    """The data section for levels at source (every malformed level tolerated and every split
+    read, unless extra says)."""
+    return DataConfig(**{"source": str(source), "kind": "level", "max_bad_fraction": 1.0,
+                         "split": "all", **extra})
 
 
 def test_open_sokoban_file_reports_malformed_levels(tmp_path):
@@ -115,6 +117,41 @@ def test_named_sokoban_free_sets_up_to_10x10():
         pytest.skip(str(err))
     assert data.items.shape[1:] == (10, 10) and len(data) >= 50
     assert all(name.split("/")[-1].startswith(("gri", "xsokoban", "mgerhardy")) for name in data.names)
+
+
+def test_level_splits_are_fixed_disjoint_and_follow_the_tiles():
+    try:
+        levels, _ = sources.load_sokoban(None, "all")
+    except DataError as err:
+        pytest.skip(str(err))
+    parts = {s: splits.select(levels, SOKOBAN, s) for s in ("train", "validation", "test")}
+    keys = {s: {splits.level_key(lv.grid, SOKOBAN) for lv in part} for s, part in parts.items()}
+    assert not (keys["train"] & keys["validation"] or keys["train"] & keys["test"]
+                or keys["validation"] & keys["test"])  # no level in two splits
+    assert sum(map(len, parts.values())) == len(levels)
+    assert 0.05 < len(parts["test"]) / len(levels) < 0.15
+    again = {s: [lv.name for lv in splits.select(levels, SOKOBAN, s)] for s in parts}
+    assert again == {s: [lv.name for lv in part] for s, part in parts.items()}  # deterministic
+    grid = levels[0].grid  # a mirror image of a level is the same level: the same split
+    assert splits.level_split(grid[:, ::-1], SOKOBAN) == splits.level_split(grid, SOKOBAN)
+    padded = np.pad(grid, 2, constant_values=SOKOBAN.index("#"))  # as written at a model's size
+    assert splits.level_key(padded, SOKOBAN) == splits.level_key(grid, SOKOBAN)
+
+
+def test_split_option_reads_one_part_and_names_an_empty_one():
+    train = LEVEL.open(config(FIXTURES / "sokoban" / "tiny.xsb", split="train"))
+    assert len(train) == 3  # the fixture's three levels all hash into train
+    with pytest.raises(DataError, match="no levels of .* in the test split .*--split all"):
+        LEVEL.open(config(FIXTURES / "sokoban" / "tiny.xsb", split="test"))
+
+
+def test_evaluation_judges_against_the_held_out_test_split():
+    from types import SimpleNamespace
+    for trained, judged in (("train", "test"), ("all", "all")):
+        model = SimpleNamespace(config=SimpleNamespace(data=config("sokoban", split=trained,
+                                                                   max_size="10")),
+                                spec=SimpleNamespace(item_shape=(10, 10)))
+        assert LEVEL.reference_options(model)["split"] == judged
 
 
 def test_named_lode_runner():

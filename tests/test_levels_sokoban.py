@@ -78,6 +78,26 @@ def test_solver_agrees_with_brute_force_on_random_levels():
     assert verdicts == {sk.SOLVABLE, sk.UNSOLVABLE} and checked >= 30
 
 
+@pytest.mark.parametrize("seed", [5, 11])
+def test_pruning_keeps_every_solution_with_three_boxes(seed):
+    """PI-corrals, freezes and the weighted phase never turn a solvable level away (three boxes
+    make corrals and frozen groups common), and an A*-phase solution has the fewest pushes."""
+    levels = random_sokoban(40, shape=(6, 7), boxes=3, wall_share=0.12, seed=seed)
+    verdicts = set()
+    for grid in levels:
+        if sk.check(grid) is not None:
+            continue
+        result = sk.solve(grid, node_budget=50_000)
+        assert result.status != sk.UNKNOWN
+        assert (result.status == sk.SOLVABLE) == brute_force(grid)
+        plain = sk.solve(grid, node_budget=50_000, weight=1.0, pi_corrals=False)
+        assert plain.status == result.status
+        if result.optimal:
+            assert result.pushes == plain.pushes
+        verdicts.add(result.status)
+    assert verdicts == {sk.SOLVABLE, sk.UNSOLVABLE}
+
+
 def test_proves_small_levels_unsolvable():
     boxes_in_line = level("#######\n#@    #\n# $$  #\n#..   #\n#######")  # solvable: control
     assert sk.solve(boxes_in_line).status == sk.SOLVABLE
@@ -114,6 +134,21 @@ def test_repair():
     assert not repair_sokoban(fixed)[1]
     no_player, changed = repair_sokoban(level("#####\n# $.#\n#####"))
     assert changed and (no_player == sk.PLAYER).sum() == 1
+
+
+def test_repair_takes_the_rules_solver_driven_steps_keeping_boxes():
+    boxes = lambda g: int(np.isin(g, (sk.BOX, sk.BOX_GOAL)).sum())  # noqa: E731
+    # a box frozen in a corner beside another: it moves, the level keeps both boxes, and solves
+    frozen = level("#######\n#$$  .#\n#    .#\n#  @  #\n#######")
+    fixed, changed = repair_sokoban(frozen)
+    assert changed and boxes(fixed) == 2 and sk.solve(fixed, 20_000).status == sk.SOLVABLE
+    # one box the solver proves stuck: moved (or a wall opened), never deleted, and solvable
+    stuck = level("######\n#.   #\n##$###\n# @  #\n######")
+    fixed, changed = repair_sokoban(stuck)
+    assert changed and boxes(fixed) == 1 and sk.solve(fixed, 20_000).status == sk.SOLVABLE
+    assert not repair_sokoban(fixed)[1]  # a repaired level needs no more repair
+    # without the rules, only the structure is mended
+    assert not repair_sokoban(stuck, rules=False)[1]
 
 
 def test_shipped_solutions_replay_and_small_levels_solve():

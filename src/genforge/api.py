@@ -15,8 +15,8 @@ What users do, and where it lives:
     reporting, Event               progress.py           progress of every long step, as events
 
 And what shells read to build their options (one declaration each: genforge.options):
-    config_sections, data_sections, sampling_declarations, display_declarations, presets,
-    families, dataset_names, metric_names, level_legends.
+    config_sections, data_sections, sampling_declarations, display_declarations,
+    level_filter_declarations, presets, families, dataset_names, metric_names, level_legends.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from .families import FAMILIES
 from .export_onnx import export_onnx
 from .generation import GenerativeModel, load
 from .generation.display import DisplayOptions
+from .generation.levels import LevelFilter
 from .levels.formats import LEGENDS
 from .metrics import registry
 from .modalities import MODALITIES, check_file
@@ -73,6 +74,11 @@ def sampling_declarations(*, inpainting: bool = False) -> dict[str, type]:
     that cannot inpaint is left out."""
     return {name: (f.inpainting if inpainting else f.sampling) for name, f in FAMILIES.items()
             if (f.inpainting if inpainting else f.sampling) is not None}
+
+
+def level_filter_declarations() -> list[Declaration]:
+    """The level filters generate takes beside --playable-only (--min-moves, --min-boxes)."""
+    return list(declarations(LevelFilter))
 
 
 def display_declarations() -> list[Declaration]:
@@ -139,7 +145,8 @@ __all__ = ["export", "EXPORT_FORMATS", "train", "preflight", "resolve_config", "
            "open_data", "data_config", "dataset_preview", "verify", "detect", "init_keys",
            "describe_keys",
            "signer", "reporting", "Event", "Reporter", "config_sections", "data_sections",
-           "sampling_declarations", "display_declarations", "kind_sampling_presets", "presets",
+           "sampling_declarations", "display_declarations", "level_filter_declarations",
+           "kind_sampling_presets", "presets",
            "preset_values", "families",
            "dataset_names", "metric_names", "default_metrics", "kinds", "kind_families",
            "DEFAULT_PRESET", "family_choice"]

@@ -20,6 +20,7 @@ from .modalities import MODALITIES
 from .modalities.image import ImageOptions
 from .modalities.level import LevelOptions
 from .modalities.music import MusicOptions
+from .music.dataset import SPLITS
 from .options import Check, Declared, all_of, at_least, between, build, each, option
 from .presets import FAMILY_DEFAULTS, PRESETS
 
@@ -50,6 +51,10 @@ class DataConfig(ImageOptions, MusicOptions, LevelOptions):
                             "is not found locally")
     max_bad_fraction: float = option(0.1, "refuse to train when more than this share of files "
                                      "cannot be read", check=between(0.0, 1.0))
+    split: str = option("train", "music and levels: which part of the fixed split to read: "
+                        "train (80%), validation (10%), test (10%) or all; chorales split by tune "
+                        "(genforge.music.dataset), levels by their tiles (genforge.levels.splits)",
+                        choices=SPLITS)
     dedup: bool = option(False, "train on the first of each group of exact or near-duplicate "
                          "items only (see 'genforge audit'; changes the data fingerprint)")
 

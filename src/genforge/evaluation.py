@@ -144,7 +144,8 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
     precision/recall, density/coverage, memorisation; music: 1,000 samples, the musical metrics,
     and FD, KID, PRDC too where 'genforge features train' cached an encoder for the model's
     training data or one is given); data_options are data settings for the reference
-    (music: split, bars, transpose; by default the held-out test split in the model's length);
+    (music: split, bars, transpose; levels: split, sizes; by default the held-out test split in
+    the model's length or size);
     sampling: the model family's sampling options. Without an extractor for this data the
     feature metrics are left out (and the record says so) unless named in metrics;
     train_encoder_now trains the domain encoder on the model's training data first.

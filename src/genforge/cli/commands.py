@@ -123,6 +123,8 @@ def _generate(args: argparse.Namespace) -> int:
                            sign=args.sign, signer=signer_of(args), bars=args.bars,
                            audio=args.wav, repair=args.repair,
                            playable_only=args.playable_only, out=args.out,
+                           **{d.name: getattr(args, d.name, None)
+                              for d in api.level_filter_declarations()},
                            **shown, **options)
     record = json.loads((Path(args.out) / "generation.json").read_text())
     rejected, mark, c2pa = record["rejected_copies"], record["watermark"], record["c2pa"]

@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--playable-only", action="store_true", help="levels: keep generating until "
                    "N levels pass the game's check (Sokoban: solved; Lode Runner: all gold "
                    "reachable); the acceptance rate is logged")
+    flags.add_declared(p.add_argument_group("level filters"), api.level_filter_declarations())
     p.add_argument("--wav", action="store_true", help="music: also render each piece to WAV "
                    "(FluidSynth with the General MIDI sound font when installed, else a built-in "
                    "synthesiser)")
@@ -175,8 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add_sampling_options(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="output folder (default: next to MODEL)")
-    reference = p.add_argument_group("reference data options (default: the model's; music: the "
-                                     "held-out test split, e.g. --split validation)")
+    reference = p.add_argument_group("reference data options (default: the model's; music and "
+                                     "levels: the held-out test split, e.g. --split validation)")
     flags.add_declared(reference, [d for group in api.data_sections().values() for d in group
                                    if d.name not in ("source", "kind", "dedup")])
 

@@ -14,6 +14,19 @@ from ..provenance import ingredients
 from .outputs import check_output, output_signer, write_outputs
 
 
+def inpaint_items(model, given: torch.Tensor, mask: torch.Tensor, seeds: list[int],
+                  sampling: dict[str, Any] | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Items [N, ...] completing given [N, ...] where mask [N, ...] (item entries) is True, item i
+    from seeds[i], with the family's inpainting options (its declared defaults, then the content
+    kind's measured ones, then sampling); returns the items and the options they ran with."""
+    spec = model.spec_for(tuple(given.shape[1:]))
+    options = model.sampling(inpainting=True, spec=spec, **(sampling or {}))
+    model.module.eval()
+    items = model.family.inpaint(model.module, seeds, given, mask, spec=spec,
+                                 config=model.config, device=model.device, **options)
+    return items, options
+
+
 def inpaint_file(model, path: str | Path, *, n: int, seed: int, params: dict[str, Any],
                  role: str, how: dict[str, Any] | None = None,
                  sampling: dict[str, Any] | None = None, repair: bool = False, sign: bool = True,
@@ -36,13 +49,9 @@ def inpaint_file(model, path: str | Path, *, n: int, seed: int, params: dict[str
     if out is not None:
         check_output(out, n, tuple(given.shape))
     signer = output_signer(sign, signer, out)
-    spec = model.spec_for(tuple(given.shape))
-    options = model.sampling(inpainting=True, spec=spec, **(sampling or {}))
     seeds = list(range(seed, seed + n))
-    model.module.eval()
-    items = model.family.inpaint(model.module, seeds, given[None].expand(n, *given.shape),
-                                 mask[None].expand(n, *mask.shape), spec=spec,
-                                 config=model.config, device=model.device, **options)
+    items, options = inpaint_items(model, given[None].expand(n, *given.shape),
+                                   mask[None].expand(n, *mask.shape), seeds, sampling)
     checks = None
     if m.has_checks:
         items, checks = m.check(items, repair=repair)

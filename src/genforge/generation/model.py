@@ -94,6 +94,7 @@ class GenerativeModel:
                  train_data: str | None = None, watermark: bool = True, sign: bool = True,
                  signer=None, bars: int | None = None, audio: bool = False,
                  repair: bool = False, playable_only: bool = False,
+                 min_moves: int | None = None, min_boxes: int | None = None,
                  display_size: int | None = None, display_resample: str | None = None,
                  out: str | Path | None = None, **sampling: Any) -> torch.Tensor:
         """n items (uint8 images [n, C, H, W], SATB codes, tile grids); item i uses seed + i
@@ -111,7 +112,8 @@ class GenerativeModel:
         convolutions take any; default: the training crops'); audio adds a WAV per piece. Levels:
         repair fixes their structure (one player, as many boxes as goals, closed walls),
         playable_only draws further seeds until n levels pass the game's check (the acceptance
-        rate is recorded); every level's check is in its record. With out, writes one file per
+        rate is recorded), min_moves and min_boxes keep only levels at those minimums (see
+        generation.levels.LevelFilter); every level's check is in its record. With out, writes one file per
         item (its generation record inside where the format allows), grid.png, generation.json
         and appends each record to generations.jsonl; display_size (and display_resample, see
         generation.display.DisplayOptions) adds a marked, signed display copy beside each image
@@ -124,8 +126,10 @@ class GenerativeModel:
         m = self.modality
         shown = display.display_options(display_size=display_size,
                                         display_resample=display_resample)
-        m.require(audio=audio, checks="--repair and --playable-only" if repair or playable_only
-                  else None, display=shown.display_size is not None)
+        keep = levels.level_filter(min_moves=min_moves, min_boxes=min_boxes)
+        m.require(audio=audio, checks="--repair, --playable-only, --min-moves and --min-boxes"
+                  if repair or playable_only or keep.active else None,
+                  display=shown.display_size is not None)
         spec = self.spec if bars is None else self.spec_for(m.resized(self.spec.item_shape, bars))
         seeds = list(range(seed, seed + n))
         labels = self.class_labels(n, class_label, seeds)
@@ -145,7 +149,7 @@ class GenerativeModel:
         if m.has_checks:
             items, seeds, checks, acceptance = levels.check_items(
                 self, items, seeds, labels, draw, batch_size=batch_size, repair=repair,
-                playable_only=playable_only)
+                playable_only=playable_only, keep=keep)
         sha = self.manifest.get("weights_sha256")
         items, mark = m.watermark(items, sha, watermark, signed=signer is not None)
         if out is not None:

@@ -35,7 +35,8 @@ def playability(levels, legend: Legend, node_budget: int = NODE_BUDGET,
                 continue
             result = sokoban.solve(grid, node_budget)
             out.append({"playable": result.status == sokoban.SOLVABLE, "status": result.status,
-                        "length": result.moves if result.solution else None})
+                        "length": result.moves if result.solution else None,
+                        "pushes": result.pushes if result.solution else None})
         elif legend.chars == LODE_RUNNER.chars:
             ok = lode_runner.playable(grid, dig)
             status = "malformed" if lode_runner.check(grid) else "solvable" if ok else "unsolvable"
@@ -48,7 +49,8 @@ def playability(levels, legend: Legend, node_budget: int = NODE_BUDGET,
 def check_levels(items: torch.Tensor, legend: Legend, *, repair: bool = False,
                  node_budget: int | None = None) -> tuple[torch.Tensor, list[dict]]:
     """Levels uint8 [N, H, W] (repaired when asked) and per level {"playable", "status",
-    "solution_moves", "repaired"}; status is solvable, unsolvable, unknown (the solver's budget
+    "solution_moves", "solution_pushes", "boxes" (Sokoban boxes or Lode Runner gold),
+    "repaired"}; status is solvable, unsolvable, unknown (the solver's budget
     ran out) or malformed. Lode Runner levels also get "noisy": built unlike any game level
     (lode_runner.NOISE_BELOW), which reachable gold alone cannot tell."""
     grids, changed = [], []
@@ -57,8 +59,10 @@ def check_levels(items: torch.Tensor, legend: Legend, *, repair: bool = False,
         grids.append(np.asarray(fixed, dtype=np.uint8))
         changed.append(bool(was_changed))
     results = playability(np.stack(grids), legend, node_budget or NODE_BUDGET)
+    pieces = legend.tiles_with("box") + legend.tiles_with("gold")
     infos = [{"playable": r["playable"], "status": r["status"], "solution_moves": r["length"],
-              "repaired": c} for r, c in zip(results, changed)]
+              "solution_pushes": r.get("pushes"), "boxes": int(np.isin(g, pieces).sum()),
+              "repaired": c} for r, c, g in zip(results, changed, grids)]
     if legend.chars == LODE_RUNNER.chars:  # reachable gold alone says nothing of the look
         for info, grid in zip(infos, grids):
             info["noisy"] = lode_runner.structure_share(grid) < lode_runner.NOISE_BELOW

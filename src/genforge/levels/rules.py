@@ -103,7 +103,10 @@ def _square(board: sk.Board, p: int) -> tuple[int, int]:
 def _sokoban_deadlock_move(grid: np.ndarray, free: np.ndarray, board: sk.Board,
                            dist: list[float]) -> TokenMove | None:
     """The rules past a well-formed level: a frozen box, boxes that cannot share out the goals,
-    no first push, then a level the solver proves unsolvable."""
+    no first push, then a level the solver proves unsolvable. Each is mended by moving a box
+    first (the level keeps its boxes) and by taking a box away with a goal only when no move will
+    do; an unsolvable level takes, of the box moves and wall openings that make it solvable, the
+    ones with the longest solution."""
     dead = [d == float("inf") for d in dist]
     boxes = set(board.boxes)
     stuck = np.zeros(len(board.walls), dtype=bool)
@@ -114,11 +117,12 @@ def _sokoban_deadlock_move(grid: np.ndarray, free: np.ndarray, board: sk.Board,
         return None
     per_goal = sk.goal_costs(board)
     cost = [[row[p] for row in per_goal] for p in board.boxes]
-    # each of these moves takes a box and a goal away together, so the level stays well formed
-    if stuck.any() and (move := _pair_removal(grid, free, board, cost, goals, stuck, False)):
+    if stuck.any() and (move := _box_relocation(grid, free, board, dist, among=stuck)
+                        or _pair_removal(grid, free, board, cost, goals, stuck, False)):
         return move
-    if sk.min_matching(cost) >= sk.NO_MATCH \
-            and (move := _pair_removal(grid, free, board, cost, goals, None, True)):
+    if sk.min_matching(cost) >= sk.NO_MATCH and (
+            move := _box_relocation(grid, free, board, dist, per_goal=per_goal)
+            or _pair_removal(grid, free, board, cost, goals, None, True)):
         return move
     w = board.width
     reach = set(sk.region(board, board.player, boxes))
@@ -130,14 +134,71 @@ def _sokoban_deadlock_move(grid: np.ndarray, free: np.ndarray, board: sk.Board,
                 walls[p + d] = True
                 if p + d in boxes:
                     walls[p + 2 * d] = True
-        inner = np.zeros_like(free)
-        inner[1:-1, 1:-1] = True
-        where = _on_grid(board, walls) & free & inner & (grid == sk.WALL)
+        where = _on_grid(board, walls) & free & _inner(free) & (grid == sk.WALL)
         return _move(grid, where, {sk.WALL: (sk.FLOOR,)})
     if _proved_unsolvable(grid.astype(np.uint8).tobytes(), grid.shape):
-        return (_pair_removal(grid, free, board, cost, goals, None, keep_matching=False)
+        mends = (_as_afters(grid, _box_relocation(grid, free, board, dist))
+                 + _wall_openings(grid, free, board, reach))
+        return (_longest_solution(grid, mends)
+                or _pair_removal(grid, free, board, cost, goals, None, keep_matching=False)
                 or _box_relocation(grid, free, board, dist))
     return None
+
+
+def _inner(free: np.ndarray) -> np.ndarray:
+    """Every square but the grid's edge."""
+    inner = np.zeros_like(free)
+    inner[1:-1, 1:-1] = True
+    return inner
+
+
+MAX_MENDS_SOLVED = 12  # candidate mends of an unsolvable level the solver tries (evenly spread)
+MEND_BUDGET = 2_000    # solver states per candidate mend
+
+Mend = tuple[int, int, int, np.ndarray]  # (row, col, new tile, the grid after)
+
+
+def _longest_solution(grid: np.ndarray, mends: list[Mend]) -> TokenMove | None:
+    """Of candidate mends, the ones the solver solves with the longest solution (ties left to
+    the model); None when it solves none of those it tries."""
+    if not mends:
+        return None
+    tried = mends[::max(1, -(-len(mends) // MAX_MENDS_SOLVED))]
+    moves = [_solution_moves(m[3].astype(np.uint8).tobytes(), grid.shape) for m in tried]
+    best = max(moves)
+    return _from_afters(grid, [m for m, k in zip(tried, moves) if k == best]) if best else None
+
+
+def _wall_openings(grid: np.ndarray, free: np.ndarray, board: sk.Board, reach) -> list[Mend]:
+    """Inner walls beside the player's room, each opened to floor."""
+    walls = np.zeros(len(board.walls), dtype=bool)
+    for p in reach:
+        for d in (-1, 1, -board.width, board.width):
+            walls[p + d] = True
+    out = []
+    for y, x in zip(*np.nonzero(_on_grid(board, walls) & free & _inner(free) & (grid == sk.WALL))):
+        after = grid.copy()
+        after[y, x] = sk.FLOOR
+        out.append((int(y), int(x), sk.FLOOR, after))
+    return out
+
+
+def _as_afters(grid: np.ndarray, move: TokenMove | None) -> list[Mend]:
+    """A move's edits as mends."""
+    out = []
+    for edit in move.edits if move is not None else ():
+        after = grid.copy()
+        after[move.span] = edit.span_tokens
+        out.append((edit.row, edit.col, edit.token, after))
+    return out
+
+
+def _from_afters(grid: np.ndarray, mends: list[Mend]) -> TokenMove:
+    """One move from whole-grid mends: its span is every square any of them changes."""
+    span = np.zeros(grid.shape, dtype=bool)
+    for *_, after in mends:
+        span |= after != grid
+    return TokenMove(span, [Edit(y, x, int(t), after[span]) for y, x, t, after in mends])
 
 
 def _pair_removal(grid: np.ndarray, free: np.ndarray, board: sk.Board, cost: list[list[int]],
@@ -182,29 +243,50 @@ def _pair_removal(grid: np.ndarray, free: np.ndarray, board: sk.Board, cost: lis
     return TokenMove(span, edits)
 
 
-def _box_relocation(grid: np.ndarray, free: np.ndarray, board: sk.Board,
-                    dist: list[float]) -> TokenMove | None:
-    """A box off its goal moves to another floor square from which a goal can be reached by
-    pushing (for an unsolvable level with no box to spare); the model judges the new square."""
+def _box_relocation(grid: np.ndarray, free: np.ndarray, board: sk.Board, dist: list[float],
+                    among: np.ndarray | None = None,
+                    per_goal: list[list[int]] | None = None) -> TokenMove | None:
+    """A box off its goal (one of `among`, a padded flat mask, or any) moves to another floor
+    square from which a goal can be reached by pushing and where it is not frozen; with per_goal
+    (sk.goal_costs), only where every box then has a goal of its own. The model judges the new
+    square."""
     live = _on_grid(board, np.isfinite(dist))
+    dead = [d == float("inf") for d in dist]
     targets = free & (grid == sk.FLOOR) & live
     moving = free & (grid == sk.BOX)
-    if not targets.any() or not moving.any():
-        return None
-    span = targets | moving
-    edits = []
+    if among is not None:
+        moving &= _on_grid(board, among)
+    boxes = set(board.boxes)
+    mends = []
     for by, bx in zip(*np.nonzero(moving)):
+        p = (by + 1) * board.width + bx + 1
         for ty, tx in zip(*np.nonzero(targets)):
+            t = (ty + 1) * board.width + tx + 1
+            after_boxes = boxes - {p} | {t}
+            if t not in board.goals and sk.frozen(t, after_boxes, board, dead, set()):
+                continue
+            if per_goal is not None and sk.min_matching(
+                    [[row[q] for row in per_goal] for q in sorted(after_boxes)]) >= sk.NO_MATCH:
+                continue
             after = grid.copy()
             after[by, bx], after[ty, tx] = sk.FLOOR, sk.BOX
-            edits.append(Edit(int(ty), int(tx), sk.BOX, after[span]))
-    return TokenMove(span, edits)
+            mends.append((int(ty), int(tx), sk.BOX, after))
+    return _from_afters(grid, mends) if mends else None
 
 
 @lru_cache(maxsize=4096)  # every round asks again about the levels that are already done
 def _proved_unsolvable(key: bytes, shape: tuple[int, int]) -> bool:
     grid = np.frombuffer(key, dtype=np.uint8).reshape(shape)
     return sk.solve(grid, SOLVER_BUDGET).status == sk.UNSOLVABLE
+
+
+@lru_cache(maxsize=4096)
+def _solution_moves(key: bytes, shape: tuple[int, int]) -> int:
+    """Moves of the solver's solution within MEND_BUDGET states; 0 when it finds none."""
+    grid = np.frombuffer(key, dtype=np.uint8).reshape(shape)
+    if sk.check(grid) is not None:
+        return 0
+    return sk.solve(grid, MEND_BUDGET).moves
 
 
 LODE_RUNNER_NOT_GOLD = (lr.EMPTY, lr.DIGGABLE, lr.SOLID, lr.BAR, lr.LADDER, lr.ENEMY)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .corrals import pi_corral_pushes
 from .formats import LevelError
 
 WALL, FLOOR, PLAYER, PLAYER_GOAL, BOX, BOX_GOAL, GOAL = range(7)  # SOKOBAN legend order
@@ -153,6 +154,7 @@ class SolveResult:
     solution: str | None = None
     pushes: int = 0
     nodes: int = 0               # states expanded
+    optimal: bool = False        # found at weight 1: no solution has fewer pushes
 
     @property
     def moves(self) -> int:
@@ -177,7 +179,7 @@ def push_distances(b: Board, goals=None) -> list[float]:
 
 
 NO_MATCH = 10 ** 6  # stands for an impossible box-goal pair in the assignment
-MATCHING_MAX_BOXES = 8  # above this the O(n^3) assignment costs more than the states it saves
+MATCHING_MAX_BOXES = 20  # the nearest-goal sum above this: dense levels (9+ boxes) need the assignment
 
 
 def goal_costs(b: Board) -> list[list[int]]:
@@ -238,12 +240,34 @@ def frozen(p: int, boxes, b: Board, dead, stopped: set) -> bool:
     return blocked(p - 1, p + 1) and blocked(p - w, p + w)
 
 
-def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float = 1.0) -> SolveResult:
+def stuck(t: int, boxes: set, b: Board, dead, goals) -> bool:
+    """Whether a box just pushed to t leaves a box frozen off a goal: t itself, or, when t is
+    frozen on a goal (so for good a wall), a box beside it that t now freezes."""
+    if not frozen(t, boxes, b, dead, set()):
+        return False
+    if t not in goals:
+        return True
+    return any(n in boxes and n not in goals and frozen(n, boxes, b, dead, {t})
+               for n in (t - 1, t + 1, t - b.width, t + b.width))
+
+
+# (share of the budget, weight): A* first, then the same search goes on weighted, so a level
+# solved early gets its fewest pushes and a hard one a solution at all (states are not redone)
+SCHEDULE = ((0.25, 1.0), (1.0, 3.0))
+
+
+def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float | None = None,
+          pi_corrals: bool = True, schedule=SCHEDULE) -> SolveResult:
     """A* over pushes; UNKNOWN when more than node_budget states would be expanded. The lower
     bound is the least-cost assignment of boxes to distinct goals by push distance, which also
     prunes states where no such assignment exists (bipartite deadlock); above MATCHING_MAX_BOXES
-    boxes it is the cheaper sum of each box's distance to its nearest goal. weight > 1 is weighted A*
-    (Pohl 1970): far fewer states, solutions at most `weight` times the fewest pushes."""
+    boxes it is the cheaper sum of each box's distance to its nearest goal. Weight w > 1 is
+    weighted A* (Pohl 1970): far fewer states, solutions at most w times the fewest pushes.
+    schedule gives the weight by the share of the budget spent (the open list is re-ranked when
+    it changes); a given weight holds throughout. `optimal` says whether the solution was found
+    at weight 1 (then its pushes are the fewest). Pruning (dead squares, frozen boxes, the
+    assignment, PI-corrals) never removes every solution, so UNSOLVABLE is a proof whatever the
+    weight."""
     reason = check(grid)
     if reason is not None:
         raise LevelError(reason)
@@ -263,11 +287,15 @@ def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float = 1.0) -> 
     h0 = bound(b.boxes)
     if h0 >= NO_MATCH:
         return SolveResult(UNSOLVABLE)
-    heap = [(h0, 0, 0, b.boxes, b.player, None, None)]
+    phases = [(node_budget, weight)] if weight is not None else [
+        (int(share * node_budget), w_) for share, w_ in schedule]
+    (phase_end, weight), phases = phases[0], phases[1:]
+    heap = [(h0, 0, 0, h0, b.boxes, b.player, None, None)]  # ties: deepest first (-g)
     parents: dict = {}
     counter = nodes = 0
     while heap:
-        _, g, _, boxes, player, parent, push = heapq.heappop(heap)
+        _, depth, _, _, boxes, player, parent, push = heapq.heappop(heap)
+        g = -depth  # among equal f the deepest state first: the last layer ends sooner
         box_set = set(boxes)
         reach = region(b, player, box_set)
         key = (boxes, min(reach))
@@ -275,25 +303,33 @@ def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float = 1.0) -> 
             continue
         parents[key] = (parent, push)
         if goals.issuperset(boxes):
-            return SolveResult(SOLVABLE, _moves(b, parents, key), g, nodes)
+            return SolveResult(SOLVABLE, _moves(b, parents, key), g, nodes, weight == 1.0)
         nodes += 1
         if nodes > node_budget:
             return SolveResult(UNKNOWN, nodes=nodes - 1)
+        if nodes > phase_end and phases:  # the next weight: re-rank what is open
+            (phase_end, weight), phases = phases[0], phases[1:]
+            heap = [(-d + weight * h_, d, c, h_, *rest) for _, d, c, h_, *rest in heap]
+            heapq.heapify(heap)
         reach = set(reach)
+        only = pi_corral_pushes(b, reach, box_set, dead) if pi_corrals else None
         for p in boxes:
             for d in (-1, 1, -w, w):
                 t = p + d
                 if p - d not in reach or b.walls[t] or t in box_set or dead[t]:
                     continue
+                if only is not None and (p, d) not in only:
+                    continue
                 new = box_set - {p} | {t}
-                if t not in goals and frozen(t, new, b, dead, set()):
+                if stuck(t, new, b, dead, goals):
                     continue
                 moved = tuple(sorted(new))
                 h = bound(moved)
                 if h >= NO_MATCH:
                     continue
                 counter += 1
-                heapq.heappush(heap, (g + 1 + weight * h, g + 1, counter, moved, p, key, (p, d)))
+                heapq.heappush(heap, (g + 1 + weight * h, -(g + 1), counter, h, moved, p, key,
+                                      (p, d)))
     return SolveResult(UNSOLVABLE, nodes=nodes)
 
 

@@ -22,7 +22,7 @@ from PIL.PngImagePlugin import PngInfo
 from .. import io
 from ..errors import ConfigError, DataError
 from ..levels import complete as completing
-from ..levels import sources
+from ..levels import sources, splits
 from ..levels.formats import (LODE_RUNNER, SOKOBAN, KgrLevel, Legend, LevelError, XsbLevel,
                               format_grid, read_legend, symmetries, write_kgoldrunner,
                               write_xsb)
@@ -132,9 +132,11 @@ class LevelModality(Modality):
     has_checks = True
 
     def reference_options(self, model) -> dict:
-        """How evaluation reads the reference levels for a model: sized as its training data."""
+        """How evaluation reads the reference levels for a model: sized as its training data,
+        the held-out test split when it trained on the train split (else its own split)."""
         d = model.config.data
-        return {"max_size": d.max_size, "level_fit": d.level_fit,
+        return {"split": "test" if d.split == "train" else d.split,
+                "max_size": d.max_size, "level_fit": d.level_fit,
                 "level_size": d.level_size or "x".join(map(str, model.spec.item_shape[-2:])),
                 "level_align": d.level_align, "level_sets": d.level_sets, "legend": d.legend}
 
@@ -187,6 +189,11 @@ class LevelModality(Modality):
         else:
             levels, skipped, legend = sources.load_path(source, cfg.legend)
         found = len(levels) + len(skipped)
+        every = len(levels)
+        levels = splits.select(levels, legend, cfg.split)
+        if not levels:
+            raise DataError(f"no levels of {source} in the {cfg.split} split ({every} levels in "
+                            "all; the split is fixed by each level's tiles): use --split all")
         items, names, too_big = sources.fit(
             levels, legend, cfg.level_fit, size=_size(cfg.level_size),
             max_size=_size(cfg.max_size), align=cfg.level_align, stride=cfg.level_stride)

@@ -39,8 +39,6 @@ class MusicOptions(Declared):
     bars: int = option(4, "music: length of the training crops in 4/4 bars",
                        check=between(1, MAX_BARS))
     hop: int = option(1, "music: bars between the starts of two crops", check=between(1, MAX_BARS))
-    split: str = option("train", "music: which part of the split by work to read "
-                        "(documented in genforge.music.dataset)", choices=crops_mod.SPLITS)
     transpose: int = option(6, "music: add copies of the training split transposed up to this "
                             "many semitones each way (within each voice's range; 0: none)",
                             check=between(0, 11))

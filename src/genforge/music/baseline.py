@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from . import representation as rep
+from .harmonize import force_given
 
 Chord = tuple[int, int, int, int]
 
@@ -70,3 +71,37 @@ def sample_markov(model: MarkovChords, count: int, steps: int, seed: int = 0) ->
                     break
         out[i] = np.array(chords[:steps], dtype=np.uint8).T
     return torch.from_numpy(rep.canonical_satb(out))
+
+
+def _matching(choice: tuple[list, np.ndarray], given: np.ndarray, known: np.ndarray):
+    """The (chords, weights) of a table entry whose given voices equal `given` where `known`."""
+    keys, weights = choice
+    keep = [i for i, chord in enumerate(keys)
+            if all(chord[v] == given[v] for v in np.flatnonzero(known))]
+    return ([keys[i] for i in keep], weights[keep]) if keep else None
+
+
+def harmonize_markov(model: MarkovChords, given, mask, seed: int = 0) -> np.ndarray:
+    """One setting uint8 [4, T] of the given voices (codes [4, T] where mask [4, T] is True,
+    e.g. the soprano): at each step a chord drawn from the longest seen context among those that
+    keep the given codes there, backing off to shorter contexts, then to the chords that keep the
+    given pitches (any onset); the given entries come back exactly."""
+    given, mask = np.asarray(given).astype(np.uint8), np.asarray(mask, dtype=bool)
+    rng = np.random.default_rng([seed])
+    pitch_only = given % rep.ONSET  # a code's pitch part: a held note matches an attacked one
+    chords: list[Chord] = []
+    for t in range(given.shape[1]):
+        chord = None
+        for k in range(min(model.order, t), -1, -1):
+            table = model.tables[k].get(tuple(chords[t - k:t]))
+            choice = table and _matching(table, given[:, t], mask[:, t])
+            if choice:
+                chord = _draw(rng, choice)
+                break
+        if chord is None:  # no chord in training held these codes: match the pitches alone
+            keys, weights = model.tables[0][()]
+            keep = [i for i, c in enumerate(keys) if all(
+                c[v] % rep.ONSET == pitch_only[v, t] for v in np.flatnonzero(mask[:, t]))]
+            chord = _draw(rng, ([keys[i] for i in keep], weights[keep]) if keep else (keys, weights))
+        chords.append(tuple(int(c) for c in chord))
+    return force_given(np.array(chords, dtype=np.uint8).T, given, mask)
