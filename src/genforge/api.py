@@ -2,6 +2,7 @@
 
 What users do, and where it lives:
     train, preflight, resolve_config  runs.py, data.py   a training run, end to end (--dry-run)
+    distill                        distill.py            tune a diffusion model for 1-2 step sampling
     config_from_dict               config.py             a stored configuration, checked again
     load -> GenerativeModel        generation/           generate, interpolate, harmonize, complete
     evaluate, train_features       evaluation.py         metrics against reference data
@@ -34,6 +35,7 @@ from .modalities import MODALITIES, check_file
 from .options import Declaration, declarations
 from .progress import Event, Reporter, reporting
 from .provenance.checks import describe_keys, detect, init_keys, signer, verify
+from .distill import TUNING_OPTIONS, distill
 from .runs import preflight, summary_markdown, train
 
 
@@ -77,7 +79,7 @@ def preset_values(name: str, preset: str = DEFAULT_PRESET) -> dict[str, object]:
     """{family: value} where the preset or the family's own defaults set the option `name`
     (empty where they leave its declared default): what help texts must say."""
     return {family: values[name] for family in FAMILY_NAMES
-            for source in (FAMILY_DEFAULTS[family], PRESETS[preset][family])
+            for source in (FAMILY_DEFAULTS[family], PRESETS[preset].get(family, {}))
             for values in source.values() if name in values}
 
 
@@ -113,7 +115,13 @@ def kind_families() -> dict[str, str]:
     return {kind: m.family for kind, m in MODALITIES.items()}
 
 
-__all__ = ["train", "preflight", "resolve_config", "config_from_dict", "summary_markdown", "load",
+def distill_declarations() -> list[Declaration]:
+    """The options genforge distill takes (the budget, train and consistency options, and the
+    noise levels it tunes at), each as declared once in the run configuration."""
+    return [d for cls in SECTIONS.values() for d in declarations(cls) if d.name in TUNING_OPTIONS]
+
+
+__all__ = ["train", "distill", "distill_declarations", "preflight", "resolve_config", "config_from_dict", "summary_markdown", "load",
            "GenerativeModel", "evaluate",
            "train_features", "find_extractor", "audit", "audit_text", "DATASET_MANIFEST",
            "DATASET_MANIFEST_FIELDS", "dataset_manifest", "set_dataset_manifest", "check_file",

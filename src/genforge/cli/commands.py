@@ -58,6 +58,21 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _distill(args: argparse.Namespace) -> int:
+    names = {d.name for d in api.distill_declarations()}
+    summary = api.distill(args.model, args.run,
+                          **{k: v for k, v in vars(args).items() if k in names})
+    print(api.summary_markdown(summary), end="")
+    source = summary["tuned_from"]
+    print(f"- tuned from: {source['model']} ({source['training'].get('steps', '?')} steps, "
+          f"{source['training'].get('seconds', '?')} s of training); sample it with: genforge "
+          f"generate {summary['model']} --steps 2 (or 1)")
+    if summary["status"] == "interrupted":
+        print(f"stopped at step {summary['steps']}: checkpoint saved; rerun the same command to resume")
+        return 130
+    return 0
+
+
 def preflight_text(check: dict) -> str:
     """The preflight (--dry-run) for people: data, family, run folder, budget."""
     d, b = check["data"], check["budget"]
@@ -241,6 +256,6 @@ def _studio(args: argparse.Namespace) -> int:
     return studio.serve(args.home or studio.DEFAULT_HOME, args.host, args.port, args.workers)
 
 
-COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "features": _features,
+COMMANDS = {"train": _train, "distill": _distill, "generate": _generate, "evaluate": _evaluate, "features": _features,
             "harmonize": _harmonize, "complete": _complete, "audit": _audit, "detect": _detect,
             "verify": _verify, "keys": _keys, "info": _info, "demo": _demo, "studio": _studio}

@@ -77,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and stop")
     flags.add_config_options(p)
 
+    p = sub.add_parser("distill", help="tune a diffusion model to sample in 1-2 steps "
+                       "(rerun the same command to resume)",
+                       description="Easy Consistency Tuning of an exported EDM diffusion model: "
+                                   "the result samples in 1 or 2 network evaluations (generate "
+                                   "--steps 1|2). Rerunning the same command resumes.",
+                       parents=[common])
+    p.add_argument("model", metavar="MODEL", help="an exported diffusion model folder (RUN/model)")
+    p.add_argument("--run", default=None, help="run folder (default: RUN-distill beside RUN)")
+    flags.add_declared(p.add_argument_group("tuning options"), api.distill_declarations())
+
     p = sub.add_parser("generate", help="generate samples from an exported model", parents=[common])
     p.add_argument("model", metavar="MODEL", help="an exported model folder (RUN/model)")
     p.add_argument("-n", type=int, default=64, help="how many samples (default: 64)")
