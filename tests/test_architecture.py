@@ -16,7 +16,7 @@ LAYERS = [
     ("cli", "studio", "__main__"),
     ("genforge", "api"),
     ("runs", "distill"),
-    ("evaluation",),
+    ("evaluation", "sweep"),
     ("generation",),
     ("data",),
     ("training", "export", "metrics", "audit", "provenance", "families"),

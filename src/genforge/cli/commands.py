@@ -23,12 +23,17 @@ def _evaluate(args: argparse.Namespace) -> int:
                           fd_resamples=args.fd_resamples, reference_limit=args.reference_limit,
                           train_data=args.train_data, inception_weights=args.inception_weights,
                           out=args.out, device=args.device, data_options=data_options or None,
-                          train_encoder_now=args.train_encoder, **flags.given(args))
+                          train_encoder_now=args.train_encoder, steps_sweep=args.steps_sweep,
+                          **flags.given(args))
     for r in result["records"]:
         ci = "" if r["ci_low"] is None else f"  [{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
         value = "undefined" if r["value"] is None else f"{r['value']:.5g}"
         print(f"{r['label']:>24}: {value}{ci}  ({r['generated']} vs {r['reference']}, "
               f"{r['extractor']})")
+    for r in result.get("sweep", []):
+        value = "undefined" if r["fd"] is None else f"{r['fd']:.5g}"
+        print(f"{r['sampler']:>12} {r['evaluations']:>4} evaluations: {r['label']} {value}, "
+              f"{1000 * r['seconds_per_sample']:.2f} ms a sample")
     print(f"report: {result['report']}\nrecords appended to {result['log']}")
     return 0
 

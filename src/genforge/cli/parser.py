@@ -178,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-limit", type=int, default=50_000, help="reference items used at most")
     p.add_argument("--seed", type=int, default=0)
     flags.add_sampling_options(p)
+    p.add_argument("--steps-sweep", default=None, metavar="COUNTS",
+                   help="also measure FD and sampling time per sample at these numbers of "
+                        "network evaluations (e.g. 1,2,4,8,16,35), for each deterministic "
+                        "sampler of the model: sweep.json and a plot in the report")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="output folder (default: next to MODEL)")
     reference = p.add_argument_group("reference data options (default: the model's; music: the "
