@@ -35,7 +35,7 @@ from .modalities import MODALITIES, check_file
 from .options import Declaration, declarations
 from .progress import Event, Reporter, reporting
 from .provenance.checks import describe_keys, detect, init_keys, signer, verify
-from .distill import TUNING_OPTIONS, distill
+from .distill import TUNING_OPTIONS, distill, distill_config
 from .runs import preflight, summary_markdown, train
 
 
@@ -121,7 +121,7 @@ def distill_declarations() -> list[Declaration]:
     return [d for cls in SECTIONS.values() for d in declarations(cls) if d.name in TUNING_OPTIONS]
 
 
-__all__ = ["train", "distill", "distill_declarations", "preflight", "resolve_config", "config_from_dict", "summary_markdown", "load",
+__all__ = ["train", "distill", "distill_config", "distill_declarations", "preflight", "resolve_config", "config_from_dict", "summary_markdown", "load",
            "GenerativeModel", "evaluate",
            "train_features", "find_extractor", "audit", "audit_text", "DATASET_MANIFEST",
            "DATASET_MANIFEST_FIELDS", "dataset_manifest", "set_dataset_manifest", "check_file",

@@ -66,6 +66,8 @@ def steps_sweep(model, counts: tuple[int, ...], *, reference, extractor, n: int,
     """One row per (sampler, evaluations): FD-<extractor> of n samples (seeds seed..seed+n-1)
     against the reference, with its bootstrap interval, and the sampling seconds per sample
     on this machine. sampling: other options (guidance) held fixed across the sweep."""
+    if fd_dim is None and n <= extractor.dim:  # evaluate's rule: a few samples per dimension
+        fd_dim = min(extractor.dim - 1, n // 4)
     rows = []
     for sampler, steps, evaluations in plan(model.config.family, counts):
         options = {**sampling, "sampler": sampler, "steps": steps}
