@@ -35,14 +35,16 @@ def parse_counts(text: str | list | tuple) -> tuple[int, ...]:
     return tuple(counts)
 
 
-def plan(family: str, counts: tuple[int, ...]) -> list[tuple[str, int, int]]:
-    """(sampler, steps, network evaluations) per point: Heun evaluates twice a step but once at
-    the last, so it reaches only odd counts (2 steps: 3); a consistency model only 1 and 2."""
+def plan(family: str, counts: tuple[int, ...],
+         samplers: tuple[str, ...] | None = None) -> list[tuple[str, int, int]]:
+    """(sampler, steps, network evaluations) per point, for the family's samplers (or those of
+    them named): Heun evaluates twice a step but once at the last, so it reaches only odd counts
+    (2 steps: 3); a consistency model only 1 and 2."""
     if family not in SWEPT:
         raise ConfigError(f"--steps-sweep applies to diffusion and consistency models, not a "
                           f"{family} model")
     points = []
-    for sampler in SWEPT[family]:
+    for sampler in (s for s in SWEPT[family] if samplers is None or s in samplers):
         for count in counts:
             if sampler == "heun":
                 steps = (count + 1) // 2
@@ -62,14 +64,14 @@ def plan(family: str, counts: tuple[int, ...]) -> list[tuple[str, int, int]]:
 
 def steps_sweep(model, counts: tuple[int, ...], *, reference, extractor, n: int, seed: int,
                 fd_dim: int | None, device, batch_size: int = 256,
-                **sampling: Any) -> list[dict]:
+                samplers: tuple[str, ...] | None = None, **sampling: Any) -> list[dict]:
     """One row per (sampler, evaluations): FD-<extractor> of n samples (seeds seed..seed+n-1)
     against the reference, with its bootstrap interval, and the sampling seconds per sample
     on this machine. sampling: other options (guidance) held fixed across the sweep."""
     if fd_dim is None and n <= extractor.dim:  # evaluate's rule: a few samples per dimension
         fd_dim = min(extractor.dim - 1, n // 4)
     rows = []
-    for sampler, steps, evaluations in plan(model.config.family, counts):
+    for sampler, steps, evaluations in plan(model.config.family, counts, samplers):
         options = {**sampling, "sampler": sampler, "steps": steps}
         started = time.perf_counter()
         items = model.generate(n, seed=seed, batch_size=batch_size, watermark=False,
