@@ -15,7 +15,7 @@ SRC = Path(__file__).parent.parent / "src" / "genforge"
 LAYERS = [
     ("cli", "studio", "__main__"),
     ("genforge", "api"),
-    ("runs", "distill"),
+    ("runs", "tuning"),
     ("evaluation", "sweep"),
     ("generation",),
     ("data",),

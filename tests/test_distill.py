@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import genforge
+import genforge.errors
 from genforge import io
 from genforge.cli import main
 from genforge.families.consistency import ect_r
@@ -76,6 +77,28 @@ def test_ect_mapping_brings_r_towards_t_stage_by_stage():
     assert (t - previous).div(t).max() < 5 / 2**8 + 1e-6   # by stage 7 within n(t)/q^8 of t
 
 
+def test_the_consistency_loss_stays_finite_at_every_stage_for_five_seeds():
+    from genforge.config import make_config
+    from genforge.families import ModelSpec
+    from genforge.families.consistency import ect_loss
+    from genforge.families.diffusion import build_denoiser
+    config = make_config(None, {"network": {"model_channels": 8, "channel_mult": (1,),
+                                            "num_blocks": 1}}, family="consistency")
+    spec = ModelSpec("image", (1, 8, 8), ("a", "b"))
+    for seed in range(5):
+        torch.manual_seed(seed)
+        denoiser = build_denoiser(spec, config)
+        images = torch.randn(16, 1, 8, 8)
+        labels = torch.randint(0, 2, (16,))
+        for stage in (0, 3, 12):  # from denoising to r within 1e-4 of t
+            loss = ect_loss(denoiser, images, labels, torch.Generator().manual_seed(seed),
+                            stage=stage, config=config)
+            loss.backward()
+            assert torch.isfinite(loss)
+            assert all(torch.isfinite(p.grad).all() for p in denoiser.parameters()
+                       if p.grad is not None)
+
+
 # -- genforge distill ---------------------------------------------------------------------------
 
 def test_tuned_model_samples_in_one_and_two_evaluations_per_seed(tuned, teacher):
@@ -138,9 +161,11 @@ def test_bad_input_gets_one_line(tuned, teacher, tmp_path, capsys):
     assert "1 or 2" in error("generate", str(tuned), "-n", "1", "--steps", "3", "--no-sign")
     assert "already consistency-tuned" in error("distill", str(tuned), "--steps", "1", *TUNE)
     assert "no tuning budget" in error("distill", str(teacher), *TUNE)
-    # a network option would not fit the teacher's weights
-    assert "cannot be changed by distill" in error("distill", str(teacher), "--steps", "1",
-                                                   "--model-channels", "16")
+    assert "genforge distill" in error("train", "fashion-mnist-sample", "--family", "consistency",
+                                       "--steps", "1", "--run", str(tmp_path / "scratch"))
+    # a network option would not fit the teacher's weights (the CLI has no such flag for distill)
+    with pytest.raises(genforge.errors.ConfigError, match="cannot be changed by distill"):
+        genforge.distill(teacher, tmp_path / "wider", steps=1, model_channels=16)
     for family in ("gan", "discrete"):  # another family's model folder (its config says so)
         folder = tmp_path / family
         folder.mkdir()

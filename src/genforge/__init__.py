@@ -9,10 +9,11 @@
 The whole surface is genforge.api (audit, verify, detect, ...); the names below are its most used.
 """
 from . import progress
-from .api import GenerativeModel, evaluate, load, resolve_config, train, train_features
+from .api import (GenerativeModel, distill, evaluate, load, resolve_config, train,
+                  train_features)
 from .errors import CheckpointError, ConfigError, DataError, GenforgeError
 from .version import __version__
 
-__all__ = ["train", "load", "evaluate", "train_features", "resolve_config",
+__all__ = ["train", "distill", "load", "evaluate", "train_features", "resolve_config",
            "GenerativeModel", "progress", "GenforgeError", "ConfigError", "DataError",
            "CheckpointError", "__version__"]

@@ -2,7 +2,7 @@
 
 What users do, and where it lives:
     train, preflight, resolve_config  runs.py, data.py   a training run, end to end (--dry-run)
-    distill                        distill.py            tune a diffusion model for 1-2 step sampling
+    distill                        tuning.py             tune a diffusion model for 1-2 step sampling
     config_from_dict               config.py             a stored configuration, checked again
     load -> GenerativeModel        generation/           generate, interpolate, harmonize, complete
     evaluate, train_features       evaluation.py         metrics against reference data
@@ -35,7 +35,7 @@ from .modalities import MODALITIES, check_file
 from .options import Declaration, declarations
 from .progress import Event, Reporter, reporting
 from .provenance.checks import describe_keys, detect, init_keys, signer, verify
-from .distill import TUNING_OPTIONS, distill, distill_config
+from .tuning import TUNING_OPTIONS, distill, distill_config
 from .runs import preflight, summary_markdown, train
 
 

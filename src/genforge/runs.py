@@ -100,6 +100,10 @@ def check_before_data(config: RunConfig) -> None:
     t = config.train
     if t.steps is None and t.minutes is None:
         raise ConfigError("no training budget: give --steps N or --minutes M")
+    if config.family == "consistency":
+        raise ConfigError("consistency models are tuned from a trained diffusion model, not "
+                          "trained from scratch: train with --family diffusion, then 'genforge "
+                          "distill RUN/model --minutes M'")
     reason = FAMILIES[config.family].supports(MODALITIES[config.data.kind])
     if reason:
         raise ConfigError(f"{reason}: use --family {MODALITIES[config.data.kind].family} "
