@@ -64,16 +64,7 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
     # a GAN's generator loss does not settle the way a denoiser's does: no "far above best" check
     judge = lambda state: health(state, single_phase=config.family != "gan")  # noqa: E731
 
-    def export(module, spec: ModelSpec, state) -> None:
-        exporting = time.perf_counter()
-        with events.task("export", total=1, unit="model", model=str(run / "model")) as task:
-            export_model(run / "model", module, spec, config, dataset=info,
-                         training={"steps": state.step, "images_seen": state.images_seen,
-                                   "seconds": round(state.elapsed_s, 1),
-                                   "health": judge(state)})
-            task.update(1)
-        timing["export_s"] = round(time.perf_counter() - exporting, 1)
-
+    export = exporter(run, config, info, judge, timing)
     looping = time.perf_counter()
     result = run_loop(run, config, dataset, FAMILIES[config.family], MODALITIES[config.data.kind],
                       on_export=export, on_evaluate=in_training_evaluator(run, config, dataset),
@@ -92,6 +83,22 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
     io.write_json(run / "summary.json", summary)
     io.write_text(run / "summary.md", summary_markdown(summary))
     return summary
+
+
+def exporter(run: Path, config: RunConfig, info: dict, judge: Callable, timing: dict,
+             tuned_from: dict | None = None) -> Callable:
+    """The loop's on_export hook: RUN/model from the EMA module, timed into timing["export_s"],
+    reported as an "export" task."""
+    def export(module, spec: ModelSpec, state) -> None:
+        exporting = time.perf_counter()
+        with events.task("export", total=1, unit="model", model=str(run / "model")) as task:
+            export_model(run / "model", module, spec, config, dataset=info,
+                         training={"steps": state.step, "images_seen": state.images_seen,
+                                   "seconds": round(state.elapsed_s, 1),
+                                   "health": judge(state)}, tuned_from=tuned_from)
+            task.update(1)
+        timing["export_s"] = round(time.perf_counter() - exporting, 1)
+    return export
 
 
 def check_before_data(config: RunConfig) -> None:

@@ -17,12 +17,11 @@ from .config import SECTIONS, RunConfig, config_from_dict, nest_options
 from .data import dataset_info, open_training_data
 from .errors import ConfigError
 from .evaluation import in_training_evaluator
-from .export import export_model, load_module, read_model_folder
-from .families import ModelSpec
+from .export import load_module, read_model_folder
 from .families.consistency import ConsistencyFamily
 from .modalities import MODALITIES
 from .presets import FAMILY_DEFAULTS
-from .runs import _summary, summary_markdown
+from .runs import _summary, exporter, summary_markdown
 from .training.health import health
 from .training.loop import train as run_loop
 
@@ -109,17 +108,8 @@ def distill(model: str | Path, run: str | Path | None = None, *,
                   "method": "Easy Consistency Tuning (Geng et al. 2024)"}
     timing = {"setup_s": round(time.perf_counter() - started, 1)}
 
-    def export(module, spec: ModelSpec, state) -> None:
-        exporting = time.perf_counter()
-        with events.task("export", total=1, unit="model", model=str(run / "model")) as task:
-            export_model(run / "model", module, spec, config, dataset=info,
-                         training={"steps": state.step, "images_seen": state.images_seen,
-                                   "seconds": round(state.elapsed_s, 1),
-                                   "health": health(state, single_phase=True)},
-                         tuned_from=tuned_from)
-            task.update(1)
-        timing["export_s"] = round(time.perf_counter() - exporting, 1)
-
+    export = exporter(run, config, info, lambda state: health(state, single_phase=True), timing,
+                      tuned_from)
     looping = time.perf_counter()
     result = run_loop(run, config, dataset, ConsistencyFamily(weights),
                       MODALITIES[config.data.kind], on_export=export,

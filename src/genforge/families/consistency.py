@@ -30,10 +30,9 @@ from ..augment import nonleaking_augment
 from ..config import RunConfig
 from ..models.precond import EDMDenoiser
 from ..options import Check, Declared, between, build, option
-from ..sampling import (MID_SIGMA, SeededNoise, classifier_free, conditional, consistency_sigmas,
-                        sample_consistency)
+from ..sampling import MID_SIGMA, consistency_sigmas, sample_consistency
 from .base import ModelSpec, Phase
-from .diffusion import build_denoiser
+from .diffusion import build_denoiser, sampling_start
 
 MAX_STEPS = 2  # the tuned model is judged at 1 and 2 evaluations; more add little (ECT, table 1)
 
@@ -156,14 +155,9 @@ class ConsistencyFamily:
         and class_labels[i] (latents, unit-variance, replace the seeds' starting noise)."""
         o = build(ConsistencySampling, options)
         d = config.diffusion if config is not None else RunConfig().diffusion
-        noise = SeededNoise(seeds, device)
         sigmas = consistency_sigmas(o.steps, d.sigma_max, (o.mid_sigma,)).to(device)
-        x = noise(item_shape)  # drawn even when replaced: the second step's noise stays the seed's
-        x = (x if latents is None else latents.to(device).float()) * sigmas[0]
-        if class_labels is not None and o.guidance != 1.0:
-            denoiser = classifier_free(module, class_labels.to(device), o.guidance)
-        else:
-            denoiser = conditional(module, None if class_labels is None else class_labels.to(device))
+        noise, x, denoiser = sampling_start(module, seeds, class_labels, item_shape, latents,
+                                            sigmas[0], o.guidance, device)
         return sample_consistency(denoiser, x, sigmas, noise=noise, callback=callback)
 
 
