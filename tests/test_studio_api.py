@@ -161,7 +161,7 @@ def test_mistakes_are_one_line_4xx_errors(studio):
         (studio.post("/api/jobs/train", json={"data": "fashion-mnist-sample",
                                               "options": {"root": "/etc"}}), 422, "options.root"),
         (studio.post("/api/jobs/generate", json={"model": studio.generate}), 400,
-         "a finished train job is needed"),
+         "a finished train or distill job is needed"),
         (studio.post("/api/jobs/generate", json={"model": 404}), 404, "no job 404"),
         (studio.post("/api/jobs/harmonize", json={"model": studio.train, "input": 7}), 404, "no input"),
         (studio.get("/api/jobs/12345"), 404, "no job 12345"),

@@ -317,7 +317,9 @@ def check_family_options(family: str, options: dict[str, Any]) -> None:
         section = FLAT_FIELDS.get(name)
         owners = [f for f, sections in FAMILY_SECTIONS.items() if section in sections]
         if owners and family not in owners:
-            raise ConfigError(f"--{name.replace('_', '-')} is a {' and '.join(owners)} option; "
+            # a consistency model takes the network of the model it was tuned from: not named
+            named = [f for f in owners if f != "consistency"] or ["genforge distill"]
+            raise ConfigError(f"--{name.replace('_', '-')} is a {' and '.join(named)} option; "
                               f"it has no effect with --family {family}")
 
 
