@@ -166,7 +166,7 @@ def test_mistakes_are_one_line_4xx_errors(studio):
         (studio.post("/api/jobs/harmonize", json={"model": studio.train, "input": 7}), 404, "no input"),
         (studio.get("/api/jobs/12345"), 404, "no job 12345"),
         (studio.post(f"/api/jobs/{studio.train}/stop"), 409, "nothing to stop"),
-        (studio.post(f"/api/jobs/{studio.generate}/resume"), 409, "only train jobs resume"),
+        (studio.post(f"/api/jobs/{studio.generate}/resume"), 409, "only train and distill jobs resume"),
         (studio.delete(f"/api/jobs/{studio.generate}"), 400, f"?confirm={studio.generate}"),
         (studio.post("/api/jobs/train", content=b"{", headers={"content-type": "application/json"}),
          422, "JSON"),
