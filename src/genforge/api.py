@@ -18,6 +18,8 @@ And what shells read to build their options (one declaration each: genforge.opti
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .audit import (MANIFEST_FIELDS as DATASET_MANIFEST_FIELDS, MANIFEST_NAME as DATASET_MANIFEST,
                     read_manifest as dataset_manifest, text as audit_text,
                     write_manifest as set_dataset_manifest)
@@ -117,8 +119,13 @@ def kind_families() -> dict[str, str]:
 
 def distill_declarations() -> list[Declaration]:
     """The options genforge distill takes (the budget, train and consistency options, and the
-    noise levels it tunes at), each as declared once in the run configuration."""
-    return [d for cls in SECTIONS.values() for d in declarations(cls) if d.name in TUNING_OPTIONS]
+    noise levels it tunes at), each as declared once in the run configuration, with the default
+    tuning gives it where ECT's differs (presets.FAMILY_DEFAULTS); the others default to the
+    teacher's own values."""
+    tuned = {name: value for values in FAMILY_DEFAULTS["consistency"].values()
+             for name, value in values.items()}
+    return [replace(d, default=tuned.get(d.name, d.default)) for cls in SECTIONS.values()
+            for d in declarations(cls) if d.name in TUNING_OPTIONS]
 
 
 __all__ = ["train", "distill", "distill_config", "distill_declarations", "preflight", "resolve_config", "config_from_dict", "summary_markdown", "load",

@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(rerun the same command to resume)",
                        description="Easy Consistency Tuning of an exported EDM diffusion model: "
                                    "the result samples in 1 or 2 network evaluations (generate "
-                                   "--steps 1|2). Rerunning the same command resumes.",
+                                   "--steps 1|2). Rerunning the same command resumes. The "
+                                   "network, data and the options not given are the model's "
+                                   "own, except where tuning has its own default (shown).",
                        parents=[common])
     p.add_argument("model", metavar="MODEL", help="an exported diffusion model folder (RUN/model)")
     p.add_argument("--run", default=None, help="run folder (default: RUN-distill beside RUN)")
