@@ -1,16 +1,20 @@
 """genforge's U-Net against diffusers' UNet2DModel of the same size, measured in the same run.
 
-For each configuration it prints training throughput (images/s, one EDM-loss forward + backward +
-AdamW step), sampling cost (ms per network evaluation per image, no_grad) and peak resident memory
-(ru_maxrss of a fresh subprocess, minus the same figure after imports), then genforge/diffusers
-ratios. Both networks sit behind the same EDMDenoiser and loss, so only the raw network differs.
+For each configuration and precision (fp32, bf16 autocast) it prints training throughput
+(images/s, one EDM-loss forward + backward + AdamW step), sampling cost (ms per network evaluation
+per image, no_grad), peak resident memory (ru_maxrss of a fresh subprocess, minus the same figure
+after imports), the FLOP of one step (torch.utils.flop_counter: convolutions and matrix products)
+and the FLOP/s achieved against a GEMM peak measured here in the same precision, then
+genforge/diffusers ratios. The CPU model and whether it has native bf16 head the output. Both networks sit behind the same EDMDenoiser and loss, so only the raw network differs.
 The diffusers model mirrors genforge's levels, channel multipliers, attention levels (by level, not
 by pixel size, since genforge may fold pixels into channels first), scale-shift conditioning and
 class embedding; its base width and blocks per level are searched so that the parameter counts
 agree within 10%.
 
 Run by hand:  python benchmarks/bench_unet.py [--batch 64] [--threads 2] [--iters 5] [--quick]
-Everything is fp32: on CPUs without AMX or AVX512-BF16, PyTorch emulates bf16 (about 15x slower).
+               [--precisions fp32,bf16]
+On CPUs without AMX or AVX512-BF16, PyTorch emulates bf16 (about 15x slower): the bf16 rows then
+say what `--precision auto` avoids.
 """
 from __future__ import annotations
 
@@ -130,9 +134,39 @@ class DiffusersNet:
         return Adapter()
 
 
-def worker(job: dict) -> dict:
-    """One measurement in this (fresh) process: train or sample, one network."""
+def cpu_model() -> str:
+    """The CPU's marketing name, from /proc/cpuinfo where there is one."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "unknown CPU"
+
+
+def gemm_peak(job: dict) -> dict:
+    """FLOP/s of a square matrix product in one precision: the ceiling the networks are held to."""
     import torch
+    torch.set_num_threads(job["threads"])
+    n, dtype = 1024, torch.bfloat16 if job["precision"] == "bf16" else torch.float32
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    times = []
+    for i in range(3 + job["iters"]):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        if i >= 3:
+            times.append(time.perf_counter() - start)
+    return {"flops": 2 * n ** 3 / statistics.median(times)}
+
+
+def worker(job: dict) -> dict:
+    """One measurement in this (fresh) process: train or sample, one network, one precision."""
+    import torch
+    if job["mode"] == "gemm":
+        return gemm_peak(job)
     import diffusers  # noqa: F401  (imported by both kinds, so the memory baselines agree)
     import genforge  # noqa: F401
     from genforge.families.diffusion import edm_loss
@@ -149,13 +183,16 @@ def worker(job: dict) -> dict:
     images = torch.rand(b, channels, side, side) * 2 - 1
     labels = torch.randint(classes, (b,)) if classes else None
     generator = torch.Generator().manual_seed(0)
+    # The training loop's own autocast: bf16 matrix products, fp32 weights and optimizer state.
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=job["precision"] == "bf16")
 
     if job["mode"] == "train":
         denoiser.train()
         optimizer = torch.optim.AdamW(denoiser.parameters(), lr=1e-4)
 
         def step():
-            loss = edm_loss(denoiser, images, labels, generator, -1.2, 1.2, 0.1)
+            with autocast:
+                loss = edm_loss(denoiser, images, labels, generator, -1.2, 1.2, 0.1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -168,7 +205,7 @@ def worker(job: dict) -> dict:
         noisy = images + torch.randn(images.shape, generator=generator) * sigma[:, None, None, None]
 
         def step():
-            with torch.no_grad():
+            with torch.no_grad(), autocast:
                 denoiser(noisy, sigma, labels)
 
     times = []
@@ -178,8 +215,12 @@ def worker(job: dict) -> dict:
         if i >= job["warmup"]:
             times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:  # after timing: counting slows the step
+        step()
     result = {"times": times, "peak_mib": (peak - baseline) / 1024,
-              "params": sum(p.numel() for p in net.parameters())}
+              "params": sum(p.numel() for p in net.parameters()),
+              "flops": counter.get_total_flops()}
     if job["profile"]:
         from torch.profiler import profile
         with profile() as prof:
@@ -207,6 +248,8 @@ def main() -> None:
                         help="repeat each pair, alternating which network runs first")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, of: "
                         + ", ".join(CONFIGS))
+    parser.add_argument("--precisions", default="fp32,bf16",
+                        help="comma-separated, of: fp32, bf16 (autocast, as --precision bf16)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: batch 16, 1 warm-up, 2 timed iterations, cpu-small only")
     parser.add_argument("--profile", action="store_true",
@@ -218,14 +261,22 @@ def main() -> None:
         return
     if args.quick:
         args.batch, args.warmup, args.iters, args.configs = 16, 1, 2, "cpu-small"
+    precisions = args.precisions.split(",")
+    if not set(precisions) <= {"fp32", "bf16"}:
+        raise SystemExit(f"--precisions takes fp32 and bf16, got {args.precisions!r}")
 
     import torch
     from genforge.training.devices import cpu_has_fast_bf16
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, threads {args.threads}, batch "
+    print(f"{cpu_model()}: native bf16 {'yes' if cpu_has_fast_bf16() else 'no (emulated)'}; "
+          f"torch {torch.__version__}, {os.cpu_count()} CPUs, threads {args.threads}, batch "
           f"{args.batch}, {args.warmup} warm-up + {args.iters} timed iterations x {args.rounds} "
-          f"round(s), fp32 (fast bf16 on this CPU: {'yes' if cpu_has_fast_bf16() else 'no'})")
+          f"round(s)")
     print(f"load average before: {os.getloadavg()[0]:.2f} (figures are unreliable when it "
-          f"exceeds the CPU count)\n")
+          f"exceeds the CPU count)")
+    peaks = {p: measure(dict(config="", net="", mode="gemm", precision=p, threads=args.threads,
+                             iters=args.iters))["flops"] for p in precisions}
+    print("GEMM peak (1024x1024 matrix product): " + ", ".join(
+        f"{p} {peaks[p] / 1e9:.1f} GFLOP/s" for p in precisions) + "\n")
 
     rows = []
     for name in args.configs.split(","):
@@ -235,42 +286,50 @@ def main() -> None:
         print(f"{label}: genforge attends at levels {attention_levels(ours)}; diffusers UNet2DModel "
               f"block_out_channels={kwargs['block_out_channels']} layers_per_block="
               f"{kwargs['layers_per_block']} down={kwargs['down_block_types']}")
-        figures = {}
-        for mode in ("train", "sample"):
-            runs = {"genforge": [], "diffusers": []}
-            for r in range(args.rounds):
-                for net in (("genforge", "diffusers") if r % 2 == 0 else ("diffusers", "genforge")):
-                    runs[net].append(measure(dict(
-                        config=name, net=net, mode=mode, batch=args.batch, threads=args.threads,
-                        warmup=args.warmup, iters=args.iters, diffusers_kwargs=kwargs,
-                        profile=args.profile)))
-            for net, results in runs.items():
-                median = statistics.median(t for res in results for t in res["times"])
-                figures[net, mode] = (args.batch / median if mode == "train" else
-                                      median * 1000 / args.batch,
-                                      max(res["peak_mib"] for res in results), results[0]["params"])
-                if args.profile:
-                    print(f"\n--- {net} {mode} ({label}) ---\n{results[0]['profile']}")
-        rows.append((label, figures))
+        for precision in precisions:
+            figures = {}
+            for mode in ("train", "sample"):
+                runs = {"genforge": [], "diffusers": []}
+                for r in range(args.rounds):
+                    for net in (("genforge", "diffusers") if r % 2 == 0 else ("diffusers", "genforge")):
+                        runs[net].append(measure(dict(
+                            config=name, net=net, mode=mode, precision=precision, batch=args.batch,
+                            threads=args.threads, warmup=args.warmup, iters=args.iters,
+                            diffusers_kwargs=kwargs, profile=args.profile)))
+                for net, results in runs.items():
+                    median = statistics.median(t for res in results for t in res["times"])
+                    figures[net, mode] = dict(
+                        speed=args.batch / median if mode == "train" else median * 1000 / args.batch,
+                        peak=max(res["peak_mib"] for res in results), params=results[0]["params"],
+                        flops=results[0]["flops"], flops_per_s=results[0]["flops"] / median)
+                    if args.profile:
+                        print(f"\n--- {net} {mode} {precision} ({label}) ---\n{results[0]['profile']}")
+            rows.append((f"{label}, {precision}", precision, figures))
 
-    header = f"{'configuration':<32}{'figure':<26}{'genforge':>12}{'diffusers':>12}{'gf/df':>8}  target"
+    header = (f"{'configuration':<40}{'figure':<26}{'genforge':>12}{'diffusers':>12}{'gf/df':>8}"
+              f"  target")
     print("\n" + header + "\n" + "-" * len(header))
-    for label, f in rows:
+    for label, precision, f in rows:
+        g, d = f["genforge", "train"], f["diffusers", "train"]
+        gs, ds = f["genforge", "sample"], f["diffusers", "sample"]
+        peak = peaks[precision]
         lines = [
-            ("parameters", f["genforge", "train"][2], f["diffusers", "train"][2], "{:,.0f}", None),
-            ("train images/s", f["genforge", "train"][0], f["diffusers", "train"][0], "{:.1f}",
-             lambda r: r >= TARGET_SPEEDUP),
-            ("train peak MiB", f["genforge", "train"][1], f["diffusers", "train"][1], "{:.0f}",
-             lambda r: r <= 1.0),
-            ("sample ms/eval/image", f["genforge", "sample"][0], f["diffusers", "sample"][0],
-             "{:.3f}", lambda r: r <= 1 / TARGET_SPEEDUP),
-            ("sample peak MiB", f["genforge", "sample"][1], f["diffusers", "sample"][1], "{:.0f}",
-             lambda r: r <= 1.0),
+            ("parameters", g["params"], d["params"], "{:,.0f}", None),
+            ("train images/s", g["speed"], d["speed"], "{:.1f}", lambda r: r >= TARGET_SPEEDUP),
+            ("train peak MiB", g["peak"], d["peak"], "{:.0f}", lambda r: r <= 1.0),
+            ("train GFLOP/step", g["flops"] / 1e9, d["flops"] / 1e9, "{:.2f}", None),
+            ("train % of GEMM peak", 100 * g["flops_per_s"] / peak, 100 * d["flops_per_s"] / peak,
+             "{:.1f}", None),
+            ("sample ms/eval/image", gs["speed"], ds["speed"], "{:.3f}",
+             lambda r: r <= 1 / TARGET_SPEEDUP),
+            ("sample peak MiB", gs["peak"], ds["peak"], "{:.0f}", lambda r: r <= 1.0),
+            ("sample % of GEMM peak", 100 * gs["flops_per_s"] / peak, 100 * ds["flops_per_s"] / peak,
+             "{:.1f}", None),
         ]
         for figure, ours, theirs, fmt, target in lines:
             ratio = ours / theirs
             verdict = "" if target is None else ("met" if target(ratio) else "MISSED")
-            print(f"{label:<32}{figure:<26}{fmt.format(ours):>12}{fmt.format(theirs):>12}"
+            print(f"{label:<40}{figure:<26}{fmt.format(ours):>12}{fmt.format(theirs):>12}"
                   f"{ratio:>8.2f}  {verdict}")
             label = ""
     print(f"\ntargets: train images/s ratio >= {TARGET_SPEEDUP}, ms/eval ratio <= "

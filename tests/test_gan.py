@@ -83,15 +83,18 @@ def test_ada_probability_rises_while_the_discriminator_overfits_and_falls_after(
     pair = GANPair(torch.nn.Linear(1, 1), torch.nn.Linear(1, 1))
     sure = torch.ones(64)  # every real image called real: overfitting
     for _ in range(10):
-        pair.observe_real_logits(sure, target=0.6, interval_images=64, speed_images=6_400)
+        pair.observe_real_logits(sure)
+        pair.adjust_augment(target=0.6, interval_images=64, speed_images=6_400)
     assert pair.augment_p.item() == pytest.approx(0.1)
     assert pair.ada_overfit.item() == 1.0
     unsure = torch.tensor([1.0, -1.0] * 32)  # r_t = 0: below target
     for _ in range(4):
-        pair.observe_real_logits(unsure, target=0.6, interval_images=64, speed_images=6_400)
+        pair.observe_real_logits(unsure)
+        pair.adjust_augment(target=0.6, interval_images=64, speed_images=6_400)
     assert pair.augment_p.item() == pytest.approx(0.06)
     for _ in range(20):
-        pair.observe_real_logits(unsure, target=0.6, interval_images=64, speed_images=6_400)
+        pair.observe_real_logits(unsure)
+        pair.adjust_augment(target=0.6, interval_images=64, speed_images=6_400)
     assert pair.augment_p.item() == 0.0  # never below zero
 
 

@@ -94,7 +94,9 @@ def test_stylegan2_truncation_zero_gives_the_tracked_mean_image():
     generator, _ = build_gan("stylegan2", (1, 12, 12), **TINY)
     assert not generator.w_avg.any()
     generator.train()
-    generator(torch.randn(32, 16))  # training mode tracks the mean w
+    generator(torch.randn(32, 16))  # training mode gathers the mean w ...
+    assert not generator.w_avg.any()
+    generator.fold_w_avg()  # ... which moves w_avg once a phase (the GAN family calls this)
     w_avg = generator.w_avg.clone()
     assert w_avg.any()
     generator.eval()

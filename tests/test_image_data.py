@@ -10,7 +10,8 @@ from PIL import Image
 
 from genforge.config import DataConfig
 from genforge.errors import ConfigError, DataError
-from genforge.modalities.image import IMAGE, find_images, fit_square, to_channels
+from genforge.modalities.image import IMAGE, find_images
+from genforge.modalities.image_pixels import fit_square, to_channels
 
 
 def save(path: Path, mode: str = "RGB", size: tuple[int, int] = (8, 8), color=None, **kw) -> Path:

@@ -91,8 +91,10 @@ def test_generated_files_are_exactly_what_the_cli_writes(studio, tmp_path):
     files = {f["path"]: f for f in ok(studio.get(f"/api/jobs/{studio.generate}/files"))["files"]}
     assert {"out/grid.png", "out/generation.json", "out/000003.png"} <= set(files)  # by seed
     model = studio.studio.home.job_folder(studio.train) / "run" / "model"
+    # the studio shares what it makes: small images get a marked display copy by default
+    assert {"out/000003-display.png", "out/000006-display.png"} <= set(files)
     assert main(["generate", str(model), "-n", "4", "--seed", "3", "--out", str(tmp_path / "cli"),
-                 "--progress", "none"]) == 0
+                 "--display-size", "256", "--progress", "none"]) == 0
     for name in ("000003.png", "000006.png"):
         mine = studio.get(files[f"out/{name}"]["url"]).content
         theirs = (tmp_path / "cli" / name).read_bytes()
@@ -120,6 +122,10 @@ def test_verify_and_detect_take_uploaded_files(studio):
     found = ok(studio.post("/api/detect", files=[("files", ("mine.png", png))],
                            data={"model": str(studio.train)}))["records"]
     assert found[0]["file"] == "mine.png" and found[0]["too_small"]  # 12x12: no room for a mark
+    shown = studio.get(f"/api/jobs/{studio.generate}/files/out/000003-display.png").content
+    found = ok(studio.post("/api/detect", files=[("files", ("shown.png", shown))],
+                           data={"model": str(studio.train)}))["records"]
+    assert found[0]["found"] and found[0]["matches_model"], found[0]
     bad = studio.post("/api/detect", files=[("files", ("x.png", b"not an image"))])
     assert bad.status_code == 400 and "not an image" in bad.json()["error"]
     assert not list(studio.studio.home.tmp.iterdir())  # the uploaded copies are gone

@@ -20,7 +20,8 @@ from PIL import Image
 
 from genforge.config import DataConfig
 from genforge.errors import DataError
-from genforge.modalities.image import fit_square, read_folder
+from genforge.modalities.image import read_folder
+from genforge.modalities.image_pixels import fit_square
 from genforge.music import corpus, harmonize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))

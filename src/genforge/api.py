@@ -3,10 +3,12 @@
 What users do, and where it lives:
     train, preflight, resolve_config  runs.py, data.py   a training run, end to end (--dry-run)
     distill                        tuning.py             tune a diffusion model for 1-2 step sampling
+    launch_processes, process_world, check_processes  training/distributed.py  N processes
     config_from_dict               config.py             a stored configuration, checked again
     load -> GenerativeModel        generation/           generate, interpolate, harmonize, complete
     evaluate, train_features       evaluation.py         metrics against reference data
-    audit, open_training_data      data.py               a dataset before training
+    audit, open_training_data      data.py               a dataset before training (and
+    dataset_preview                                      a picture of its first items)
     check_file, dataset_manifest   modalities/, audit/   a user's file before it is kept; a
                                                          dataset's licence/source/consent
     verify, detect, keys           provenance/checks.py  what generated files say about themselves
@@ -26,7 +28,7 @@ from .audit import (MANIFEST_FIELDS as DATASET_MANIFEST_FIELDS, MANIFEST_NAME as
 from .config import (DataConfig, FAMILY_DEFAULTS, PRESETS, SECTIONS, FAMILIES as FAMILY_NAMES,
                      config_from_dict)
 from .data import (DEFAULT_PRESET, audit, data_config, family_choice, open_data,
-                   open_training_data, resolve_config)
+                   open_training_data, preview as dataset_preview, resolve_config)
 from .evaluation import evaluate, find_extractor, train_features
 from .families import FAMILIES
 from .generation import GenerativeModel, load
@@ -39,6 +41,8 @@ from .progress import Event, Reporter, reporting
 from .provenance.checks import describe_keys, detect, init_keys, signer, verify
 from .tuning import TUNING_OPTIONS, distill, distill_config
 from .runs import preflight, summary_markdown, train
+from .training.distributed import (check_split as check_processes, launch as launch_processes,
+                                   world as process_world)
 
 
 def config_sections() -> dict[str, type]:
@@ -133,7 +137,8 @@ __all__ = ["train", "distill", "distill_config", "distill_declarations", "prefli
            "train_features", "find_extractor", "audit", "audit_text", "DATASET_MANIFEST",
            "DATASET_MANIFEST_FIELDS", "dataset_manifest", "set_dataset_manifest", "check_file",
            "level_legends", "open_training_data",
-           "open_data", "data_config", "verify", "detect", "init_keys", "describe_keys",
+           "open_data", "data_config", "dataset_preview", "verify", "detect", "init_keys",
+           "describe_keys",
            "signer", "reporting", "Event", "Reporter", "config_sections", "data_sections",
            "sampling_declarations", "display_declarations", "kind_sampling_presets", "presets",
            "preset_values", "families",

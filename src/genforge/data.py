@@ -77,6 +77,21 @@ def open_data(data_config) -> Dataset:
     return MODALITIES[data_config.kind].open(data_config)
 
 
+def preview(data: str, out: str | Path, *, n: int = 16, **data_options: Any) -> Path:
+    """A picture of a dataset's first n items as its content kind draws them (images, piano
+    rolls, rendered levels), written atomically to out as a PNG."""
+    config = data_config(data, **data_options)
+    dataset = open_data(config)
+    if len(dataset) == 0:
+        raise DataError(f"{data}: no items to show")
+    image = MODALITIES[config.kind].bind(dataset.vocabulary).preview(dataset.items[:n])
+
+    def write(tmp: str) -> None:
+        image.save(tmp, format="PNG")
+
+    return io.write_with(Path(out), write)
+
+
 def dataset_info(dataset: Dataset) -> dict:
     """What manifests and summaries say about the training data."""
     return {"source": dataset.source, "fingerprint": dataset.fingerprint,

@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from . import audit as auditing, io, progress as events
-from .config import SMALL_DATASET, RunConfig, resolve_augment
+from .config import SMALL_DATASET, RunConfig, config_from_dict, resolve_augment
 from .data import (DEFAULT_PRESET, dataset_info, family_choice, open_training_data,
                    resolve_config)
-from .errors import ConfigError
+from .errors import ConfigError, GenforgeError
 from .evaluation import best_so_far, in_training_evaluator
 from .export import export_model
 from .families import FAMILIES, ModelSpec
 from .modalities import MODALITIES
+from .training import distributed
 from .training.health import check_same_run, health, recovery
 from .training.loop import TrainResult, train as run_loop
 from .training.speed import choose_precision, seconds_per_step
@@ -37,13 +38,41 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
     batch_size, resolution, ...). progress receives progress events (genforge.progress.Event);
     should_stop() is asked after every step: True saves a checkpoint and stops, and rerunning
     resumes. Returns the run summary (also written to run/summary.json).
+    Under torchrun every process calls this with the same arguments and trains its share of each
+    step (training.distributed); rank 0 alone writes files and reports progress.
     """
     if progress is not None:
         with events.reporting(progress):
             return train(data, run, preset=preset, family=family, config=config,
                          should_stop=should_stop, **options)
+    here = distributed.world()  # under torchrun: every process runs this; rank 0 writes
+    try:
+        with distributed.quiet_unless_main(here):
+            return _train(data, run, preset, family, config, should_stop, here, options)
+    finally:
+        distributed.finish(here)
+
+
+def _micro_batches(run: Path, config: RunConfig, processes: int) -> int:
+    """--grad-accum when not given: a resumed run's own (on any number of processes), else the
+    preset's shared over the processes (distributed.shared_split)."""
+    if (run / CHECKPOINT_NAME).is_file():
+        try:
+            stored = read_checkpoint_meta(run / CHECKPOINT_NAME)["config"]
+            return config_from_dict(stored).train.grad_accum
+        except GenforgeError:
+            pass  # the loop says what is wrong with the checkpoint
+    return distributed.shared_split(config.train.grad_accum, processes)
+
+
+def _train(data, run, preset, family, config, should_stop, here, options) -> dict:
     started = time.perf_counter()
-    config = config or resolve_config(data, preset, family, **options)
+    if config is None:
+        config = resolve_config(data, preset, family, **options)
+        if options.get("grad_accum") is None:  # a run keeps its split; a new one shares the batch
+            split = _micro_batches(Path(run), config, here.size)
+            if split != config.train.grad_accum:
+                config = resolve_config(data, preset, family, **{**options, "grad_accum": split})
     run = Path(run)
     check_before_data(config)
     dataset, audit_record = open_training_data(config.data)
@@ -57,8 +86,9 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
                       "long diffusion runs, symmetry for discrete level models) makes copying "
                       "less likely")
     run.mkdir(parents=True, exist_ok=True)
-    io.write_json(run / "data_report.json", {"source": dataset.source, **dataset.report.to_dict()})
-    io.write_json(run / "audit.json", audit_record)
+    if here.main:
+        io.write_json(run / "data_report.json", {"source": dataset.source, **dataset.report.to_dict()})
+        io.write_json(run / "audit.json", audit_record)
     info = dataset_info(dataset)
     timing = {"setup_s": round(time.perf_counter() - started, 1)}
     # a GAN's generator loss does not settle the way a denoiser's does: no "far above best" check
@@ -66,9 +96,11 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
 
     export = exporter(run, config, info, judge, timing)
     looping = time.perf_counter()
+    # rank 0 evaluates (its extractor loaded there alone); the others wait for it
+    evaluator = (in_training_evaluator(run, config, dataset) if here.main
+                 else (lambda *args: None) if config.train.eval_every else None)
     result = run_loop(run, config, dataset, FAMILIES[config.family], MODALITIES[config.data.kind],
-                      on_export=export, on_evaluate=in_training_evaluator(run, config, dataset),
-                      should_stop=should_stop)
+                      on_export=export, on_evaluate=evaluator, should_stop=should_stop)
     timing["training_s"] = round(time.perf_counter() - looping - timing.get("export_s", 0), 1)
     timing["wall_s"] = round(time.perf_counter() - started, 1)
     summary = _summary(result, config, info, dataset.report.summary(), timing["wall_s"])
@@ -80,8 +112,10 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
                       f"{run / 'samples'} before using the model, and consider a lower --lr")
     summary["family_choice"] = family_choice(config, family)
     summary["audit"] = auditing.short_line(audit_record)
-    io.write_json(run / "summary.json", summary)
-    io.write_text(run / "summary.md", summary_markdown(summary))
+    summary["processes"] = here.size
+    if here.main:
+        io.write_json(run / "summary.json", summary)
+        io.write_text(run / "summary.md", summary_markdown(summary))
     return summary
 
 

@@ -35,7 +35,10 @@ def _log_traceback() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    if args.command == "train":
+        args.argv = argv  # `train --nproc N` starts N processes that run this command line
     warnings.showwarning = _show_warning
     mode = getattr(args, "progress", "none")
     report = reporters.reporter(mode)

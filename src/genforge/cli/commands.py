@@ -47,8 +47,14 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    skip = {"command", "data", "run", "preset", "dry_run", "family", "progress"}
+    skip = {"command", "data", "run", "preset", "dry_run", "family", "progress", "nproc", "argv"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
+    if args.nproc > 1 and not args.dry_run and not api.process_world().size > 1:
+        config = api.resolve_config(args.data, args.preset, args.family, **options)
+        if args.grad_accum is not None:  # otherwise each process takes its share (runs.train)
+            api.check_processes(config.train.grad_accum, args.nproc)  # once, before any starts
+        # each process runs this command; rank 0 prints the summary (or where it stopped)
+        return api.launch_processes(args.nproc, _without_nproc(args.argv))
     if args.dry_run:
         check = api.preflight(args.data, args.run, preset=args.preset, family=args.family,
                               **options)
@@ -56,6 +62,8 @@ def _train(args: argparse.Namespace) -> int:
         print(json.dumps(check["config"], indent=2, sort_keys=True))
         return 0
     summary = api.train(args.data, args.run, preset=args.preset, family=args.family, **options)
+    if not api.process_world().main:
+        return 130 if summary["status"] == "interrupted" else 0  # rank 0 speaks for all
     print(api.summary_markdown(summary), end="")
     if summary["status"] == "interrupted":
         print(f"stopped at step {summary['steps']}: checkpoint saved; rerun the same command to resume")
@@ -76,6 +84,19 @@ def _distill(args: argparse.Namespace) -> int:
         print(f"stopped at step {summary['steps']}: checkpoint saved; rerun the same command to resume")
         return 130
     return 0
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command line each process runs: this one without --nproc."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
 
 
 def preflight_text(check: dict) -> str:

@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                         + ", ".join(f"{kind} {family}" for kind, family in api.kind_families().items())
                         + " (default: auto)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and stop")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train in N processes on this machine (one per GPU, or CPU processes "
+                        "sharing the cores), started with torchrun; --batch-size stays the "
+                        "global batch; --grad-accum, if given, must be a multiple of N (not given: "
+                        "each process computes its share of the batch) (default: 1)")
     flags.add_config_options(p)
 
     p = sub.add_parser("distill", help="tune a diffusion model to sample in 1-2 steps "

@@ -97,7 +97,9 @@ class Phase:
     """One kind of optimiser step: which parameters it trains, its loss and how often it runs.
 
     Phases naming the same `optimizer` share one (a GAN's discriminator step and its lazy R1 step
-    update the same Adam state, as in StyleGAN2); by default each phase has its own.
+    update the same Adam state, as in StyleGAN2); by default each phase has its own. A loss sees
+    one micro-batch; anything it gathers across micro-batches belongs in `gather`, so that the
+    result does not depend on how many processes share the step.
     """
 
     name: str
@@ -107,6 +109,9 @@ class Phase:
     lr_scale: float = 1.0
     optimizer: str | None = None
     betas: tuple[float, float] = (0.9, 0.999)
+    # After the phase's micro-batches: fold statistics its losses gathered into the module's
+    # state, given a function that sums a tensor over all training processes (ADA's evidence).
+    gather: Callable[[nn.Module, Callable[[torch.Tensor], torch.Tensor]], None] | None = None
 
     @property
     def optimizer_name(self) -> str:

@@ -17,6 +17,7 @@ from ..augment import ada_augment, ada_update, diffaugment
 from ..config import RunConfig
 from ..errors import ConfigError
 from ..models.gan import build_gan
+from ..models.stylegan2 import StyleGAN2Generator
 from ..options import Declared, between, build, option
 from ..sampling import SeededNoise
 from .base import ModelSpec, Phase
@@ -36,14 +37,24 @@ class GANPair(nn.Module):
         self.register_buffer("ada_sign_sum", torch.zeros(()))
         self.register_buffer("ada_images", torch.zeros(()))
         self.register_buffer("ada_overfit", torch.zeros(()))
+        # this step's evidence, not yet folded in (summed over processes first: adjust_augment)
+        self.register_buffer("ada_pending", torch.zeros(2), persistent=False)
 
     @torch.no_grad()
-    def observe_real_logits(self, logits: torch.Tensor, target: float, interval_images: int,
-                            speed_images: int) -> None:
+    def observe_real_logits(self, logits: torch.Tensor) -> None:
+        """Collect the sign of D(real) for ADA's controller (folded in by adjust_augment)."""
+        self.ada_pending += torch.stack([logits.detach().float().sign().sum(),
+                                         torch.tensor(float(logits.shape[0]), device=logits.device)])
+
+    @torch.no_grad()
+    def adjust_augment(self, target: float, interval_images: int, speed_images: int,
+                       total=lambda x: x) -> None:
         """ADA's controller (Karras et al. 2020, sec. 3): raise p while the discriminator is too
-        sure about real images (r_t = E[sign(D(real))] above target), lower it otherwise."""
-        self.ada_sign_sum += logits.detach().float().sign().sum()
-        self.ada_images += logits.shape[0]
+        sure about real images (r_t = E[sign(D(real))] above target), lower it otherwise. Called
+        once a step; total(x) sums the evidence over all training processes."""
+        pending, self.ada_pending = total(self.ada_pending), torch.zeros_like(self.ada_pending)
+        self.ada_sign_sum += pending[0]
+        self.ada_images += pending[1]
         if self.ada_images.item() >= interval_images:
             overfit = (self.ada_sign_sum / self.ada_images).item()
             p = ada_update(self.augment_p.item(), overfit, target, int(self.ada_images.item()),
@@ -137,7 +148,7 @@ class GANFamily:
             fake_logits = pair.discriminator(augment(fakes, pair, generator), labels)
             real_logits = pair.discriminator(augment(reals, pair, generator), labels)
             if a.augment == "ada":
-                pair.observe_real_logits(real_logits, a.ada_target, interval_images, a.ada_images)
+                pair.observe_real_logits(real_logits)
             if hinge:  # Lim & Ye 2017; Miyato et al. 2018
                 return F.relu(1 + fake_logits).mean() + F.relu(1 - real_logits).mean()
             return F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
@@ -160,8 +171,19 @@ class GANFamily:
         def discriminator_parameters(pair: GANPair):
             return list(pair.discriminator.parameters())
 
-        phases = [Phase("G", generator_parameters, generator_loss, betas=GAN_BETAS),
-                  Phase("D", discriminator_parameters, discriminator_loss, betas=GAN_BETAS)]
+        def fold_w(pair: GANPair, total) -> None:
+            """The generator's mean w over this phase's forward passes, summed over processes."""
+            if isinstance(pair.generator, StyleGAN2Generator):
+                pair.generator.fold_w_avg(total)
+
+        def fold_w_and_ada(pair: GANPair, total) -> None:
+            fold_w(pair, total)
+            if a.augment == "ada":  # ADA's evidence from D(real), summed over processes
+                pair.adjust_augment(a.ada_target, interval_images, a.ada_images, total)
+
+        phases = [Phase("G", generator_parameters, generator_loss, betas=GAN_BETAS, gather=fold_w),
+                  Phase("D", discriminator_parameters, discriminator_loss, betas=GAN_BETAS,
+                        gather=fold_w_and_ada)]
         if gamma > 0 and not hinge:
             phases.append(Phase("R1", discriminator_parameters, r1_loss, interval=r1_every,
                                 optimizer="D", betas=GAN_BETAS))

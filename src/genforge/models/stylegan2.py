@@ -113,6 +113,8 @@ class StyleGAN2Generator(nn.Module):
             for i in range(mapping_layers)])
         self.register_buffer("w_avg", torch.zeros(latent_dim))
         self.w_avg_beta = 0.995
+        # sum of w and count since the last fold_w_avg (not saved: folded after every phase)
+        self.register_buffer("w_pending", torch.zeros(latent_dim + 1), persistent=False)
         self.const = nn.Parameter(torch.randn(widths[0], *sides[0]))
         self.blocks = nn.ModuleList(SynthesisBlock(widths[i - 1] if i else None, widths[i],
                                                    latent_dim, sides[i], item_shape[0])
@@ -125,15 +127,27 @@ class StyleGAN2Generator(nn.Module):
         if self.embed is not None:
             x = torch.cat([x, normalize(self.embed(labels))], dim=1)
         w = self.mapping(x).float()
-        if self.training:  # track the mean w for truncation (StyleGAN2-ADA, beta 0.995)
+        if self.training:  # track the mean w for truncation (folded in by fold_w_avg)
             with torch.no_grad():
-                self.w_avg.copy_(w.detach().mean(0).lerp(self.w_avg, self.w_avg_beta))
+                self.w_pending += torch.cat([w.detach().sum(0), w.new_ones(1) * w.shape[0]])
         if truncation != 1:
             w = self.w_avg.lerp(w, truncation)
         x, img = self.const.expand(z.shape[0], *self.const.shape), None
         for block in self.blocks:
             x, img = block(x, img, w, noise)
         return img.float()
+
+
+    @torch.no_grad()
+    def fold_w_avg(self, total=lambda x: x) -> None:
+        """Move w_avg toward the mean w of the training passes since the last call, once per
+        training phase (StyleGAN2-ADA, beta 0.995); total(x) sums over training processes, so
+        the mean is the global batch's however many processes computed it."""
+        pending = total(self.w_pending.clone())
+        self.w_pending.zero_()
+        count = pending[-1].item()
+        if count > 0:
+            self.w_avg.copy_((pending[:-1] / count).lerp(self.w_avg, self.w_avg_beta))
 
 
 class DiscriminatorBlock(nn.Module):

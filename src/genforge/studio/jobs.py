@@ -180,6 +180,8 @@ def run_distill(call: dict, folder: Path, should_stop: Callable[[], bool]) -> di
 def run_audit(call: dict, folder: Path, should_stop: Callable[[], bool]) -> dict:
     record = api.audit(call["data"], out=folder / "audit.json", features=call["features"],
                        **call["options"])
+    if record["items"]:  # what the dataset's page shows as its sample
+        api.dataset_preview(call["data"], folder / "sample.png", **call["options"])
     return {"file": "audit.json", "text": api.audit_text(record), "warnings": record["warnings"]}
 
 
@@ -187,13 +189,25 @@ def run_features(call: dict, folder: Path, should_stop: Callable[[], bool]) -> d
     return api.train_features(call["data"], **call["params"], **call["options"])
 
 
+# What the studio makes is made to be shared: images under the watermark's minimum get a marked,
+# signed display copy this many pixels wide unless the request says otherwise (issue 26).
+DISPLAY_SIZE = 256
+
+
+def shared(model, params: dict) -> dict:
+    """params with the studio's display-copy default for a model whose kind makes them."""
+    if model.modality.has_display_copies and params.get("display_size") is None:
+        return {**params, "display_size": DISPLAY_SIZE}
+    return params
+
+
 def run_generate(call: dict, folder: Path, should_stop: Callable[[], bool]) -> dict:
     model, out = api.load(call["model"]), folder / "out"
     if call["interpolate"]:
-        items = model.interpolate(out=out, **call["interpolate"], **call["sampling"])
+        items = model.interpolate(out=out, **shared(model, call["interpolate"]), **call["sampling"])
     else:
-        items = model.generate(out=out, train_data=call["train_data"], **call["params"],
-                               **call["sampling"])
+        items = model.generate(out=out, train_data=call["train_data"],
+                               **shared(model, call["params"]), **call["sampling"])
     return {"out": "out", "items": len(items), "log": "out/generation.json"}
 
 

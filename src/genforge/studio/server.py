@@ -13,12 +13,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..errors import GenforgeError
 from ..version import __version__
 from .db import Missing, StateError
 from .jobs import NotFound
+from .pages.render import STATIC
+from .pages.routes import router as pages
 from .routes import data, jobs, models
 from .security import Guard
 from .state import Settings, Studio
@@ -89,7 +92,8 @@ def create_app(settings: Settings) -> Guard:
                               "CLI sub-command has an endpoint here (GET /api/parity).")
     app.state.studio = studio
     add_error_handlers(app)
-    for router in (data.router, jobs.router, models.router):
+    for router in (data.router, jobs.router, models.router, pages):
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")  # the pages' CSS and JS
     # outermost: refusals come before anything reads the request, and every error is JSON
     return Guard(app, token=settings.token, hosts=settings.hosts)

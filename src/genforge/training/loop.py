@@ -3,17 +3,19 @@
 It owns: AdamW with warm-up, gradient accumulation and clipping, EMA, optional bf16 autocast,
 seeding, the step or time budget, checkpoints (on a cadence, and on a stop request: Ctrl-C,
 SIGTERM or the caller's `should_stop`), exact resume, sample grids, JSONL stats and progress
-events (genforge.progress: step, total, loss, images/s, ETA, the newest preview).
+events (genforge.progress: step, total, loss, images/s, ETA, the newest preview), and training
+on several processes under torchrun (training.distributed): every process trains its share of
+each step; rank 0 alone writes, previews, evaluates and exports.
 """
 from __future__ import annotations
 
 import json
 import math
-import signal
+import os
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +26,12 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..families import Family, ModelSpec, check_size
 from ..modalities import Dataset, Modality
+from . import distributed as dist
 from .devices import resolve_device
 from .ema import EMA
 from .health import (DIVERGED, MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, LossWatch, TrainingDiverged,
                      check_same_run, mark_diverged, recovery)
+from .session import loss_fields, stop_requests, tensorboard
 from .speed import choose_precision
 from .state import (CHECKPOINT_NAME, DataStream, Progress, load_checkpoint, read_checkpoint_meta,
                     save_checkpoint)
@@ -52,29 +56,6 @@ class TrainResult:
     parameters: int
 
 
-@contextmanager
-def _stop_requests():
-    """Turn SIGINT/SIGTERM into a flag checked between steps, so a stop writes a checkpoint first."""
-    flag = {"stop": False}
-
-    def handler(signum, frame):
-        if flag["stop"]:  # a second Ctrl-C means "now"
-            raise KeyboardInterrupt
-        flag["stop"] = True
-
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread (e.g. a web worker): no handlers, no flag
-            pass
-    try:
-        yield flag
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, modality: Modality,
           *, on_export: Callable[[torch.nn.Module, ModelSpec, Progress], None] | None = None,
           on_evaluate: Callable[[torch.nn.Module, ModelSpec, Progress], None] | None = None,
@@ -94,7 +75,11 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         raise ValueError("resolve --augment auto for the dataset first (config.resolve_augment)")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(t.device)
+    here = dist.world()
+    dist.check_split(t.grad_accum, here.size)
+    device = here.device(resolve_device(t.device))
+    if here.size > 1:
+        events.note("train", here.describe(device), rank=here.rank, process_start=True)
     labelled = dataset.labels is not None
     modality = modality.bind(dataset.vocabulary)
     spec = ModelSpec.for_dataset(dataset, modality)
@@ -102,6 +87,8 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     torch.manual_seed(t.seed)  # weights: the same seed gives the same initial network
     check_size(family, spec, config)  # refused before anything is allocated
     model = family.build(spec, config).to(device)
+    dist.wait_for_rank0(here)  # reading and auditing the data may take longer on some
+    dist.broadcast_module(model, here)  # rank 0's initial weights everywhere, whatever happened
     ema = EMA(family.exported(model), t.ema_decay)
     phases = family.phases(config, spec)
     trained = {phase.name: phase.parameters(model) for phase in phases}
@@ -111,19 +98,23 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
             optimizers[phase.optimizer_name] = torch.optim.AdamW(
                 trained[phase.name], lr=t.lr * phase.lr_scale, betas=phase.betas,
                 weight_decay=t.weight_decay)
-    generator = torch.Generator(device).manual_seed(t.seed + 1)  # training noise
+    generator = torch.Generator(device).manual_seed(t.seed + 1)  # reseeded per micro-batch
     checkpoint = run_dir / CHECKPOINT_NAME
     progress = Progress()
-    if checkpoint.exists():
+    resuming = checkpoint.exists()
+    dist.wait_for_rank0(here)  # every process has looked before rank 0 writes one
+    if resuming:
         meta = read_checkpoint_meta(checkpoint)
         recovered = recovery(run_dir, meta, config)
         check_same_run(meta, config, spec, checkpoint, recovering=recovered is not None)
         progress = load_checkpoint(checkpoint, model=model, ema=ema.module, optimizers=optimizers,
                                    generator=generator)
+        dist.wait_for_rank0(here)  # every process has read what rank 0 may now change
         if recovered:  # a deliberate rerun after a divergence stop: recorded, and fresh chances
             progress.recoveries.append({**recovered, "rollbacks_before": progress.rollbacks})
             progress.rollbacks, progress.lr_scale = 0, 1.0
-            (run_dir / DIVERGED).unlink()
+            if here.main:
+                (run_dir / DIVERGED).unlink()
             events.note("train", f"recovering {run_dir} from its divergence stop at step "
                         f"{recovered['after_step']} with {'; '.join(recovered['changes'])}",
                         step=progress.step)
@@ -132,8 +123,10 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                     f"{time.strftime('%H:%M', time.localtime(saved))}, "
                     f"{max(0.0, time.time() - saved) / 60:.0f} minutes ago)",
                     step=progress.step, saved=saved)
-    stream = DataStream(len(dataset), t.seed, progress.epoch, progress.offset)
-    io.write_json(run_dir / "config.json", config.to_dict())
+    stream = dist.ShardedStream(DataStream(len(dataset), t.seed, progress.epoch, progress.offset),
+                                t.batch_size, t.grad_accum, here)
+    if here.main:
+        io.write_json(run_dir / "config.json", config.to_dict())
 
     preview_s = 0.0  # the last preview's duration: the final one is kept inside --minutes too
 
@@ -161,7 +154,9 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
 
     def write_checkpoint() -> None:
         nonlocal last_saved
-        progress.epoch, progress.offset = stream.epoch, stream.offset
+        progress.epoch, progress.offset = stream.stream.epoch, stream.stream.offset
+        if not here.main:
+            return
         save_checkpoint(checkpoint, model=model, ema=ema.module, optimizers=optimizers,
                         generator=generator, progress=progress, config=config.to_dict(),
                         spec=spec.to_dict())
@@ -175,6 +170,8 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
 
     def preview() -> None:
         nonlocal preview_s
+        if not here.main:
+            return
         started = time.perf_counter()
         seeds = list(range(t.preview_count))
         labels = (torch.arange(t.preview_count) % spec.num_classes) if labelled else None
@@ -192,28 +189,30 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         """Run the evaluation hook on the EMA weights; return the seconds it took."""
         started = time.perf_counter()
         write_checkpoint()  # an evaluation can take minutes: don't risk the steps before it
-        on_evaluate(ema.module, spec, progress)
+        if here.main:
+            on_evaluate(ema.module, spec, progress)
         model.train()
         return time.perf_counter() - started
 
     if progress.precision is None or t.precision != "auto":  # a resumed run keeps its choice
-        progress.precision = choose_precision(config, dataset, family, modality)
+        # measured on rank 0 alone: every process must train in the same precision
+        progress.precision = dist.broadcast_object(
+            choose_precision(config, dataset, family, modality) if here.main else None, here)
     amp_dtype = torch.bfloat16 if progress.precision["precision"] == "bf16" else None
     parameters = sum(p.numel() for p in model.parameters())
     result = TrainResult(run_dir, "already finished", progress, str(device),
                          "bfloat16" if amp_dtype else "fp32", parameters)
     if budget_spent():
-        if on_export:
+        if on_export and here.main:
             on_export(ema.module, spec, progress)
         return result
 
-    micro = t.batch_size // t.grad_accum
     watch = LossWatch()
 
     def train_step(lr: float) -> tuple[dict[str, float], str | None]:
         """Run each due phase once; return the phase losses, or a reason to roll back."""
         losses = {}
-        for phase in phases:
+        for number, phase in enumerate(phases):
             if progress.step % phase.interval:
                 continue
             # Only this phase's parameters collect gradients (a GAN's G step leaves D's alone).
@@ -225,14 +224,21 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                 group["lr"] = lr * phase.lr_scale
             optimizer.zero_grad(set_to_none=True)
             phase_loss = 0.0
-            for _ in range(t.grad_accum):
-                index = stream.next(micro)
-                images = modality.to_model(dataset.items[index]).to(device)
-                labels = dataset.labels[index].to(device) if labelled else None
+            for k, index in stream.next_step():  # this process's micro-batches of the step
+                # noise (and dropout) of micro-batch k: the same whichever process computes it
+                seed = dist.noise_seed(t.seed, progress.step, number, k)
+                generator.manual_seed(seed)
+                torch.manual_seed(seed + 1)
+                images = _to_device(modality.to_model(dataset.items[index]), device)
+                labels = _to_device(dataset.labels[index], device) if labelled else None
                 with (torch.autocast(device.type, amp_dtype) if amp_dtype else nullcontext()):
                     loss = phase.loss(model, images, labels, generator)
                 (loss / t.grad_accum).backward()
                 phase_loss += loss.item() / t.grad_accum  # a sync point, once per micro-batch
+            # one all-reduce per phase, after its micro-batches: none during accumulation
+            phase_loss = dist.sum_gradients(trained[phase.name], phase_loss, here)
+            if phase.gather is not None:  # statistics every process saw, summed (ADA's)
+                phase.gather(model, lambda x: dist.sum_tensor(x, here))
             problem = watch.problem(phase.name, phase_loss)
             if t.grad_clip > 0 and problem is None:
                 norm = torch.nn.utils.clip_grad_norm_(trained[phase.name], t.grad_clip)
@@ -245,14 +251,15 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         return losses, None
 
     def roll_back(problem: str) -> None:
-        """Restore the last checkpoint and lower the learning rate, or give up with an error."""
-        nonlocal stream
+        """Restore the last checkpoint and lower the learning rate, or give up with an error.
+        Every process finds the same problem (the losses and gradients are summed over all)."""
         if progress.rollbacks >= MAX_ROLLBACKS:
             message = (f"{problem} at step {progress.step} after {progress.rollbacks} rollbacks "
                        "with a lower learning rate; the last good checkpoint is kept: lower --lr "
                        "or raise --warmup-steps and rerun in the same folder (it continues from "
                        "there, and the recovery is recorded)")
-            mark_diverged(run_dir, progress.step, progress.rollbacks, message)
+            if here.main:
+                mark_diverged(run_dir, progress.step, progress.rollbacks, message)
             raise TrainingDiverged(message)
         failed_at, spent = progress.step, progress.elapsed_s
         restored = load_checkpoint(checkpoint, model=model, ema=ema.module,
@@ -260,7 +267,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         restored.rollbacks, restored.lr_scale = progress.rollbacks + 1, progress.lr_scale * ROLLBACK_LR_FACTOR
         restored.elapsed_s = spent  # the time was spent all the same
         vars(progress).update(vars(restored))
-        stream = DataStream(len(dataset), t.seed, progress.epoch, progress.offset)
+        stream.stream = DataStream(len(dataset), t.seed, progress.epoch, progress.offset)
         message = (f"{problem} at step {failed_at}; rolled back to the checkpoint at step "
                    f"{progress.step} and lowered the learning rate to {t.lr * progress.lr_scale:.3g} "
                    f"(rollback {progress.rollbacks} of at most {MAX_ROLLBACKS})")
@@ -269,30 +276,35 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                                      "message": message}) + "\n")
         stats_file.flush()
         write_checkpoint()  # the lower learning rate must survive a stop
+        dist.wait_for_rank0(here)
 
-    stats_file = open(run_dir / "stats.jsonl", "a", encoding="utf-8")
-    writer = _tensorboard(run_dir) if t.tensorboard else None
+    # rank 0 logs; the others' lines go nowhere (and their progress events are muted by the caller)
+    stats_file = open(run_dir / "stats.jsonl" if here.main else os.devnull, "a", encoding="utf-8")
+    writer = tensorboard(run_dir) if t.tensorboard and here.main else None
     bar = events.task("train", total=t.steps, unit="step", run=str(run_dir))
     bar.done = progress.step  # a resumed run continues from its step
     window: dict[str, list[float]] = {}
     window_start, window_images = time.perf_counter(), 0
     try:
-        with bar, _stop_requests() as stop:
+        with bar, stop_requests() as stop:
             # the budget's clock starts here: previews count against --minutes
             session_start = time.perf_counter() - progress.elapsed_s
             if progress.step == 0:
                 preview()
-            if not checkpoint.exists():
+            if not resuming:
                 write_checkpoint()  # something to roll back to from the first step
+            (preview_s,) = dist.rank0_decisions([preview_s], here, slow=True)
             model.train()
             while not budget_spent():
                 lr = t.lr * progress.lr_scale * lr_factor(t, progress.step, budget_done())
                 losses, problem = train_step(lr)
                 if problem:
-                    progress.elapsed_s = time.perf_counter() - session_start
+                    (progress.elapsed_s,) = dist.rank0_decisions(
+                        [time.perf_counter() - session_start], here)
                     roll_back(problem)
                     continue
-                ema.update(family.exported(model), progress.step)
+                if here.main:  # the others' EMA is never used
+                    ema.update(family.exported(model), progress.step)
                 progress.step += 1
                 progress.images_seen += t.batch_size
                 progress.last_loss = losses.get(phases[0].name, progress.last_loss)
@@ -304,7 +316,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                 if progress.step % t.log_every == 0 or budget_spent():
                     seconds = time.perf_counter() - window_start
                     record = {"step": progress.step, "images_seen": progress.images_seen,
-                              **_loss_fields(window, phases), "lr": lr,
+                              **loss_fields(window, phases), "lr": lr,
                               "images_per_s": window_images / seconds,
                               "elapsed_s": round(progress.elapsed_s, 3), **family.stats(model)}
                     stats_file.write(json.dumps(record) + "\n")
@@ -320,13 +332,20 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                                training_s=round(progress.elapsed_s, 1),
                                **{k: v for k, v in record.items() if k.startswith("loss")})
                     window, window_start, window_images = {}, time.perf_counter(), 0
-                if checkpoint_due():
+                # rank 0's clock, and a stop request from any process: all decide alike
+                asked = stop["stop"] or (should_stop is not None and should_stop())
+                progress.elapsed_s, due, asked = dist.rank0_decisions(
+                    [progress.elapsed_s, checkpoint_due()], here, asked=asked)
+                evaluating = on_evaluate and t.eval_every and progress.step % t.eval_every == 0
+                if due:
                     write_checkpoint()
                 if progress.step % t.sample_every == 0:
                     preview()
-                if on_evaluate and t.eval_every and progress.step % t.eval_every == 0:
+                if evaluating:
                     session_start += evaluate()
-                if stop["stop"] or (should_stop is not None and should_stop()):
+                if due or evaluating or progress.step % t.sample_every == 0:
+                    (preview_s,) = dist.rank0_decisions([preview_s], here, slow=True)
+                if asked:
                     result.status = "interrupted"
                     break
             else:
@@ -343,25 +362,14 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         stats_file.close()
         if writer:
             writer.close()
-    if on_export:
+    if on_export and here.main:
         on_export(ema.module, spec, progress)
     return result
 
 
-def _loss_fields(window: dict[str, list[float]], phases) -> dict[str, float]:
-    """Mean loss per phase since the last log line: 'loss' for the first phase, 'loss_<name>'
-    for each further phase (a GAN's G, D and R1 losses)."""
-    fields = {}
-    for i, phase in enumerate(phases):
-        values = window.get(phase.name)
-        if values:
-            fields["loss" if i == 0 else f"loss_{phase.name}"] = sum(values) / len(values)
-    return fields
 
-
-def _tensorboard(run_dir: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
-    return SummaryWriter(str(run_dir / "tensorboard"))
+def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch on the training device; to a GPU from pinned memory, without waiting for the copy."""
+    if device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)

@@ -224,6 +224,18 @@ class JobQueries:
                + " ORDER BY id DESC LIMIT ? OFFSET ?")
         return [job_row(r) for r in self._conn().execute(sql, (*args, limit, offset))]
 
+    def job_count(self, *, kind: str | None = None) -> int:
+        """How many jobs there are (of a kind)."""
+        if kind is None:
+            return self._conn().execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        return self._conn().execute("SELECT COUNT(*) FROM jobs WHERE kind = ?",
+                                    (kind,)).fetchone()[0]
+
+    def jobs_of_model(self, model_job: int, *, limit: int = 100) -> list[dict]:
+        """The newest jobs that use a model (generate, evaluate, harmonize, complete)."""
+        return [job_row(r) for r in self._conn().execute(
+            "SELECT * FROM jobs WHERE model_job = ? ORDER BY id DESC LIMIT ?", (model_job, limit))]
+
     def latest(self, kind: str, dataset_id: int) -> dict | None:
         """The newest job of a kind on a dataset (its audit)."""
         row = self._conn().execute("SELECT * FROM jobs WHERE kind = ? AND dataset_id = ? "

@@ -64,12 +64,17 @@ def listing(folder: Path, url: str) -> list[dict]:
     return files
 
 
-def send_file(root: Path, name: str) -> FileResponse:
-    """One file under root (checked: no traversal, no links), as a download."""
+def send_file(root: Path, name: str, *, inline: bool = False) -> FileResponse:
+    """One file under root (checked: no traversal, no links), as a download; inline: for a page
+    to show (what genforge wrote: an evaluation report in a frame), where HTML runs sandboxed,
+    without scripts."""
     path = inside(root, name)
     if not path.is_file():
         raise HTTPException(404, f"no file {name!r}")
-    return FileResponse(path, filename=path.name)
+    if not inline:
+        return FileResponse(path, filename=path.name)
+    return FileResponse(path, filename=path.name, content_disposition_type="inline",
+                        headers={"Content-Security-Policy": "sandbox"})
 
 
 def send_zip(studio: Studio, folder: Path, name: str) -> FileResponse:

@@ -168,7 +168,7 @@ def job_files(job: dict = Depends(job_of), studio: Studio = Depends(studio_of)) 
             summary="One file a job wrote")
 def job_file(path: str, job: dict = Depends(job_of),
              studio: Studio = Depends(studio_of)) -> FileResponse:
-    return send_file(studio.home.job_folder(job["id"]), path)
+    return send_file(studio.home.job_folder(job["id"]), path, inline=True)
 
 
 @router.get("/jobs/{job_id}/download", response_class=FileResponse,

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from ... import api
 from ...version import __version__
 from ..home import PathError, relative_parts, remove
-from ..jobs import MODEL_KINDS
+from ..jobs import MODEL_KINDS, shared
 from ..parity import parity
 from ..schemas import PreflightRequest, SampleRequest, given
 from ..state import Studio
@@ -64,8 +64,9 @@ async def sample(job_id: int, body: SampleRequest, studio: Studio = Depends(stud
     def generate() -> None:
         with studio.sampling:
             if not (out / "generation.json").is_file():
-                studio.model(folder).generate(body.n, seed=body.seed, class_label=body.class_label,
-                                              out=out, **given(body.sampling))
+                model = studio.model(folder)
+                model.generate(body.n, seed=body.seed, class_label=body.class_label, out=out,
+                               **shared(model, {}), **given(body.sampling))
 
     async with studio.sampling_turn:  # waiting requests hold no thread of the pool
         await run_in_threadpool(generate)
