@@ -15,8 +15,8 @@ SRC = Path(__file__).parent.parent / "src" / "genforge"
 LAYERS = [
     ("cli", "studio", "__main__"),
     ("genforge", "api"),
-    ("runs",),
-    ("evaluation",),
+    ("runs", "tuning"),
+    ("evaluation", "sweep"),
     ("generation",),
     ("data",),
     ("training", "export", "export_onnx", "metrics", "audit", "provenance", "families"),

@@ -23,7 +23,12 @@ def config_error(**kw) -> str:
 
 # --- presets and the round trip --------------------------------------------------------------------
 
-@pytest.mark.parametrize("family", FAMILIES)
+# consistency models are tuned from a diffusion model's whole configuration (genforge distill):
+# presets size networks, which the teacher decided
+TRAINED_FAMILIES = [f for f in FAMILIES if f != "consistency"]
+
+
+@pytest.mark.parametrize("family", TRAINED_FAMILIES)
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_builds_validates_and_applies_its_values(preset, family):
     config = make_config(preset, family=family)
@@ -33,6 +38,12 @@ def test_every_preset_builds_validates_and_applies_its_values(preset, family):
             assert getattr(getattr(config, section), name) == value, f"{section}.{name}"
     # The preset overrides are merged over the defaults, not replacing whole sections.
     assert config.diffusion == make_config().diffusion
+
+
+def test_consistency_tuning_starts_from_ect_s_noise_levels():
+    config = make_config("cpu-small", family="consistency")
+    assert (config.diffusion.p_mean, config.diffusion.p_std) == (-1.1, 2.0)
+    assert config.train.warmup_steps == 0 and config.train.lr < make_config("cpu-small").train.lr
 
 
 def test_gan_starts_from_its_own_training_defaults():

@@ -167,12 +167,12 @@ def test_mistakes_are_one_line_4xx_errors(studio):
         (studio.post("/api/jobs/train", json={"data": "fashion-mnist-sample",
                                               "options": {"root": "/etc"}}), 422, "options.root"),
         (studio.post("/api/jobs/generate", json={"model": studio.generate}), 400,
-         "a finished train job is needed"),
+         "a finished train or distill job is needed"),
         (studio.post("/api/jobs/generate", json={"model": 404}), 404, "no job 404"),
         (studio.post("/api/jobs/harmonize", json={"model": studio.train, "input": 7}), 404, "no input"),
         (studio.get("/api/jobs/12345"), 404, "no job 12345"),
         (studio.post(f"/api/jobs/{studio.train}/stop"), 409, "nothing to stop"),
-        (studio.post(f"/api/jobs/{studio.generate}/resume"), 409, "only train jobs resume"),
+        (studio.post(f"/api/jobs/{studio.generate}/resume"), 409, "only train and distill jobs resume"),
         (studio.delete(f"/api/jobs/{studio.generate}"), 400, f"?confirm={studio.generate}"),
         (studio.post("/api/jobs/train", content=b"{", headers={"content-type": "application/json"}),
          422, "JSON"),
@@ -375,3 +375,24 @@ def test_progress_updates_are_stored_at_most_once_a_second_but_never_a_new_previ
     last = studio.studio.store.events(job_id=job["id"])[-2]
     assert last["info"]["preview"] == "run/samples/step-0000010.png"  # relative to the job
     studio.post(f"/api/jobs/{job['id']}/stop")
+
+
+def test_a_distill_job_tunes_a_trained_model_that_then_samples_in_one_step(studio):
+    body = {"model": studio.train, "options": {"steps": 2, "stage_steps": 1, "batch_size": 8,
+                                                "preview_count": 4, "device": "cpu",
+                                                "precision": "fp32"}}
+    job = ok(studio.post("/api/jobs/distill", json=body), 201)
+    assert run_queued(studio) == [job["id"]]
+    done = ok(studio.get(f"/api/jobs/{job['id']}"))
+    assert done["state"] == "done" and done["result"]["model"] == "run/model"
+    assert done["result"]["tuned_from"]["weights_sha256"]
+    assert job["id"] in [m["id"] for m in ok(studio.get("/api/models"))["models"]]
+    sample = ok(studio.post(f"/api/models/{job['id']}/sample",
+                            json={"n": 2, "sampling": {"steps": 1}}))
+    assert "grid.png" in {f["path"] for f in sample["files"]}
+    # a distilled model cannot be distilled again, a bad step count is refused: one line each
+    again = studio.post("/api/jobs/distill", json={"model": job["id"], "options": {"steps": 1}})
+    assert again.status_code == 400 and "already consistency-tuned" in again.json()["error"]
+    three = studio.post(f"/api/models/{job['id']}/sample", json={"n": 1, "sampling": {"steps": 3}})
+    assert three.status_code == 400 and "1 or 2" in three.json()["error"]
+    assert "\n" not in again.json()["error"] + three.json()["error"]

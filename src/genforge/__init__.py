@@ -14,7 +14,7 @@ from .version import __version__
 
 # The names from genforge.api load on first use (PEP 562), so that `import genforge.runtime`
 # runs where PyTorch is not installed: the runtime imports nothing of the PyTorch side.
-_FROM_API = ("train", "load", "evaluate", "train_features", "resolve_config", "GenerativeModel")
+_FROM_API = ("train", "distill", "load", "evaluate", "train_features", "resolve_config", "GenerativeModel")
 
 
 def __getattr__(name: str):
@@ -24,6 +24,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'genforge' has no attribute {name!r}")
 
 
-__all__ = ["train", "load", "evaluate", "train_features", "resolve_config",
+__all__ = ["train", "distill", "load", "evaluate", "train_features", "resolve_config",
            "GenerativeModel", "progress", "GenforgeError", "ConfigError", "DataError",
            "CheckpointError", "__version__"]

@@ -2,6 +2,7 @@
 
 What users do, and where it lives:
     train, preflight, resolve_config  runs.py, data.py   a training run, end to end (--dry-run)
+    distill                        tuning.py             tune a diffusion model for 1-2 step sampling
     launch_processes, process_world, check_processes  training/distributed.py  N processes
     config_from_dict               config.py             a stored configuration, checked again
     load -> GenerativeModel        generation/           generate, interpolate, harmonize, complete
@@ -19,6 +20,8 @@ And what shells read to build their options (one declaration each: genforge.opti
     level_filter_declarations, presets, families, dataset_names, metric_names, level_legends.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 from .audit import (MANIFEST_FIELDS as DATASET_MANIFEST_FIELDS, MANIFEST_NAME as DATASET_MANIFEST,
                     read_manifest as dataset_manifest, text as audit_text,
@@ -40,6 +43,7 @@ from .modalities import MODALITIES, check_file
 from .options import Declaration, declarations
 from .progress import Event, Reporter, reporting
 from .provenance.checks import describe_keys, detect, init_keys, signer, verify
+from .tuning import TUNING_OPTIONS, distill, distill_config
 from .runs import preflight, summary_markdown, train
 from .training.distributed import (check_split as check_processes, launch as launch_processes,
                                    world as process_world)
@@ -101,7 +105,7 @@ def preset_values(name: str, preset: str = DEFAULT_PRESET) -> dict[str, object]:
     """{family: value} where the preset or the family's own defaults set the option `name`
     (empty where they leave its declared default): what help texts must say."""
     return {family: values[name] for family in FAMILY_NAMES
-            for source in (FAMILY_DEFAULTS[family], PRESETS[preset][family])
+            for source in (FAMILY_DEFAULTS[family], PRESETS[preset].get(family, {}))
             for values in source.values() if name in values}
 
 
@@ -137,7 +141,19 @@ def kind_families() -> dict[str, str]:
     return {kind: m.family for kind, m in MODALITIES.items()}
 
 
-__all__ = ["export", "EXPORT_FORMATS", "train", "preflight", "resolve_config", "config_from_dict", "summary_markdown", "load",
+def distill_declarations() -> list[Declaration]:
+    """The options genforge distill takes (the budget, train and consistency options, and the
+    noise levels it tunes at), each as declared once in the run configuration, with the default
+    tuning gives it where ECT's differs (presets.FAMILY_DEFAULTS); the others default to the
+    teacher's own values."""
+    tuned = {name: value for values in FAMILY_DEFAULTS["consistency"].values()
+             for name, value in values.items()}
+    return [replace(d, default=tuned.get(d.name, d.default)) for cls in SECTIONS.values()
+            for d in declarations(cls) if d.name in TUNING_OPTIONS]
+
+
+__all__ = ["export", "EXPORT_FORMATS", "train", "distill", "distill_config", "distill_declarations",
+           "preflight", "resolve_config", "config_from_dict", "summary_markdown", "load",
            "GenerativeModel", "evaluate",
            "train_features", "find_extractor", "audit", "audit_text", "DATASET_MANIFEST",
            "DATASET_MANIFEST_FIELDS", "dataset_manifest", "set_dataset_manifest", "check_file",
@@ -149,4 +165,5 @@ __all__ = ["export", "EXPORT_FORMATS", "train", "preflight", "resolve_config", "
            "kind_sampling_presets", "presets",
            "preset_values", "families",
            "dataset_names", "metric_names", "default_metrics", "kinds", "kind_families",
-           "DEFAULT_PRESET", "family_choice"]
+           "DEFAULT_PRESET", "family_choice", "process_world", "launch_processes",
+           "check_processes"]

@@ -102,6 +102,25 @@ class DiffusionConfig(Declared):
 
 
 @dataclass(frozen=True)
+class ConsistencyConfig(Declared):
+    """Easy Consistency Tuning of a trained diffusion model (families.consistency has the maths)."""
+
+    section = "consistency"
+    teacher_sha256: str = option("", "sha256 of the diffusion model's weights the tuning starts "
+                                 "from (set by genforge distill)")
+    stage_steps: int = option(200, "ECT's d: optimiser steps per stage; each stage brings r "
+                              "closer to t by the factor --ratio-q", check=between(1, 10**9))
+    ratio_q: float = option(2.0, "ECT's q: how much closer r comes to t at each stage",
+                            check=between(1.0, 1000.0, open_low=True))
+    ratio_k: float = option(8.0, "ECT's k in n(t) = 1 + k sigmoid(-b t): low noise levels start "
+                            "further apart", check=between(0.0, 1000.0))
+    ratio_b: float = option(1.0, "ECT's b in n(t) = 1 + k sigmoid(-b t)", check=between(0.0, 1000.0))
+    huber_c: float | None = option(None, "pseudo-Huber constant c of the consistency loss "
+                                   "(default: 0.00054 sqrt(values per item), as iCT)",
+                                   check=between(0.0, 100.0))
+
+
+@dataclass(frozen=True)
 class GANConfig(Declared):
     section = "gan"
     architecture: str = option("stylegan2", "GAN networks: stylegan2 (mapping network, modulated "
@@ -182,12 +201,14 @@ class TrainConfig(Declared):
 @dataclass(frozen=True)
 class RunConfig:
     family: str = option("diffusion", "model family: diffusion (continuous, EDM), gan, or discrete "
-                         "(masked diffusion over symbols: music and levels)",
-                         choices=("diffusion", "gan", "discrete"))
+                         "(masked diffusion over symbols: music and levels); consistency: a "
+                         "diffusion model tuned for 1-2 step sampling by genforge distill",
+                         choices=("diffusion", "gan", "discrete", "consistency"))
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     gan: GANConfig = field(default_factory=GANConfig)
+    consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -225,17 +246,18 @@ SESSION_ONLY = ("steps", "minutes", "checkpoint_every", "checkpoint_minutes", "s
 
 
 SECTIONS = {"data": DataConfig, "network": NetworkConfig, "diffusion": DiffusionConfig,
-            "gan": GANConfig, "augment": AugmentConfig, "train": TrainConfig}
-FAMILIES = ("diffusion", "gan", "discrete")
+            "gan": GANConfig, "consistency": ConsistencyConfig, "augment": AugmentConfig, "train": TrainConfig}
+FAMILIES = ("diffusion", "gan", "discrete", "consistency")
 # Sections only some families read; the others (data, augment, train) are shared.
-FAMILY_SECTIONS = {"diffusion": ("network", "diffusion"), "gan": ("gan",), "discrete": ("network",)}
+FAMILY_SECTIONS = {"diffusion": ("network", "diffusion"), "gan": ("gan",), "discrete": ("network",),
+                   "consistency": ("network", "diffusion", "consistency")}
 AUGMENT_BY_FAMILY = {"diffusion": ("off", "nonleaking"), "gan": ("off", "ada", "diffaugment"),
-                     "discrete": ("off", "symmetry")}
+                     "discrete": ("off", "symmetry"), "consistency": ("off", "nonleaking")}
 # What --augment auto picks below AUGMENT_AUTO_BELOW items (above it: off). GANs get ADA. Diffusion
 # stays off: in benchmarks/bench_small_data.py non-leaking augmentation doubled FD-domain at 1,000
 # and at 60,000 images within 6 GPU-minutes (EDM's gains come from runs 500x longer), so it is a
 # choice to make for long runs (--augment nonleaking), not a default.
-AUGMENT_AUTO = {"gan": "ada", "diffusion": "off", "discrete": "symmetry"}
+AUGMENT_AUTO = {"gan": "ada", "diffusion": "off", "discrete": "symmetry", "consistency": "off"}
 AUGMENT_AUTO_BELOW = 50_000
 # Below this many items a model is likely to memorise its training data.
 SMALL_DATASET = 1_000
@@ -284,7 +306,7 @@ def make_config(preset: str | None = None, overrides: dict[str, dict[str, Any]] 
     if preset is not None and preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     merged: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
-    for source in (FAMILY_DEFAULTS[family], PRESETS[preset][family] if preset else {},
+    for source in (FAMILY_DEFAULTS[family], PRESETS[preset].get(family, {}) if preset else {},
                    overrides or {}):
         for section, values in source.items():
             if section not in SECTIONS:
@@ -300,7 +322,9 @@ def check_family_options(family: str, options: dict[str, Any]) -> None:
         section = FLAT_FIELDS.get(name)
         owners = [f for f, sections in FAMILY_SECTIONS.items() if section in sections]
         if owners and family not in owners:
-            raise ConfigError(f"--{name.replace('_', '-')} is a {' and '.join(owners)} option; "
+            # a consistency model takes the network of the model it was tuned from: not named
+            named = [f for f in owners if f != "consistency"] or ["genforge distill"]
+            raise ConfigError(f"--{name.replace('_', '-')} is a {' and '.join(named)} option; "
                               f"it has no effect with --family {family}")
 
 
@@ -353,6 +377,6 @@ def with_overrides(config: RunConfig, **sections: dict[str, Any]) -> RunConfig:
 
 
 __all__ = ["FLAT_FIELDS", "KIND_OPTIONS", "nest_options", "DataConfig", "NetworkConfig",
-           "DiffusionConfig", "GANConfig", "AugmentConfig", "TrainConfig", "RunConfig", "PRESETS",
+           "DiffusionConfig", "GANConfig", "ConsistencyConfig", "AugmentConfig", "TrainConfig", "RunConfig", "PRESETS",
            "SECTIONS", "FAMILIES", "make_config", "config_from_dict", "with_overrides",
            "check_family_options", "check_kind_options", "resolve_augment", "replace"]

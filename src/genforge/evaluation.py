@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from . import io, progress
+from . import io, progress, sweep
 from .config import RunConfig
 from .data import data_config, dataset_info, open_data, open_training_data
 from .errors import ConfigError
@@ -136,7 +136,7 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
              train_data: str | None = None, inception_weights: str | None = None,
              out: str | Path | None = None, device: str = "auto",
              data_options: dict[str, Any] | None = None, train_encoder_now: bool = False,
-             **sampling: Any) -> dict:
+             steps_sweep: str | tuple[int, ...] | None = None, **sampling: Any) -> dict:
     """Judge a model (or a folder of generated files) against a dataset; write evaluation.json,
     report.html and a sample grid to out, append the records to metrics.jsonl.
 
@@ -149,6 +149,8 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
     sampling: the model family's sampling options. Without an extractor for this data the
     feature metrics are left out (and the record says so) unless named in metrics;
     train_encoder_now trains the domain encoder on the model's training data first.
+    steps_sweep ("1,2,4,8,16,35") adds the cost-quality curve (sweep.steps_sweep): FD and
+    seconds per sample at each count of network evaluations, to sweep.json and the report.
 
     Example: genforge.evaluate("runs/demo/model", "fashion-mnist-test", n=2000)
     """
@@ -162,6 +164,11 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
         kind = io.read_json(model / "config.json", "model config")["modality"]
     n = n or MODALITIES[kind].evaluation_samples
     source, training_fingerprint = _open_generated(model, n, kind, device)
+    counts = sweep.parse_counts(steps_sweep) if steps_sweep else None
+    if counts and not isinstance(source, GenerativeModel):
+        raise ConfigError(f"{model} is a folder of files: --steps-sweep needs a model")
+    if counts:
+        sweep.plan(source.config.family, counts)  # refused before anything is sampled
     if isinstance(source, GenerativeModel):
         kind = source.spec.modality
         labels = source.class_labels(n, None)
@@ -193,7 +200,16 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
     result = registry.evaluate(sample_fn, reference, feature_net, metrics=metrics,
                                protocol=protocol, training=training, log=log,
                                cache_dir=registry.default_cache_dir(), device=resolve_device(device))
+    sections, swept = [], None
+    if counts:
+        swept = sweep.steps_sweep(source, counts, reference=reference, extractor=feature_net,
+                                  n=n, seed=seed, fd_dim=fd_dim, device=resolve_device(device),
+                                  **{k: v for k, v in options.items() if k == "guidance"})
+        sections.append(("sweep", "Quality and cost by network evaluations",
+                         sweep.sweep_html(swept)))
     out.mkdir(parents=True, exist_ok=True)
+    if swept is not None:
+        io.write_json(out / "sweep.json", registry.json_safe({"model": str(model), "rows": swept}))
     records = [r.to_dict() for r in result.records]
     io.write_json(out / "evaluation.json", registry.json_safe({"model": str(model), "data": data,
                                                              "notes": list(notes),
@@ -201,11 +217,12 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
     grid = modality.preview(result.generated[:64])
     io.write_with(out / "samples.png", lambda tmp: grid.save(tmp, format="PNG"))
     report = write_report(out / "report.html", result, modality=modality,
-                          history=registry.read_records(log), title=f"{model} against {data}")
+                          history=registry.read_records(log), title=f"{model} against {data}",
+                          sections=sections)
     if isinstance(source, GenerativeModel):  # the card shows the newest figures
         write_model_card(model)
     return {"records": records, "report": str(report), "log": str(log), "out": str(out),
-            "notes": list(notes)}
+            "notes": list(notes), **({"sweep": swept} if swept is not None else {})}
 
 
 def _training_data(source, train_data: str | None, reference):

@@ -41,8 +41,10 @@ def _sha256(path: Path) -> str:
 
 
 def export_model(folder: Path, module: nn.Module, spec: ModelSpec, config: RunConfig, *,
-                 dataset: dict[str, Any], training: dict[str, Any]) -> Path:
-    """Write the exported model folder atomically (a staging folder swapped into place)."""
+                 dataset: dict[str, Any], training: dict[str, Any],
+                 tuned_from: dict[str, Any] | None = None) -> Path:
+    """Write the exported model folder atomically (a staging folder swapped into place);
+    tuned_from names the model a tuning (genforge distill) started from."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -60,6 +62,7 @@ def export_model(folder: Path, module: nn.Module, spec: ModelSpec, config: RunCo
             "weights": "ema", "weights_sha256": _sha256(staging / "model.safetensors"),
             "parameters": sum(p.numel() for p in module.parameters()),
             "dataset": dataset, "training": training, "seed": config.train.seed,
+            **({"tuned_from": tuned_from} if tuned_from else {}),
         }
         io.write_json(staging / "manifest.json", manifest)
         if (folder / METRICS_LOG).exists():  # the evaluation history outlives re-exports

@@ -11,6 +11,13 @@ FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "diffusion": {},
     "discrete": {},
     "gan": {"train": {"lr": 2e-3, "warmup_steps": 0, "grad_clip": 0.0, "ema_decay": 0.998}},
+    # Consistency tuning (genforge distill) starts from the teacher's whole configuration, then
+    # these: ECT's noise-level distribution for t (P_mean -1.1, P_std 2.0), a learning rate well
+    # below the teacher's (the weights start good), no warm-up, and an EMA short enough to follow
+    # a tuning of minutes.
+    "consistency": {"diffusion": {"p_mean": -1.1, "p_std": 2.0},
+                    "train": {"lr": 2e-4, "warmup_steps": 0, "ema_decay": 0.99,
+                              "checkpoint_every": 250, "sample_every": 250}},
 }
 
 PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {

@@ -94,16 +94,7 @@ def _train(data, run, preset, family, config, should_stop, here, options) -> dic
     # a GAN's generator loss does not settle the way a denoiser's does: no "far above best" check
     judge = lambda state: health(state, single_phase=config.family != "gan")  # noqa: E731
 
-    def export(module, spec: ModelSpec, state) -> None:
-        exporting = time.perf_counter()
-        with events.task("export", total=1, unit="model", model=str(run / "model")) as task:
-            export_model(run / "model", module, spec, config, dataset=info,
-                         training={"steps": state.step, "images_seen": state.images_seen,
-                                   "seconds": round(state.elapsed_s, 1),
-                                   "health": judge(state)})
-            task.update(1)
-        timing["export_s"] = round(time.perf_counter() - exporting, 1)
-
+    export = exporter(run, config, info, judge, timing)
     looping = time.perf_counter()
     # rank 0 evaluates (its extractor loaded there alone); the others wait for it
     evaluator = (in_training_evaluator(run, config, dataset) if here.main
@@ -128,12 +119,32 @@ def _train(data, run, preset, family, config, should_stop, here, options) -> dic
     return summary
 
 
+def exporter(run: Path, config: RunConfig, info: dict, judge: Callable, timing: dict,
+             tuned_from: dict | None = None) -> Callable:
+    """The loop's on_export hook: RUN/model from the EMA module, timed into timing["export_s"],
+    reported as an "export" task."""
+    def export(module, spec: ModelSpec, state) -> None:
+        exporting = time.perf_counter()
+        with events.task("export", total=1, unit="model", model=str(run / "model")) as task:
+            export_model(run / "model", module, spec, config, dataset=info,
+                         training={"steps": state.step, "images_seen": state.images_seen,
+                                   "seconds": round(state.elapsed_s, 1),
+                                   "health": judge(state)}, tuned_from=tuned_from)
+            task.update(1)
+        timing["export_s"] = round(time.perf_counter() - exporting, 1)
+    return export
+
+
 def check_before_data(config: RunConfig) -> None:
     """What training would refuse that costs nothing to know: refused before the data is read
     and before anything is written."""
     t = config.train
     if t.steps is None and t.minutes is None:
         raise ConfigError("no training budget: give --steps N or --minutes M")
+    if config.family == "consistency":
+        raise ConfigError("consistency models are tuned from a trained diffusion model, not "
+                          "trained from scratch: train with --family diffusion, then 'genforge "
+                          "distill RUN/model --minutes M'")
     reason = FAMILIES[config.family].supports(MODALITIES[config.data.kind])
     if reason:
         raise ConfigError(f"{reason}: use --family {MODALITIES[config.data.kind].family} "

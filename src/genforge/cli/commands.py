@@ -23,12 +23,17 @@ def _evaluate(args: argparse.Namespace) -> int:
                           fd_resamples=args.fd_resamples, reference_limit=args.reference_limit,
                           train_data=args.train_data, inception_weights=args.inception_weights,
                           out=args.out, device=args.device, data_options=data_options or None,
-                          train_encoder_now=args.train_encoder, **flags.given(args))
+                          train_encoder_now=args.train_encoder, steps_sweep=args.steps_sweep,
+                          **flags.given(args))
     for r in result["records"]:
         ci = "" if r["ci_low"] is None else f"  [{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
         value = "undefined" if r["value"] is None else f"{r['value']:.5g}"
         print(f"{r['label']:>24}: {value}{ci}  ({r['generated']} vs {r['reference']}, "
               f"{r['extractor']})")
+    for r in result.get("sweep", []):
+        value = "undefined" if r["fd"] is None else f"{r['fd']:.5g}"
+        print(f"{r['sampler']:>12} {r['evaluations']:>4} evaluations: {r['label']} {value}, "
+              f"{1000 * r['seconds_per_sample']:.2f} ms a sample")
     print(f"report: {result['report']}\nrecords appended to {result['log']}")
     return 0
 
@@ -60,6 +65,21 @@ def _train(args: argparse.Namespace) -> int:
     if not api.process_world().main:
         return 130 if summary["status"] == "interrupted" else 0  # rank 0 speaks for all
     print(api.summary_markdown(summary), end="")
+    if summary["status"] == "interrupted":
+        print(f"stopped at step {summary['steps']}: checkpoint saved; rerun the same command to resume")
+        return 130
+    return 0
+
+
+def _distill(args: argparse.Namespace) -> int:
+    names = {d.name for d in api.distill_declarations()}
+    summary = api.distill(args.model, args.run,
+                          **{k: v for k, v in vars(args).items() if k in names})
+    print(api.summary_markdown(summary), end="")
+    source = summary["tuned_from"]
+    print(f"- tuned from: {source['model']} ({source['training'].get('steps', '?')} steps, "
+          f"{source['training'].get('seconds', '?')} s of training); sample it with: genforge "
+          f"generate {summary['model']} --steps 2 (or 1)")
     if summary["status"] == "interrupted":
         print(f"stopped at step {summary['steps']}: checkpoint saved; rerun the same command to resume")
         return 130
@@ -271,6 +291,6 @@ def _studio(args: argparse.Namespace) -> int:
     return studio.serve(args.home or studio.DEFAULT_HOME, args.host, args.port, args.workers)
 
 
-COMMANDS = {"train": _train, "generate": _generate, "evaluate": _evaluate, "features": _features,
+COMMANDS = {"train": _train, "distill": _distill, "generate": _generate, "evaluate": _evaluate, "features": _features,
             "harmonize": _harmonize, "complete": _complete, "audit": _audit, "detect": _detect,
             "verify": _verify, "keys": _keys, "info": _info, "export": _export, "demo": _demo, "studio": _studio}

@@ -82,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "each process computes its share of the batch) (default: 1)")
     flags.add_config_options(p)
 
+    p = sub.add_parser("distill", help="tune a diffusion model to sample in 1-2 steps "
+                       "(rerun the same command to resume)",
+                       description="Easy Consistency Tuning of an exported EDM diffusion model: "
+                                   "the result samples in 1 or 2 network evaluations (generate "
+                                   "--steps 1|2). Rerunning the same command resumes. The "
+                                   "network, data and the options not given are the model's "
+                                   "own, except where tuning has its own default (shown).",
+                       parents=[common])
+    p.add_argument("model", metavar="MODEL", help="an exported diffusion model folder (RUN/model)")
+    p.add_argument("--run", default=None, help="run folder (default: RUN-distill beside RUN)")
+    flags.add_declared(p.add_argument_group("tuning options"), api.distill_declarations())
+
     p = sub.add_parser("generate", help="generate samples from an exported model", parents=[common])
     p.add_argument("model", metavar="MODEL", help="an exported model folder (RUN/model)")
     p.add_argument("-n", type=int, default=64, help="how many samples (default: 64)")
@@ -174,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-limit", type=int, default=50_000, help="reference items used at most")
     p.add_argument("--seed", type=int, default=0)
     flags.add_sampling_options(p)
+    p.add_argument("--steps-sweep", default=None, metavar="COUNTS",
+                   help="also measure FD and sampling time per sample at these numbers of "
+                        "network evaluations (e.g. 1,2,4,8,16,35), for each deterministic "
+                        "sampler of the model: sweep.json and a plot in the report")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="output folder (default: next to MODEL)")
     reference = p.add_argument_group("reference data options (default: the model's; music and "

@@ -9,12 +9,13 @@ from ..errors import ConfigError
 from ..modalities import MODALITIES, modality_for
 from ..options import build, declarations
 from .base import Family, ModelSpec, Phase
+from .consistency import ConsistencyFamily
 from .diffusion import DiffusionFamily
 from .discrete import DiscreteFamily
 from .gan import GANFamily
 
 FAMILIES: dict[str, Family] = {"diffusion": DiffusionFamily(), "gan": GANFamily(),
-                               "discrete": DiscreteFamily()}
+                               "discrete": DiscreteFamily(), "consistency": ConsistencyFamily()}
 
 __all__ = ["FAMILIES", "Family", "ModelSpec", "Phase", "sampling_options", "check_size"]
 

@@ -115,14 +115,9 @@ class DiffusionFamily:
         """
         o = build(DiffusionSampling, options)
         d = config.diffusion if config is not None else RunConfig().diffusion
-        noise = SeededNoise(seeds, device)
         sigmas = karras_sigmas(o.steps, d.sigma_min, d.sigma_max).to(device)
-        x = noise(item_shape)  # drawn even when replaced, so later (ancestral) noise is the seed's own
-        x = (x if latents is None else latents.to(device).float()) * sigmas[0]
-        if class_labels is not None and o.guidance != 1.0:
-            denoiser = classifier_free(module, class_labels.to(device), o.guidance)
-        else:
-            denoiser = conditional(module, None if class_labels is None else class_labels.to(device))
+        noise, x, denoiser = sampling_start(module, seeds, class_labels, item_shape, latents,
+                                            sigmas[0], o.guidance, device)
         return SAMPLERS[o.sampler](denoiser, x, sigmas, noise=noise, callback=callback)
 
     @torch.no_grad()
@@ -141,6 +136,21 @@ class DiffusionFamily:
                              sigmas=sigmas, resample=o.resample, device=device)
 
 
+def sampling_start(module: nn.Module, seeds: list[int], class_labels: torch.Tensor | None,
+                   item_shape: tuple[int, ...], latents: torch.Tensor | None,
+                   sigma_start: torch.Tensor, guidance: float, device):
+    """(the seeds' noise source, the starting x at sigma_start, the denoiser D(x, sigma) with
+    the labels and guidance bound): what every sampler of a denoiser starts from."""
+    noise = SeededNoise(seeds, device)
+    x = noise(item_shape)  # drawn even when replaced, so later noise is the seed's own
+    x = (x if latents is None else latents.to(device).float()) * sigma_start
+    if class_labels is not None and guidance != 1.0:
+        denoiser = classifier_free(module, class_labels.to(device), guidance)
+    else:
+        denoiser = conditional(module, None if class_labels is None else class_labels.to(device))
+    return noise, x, denoiser
+
+
 @torch.no_grad()
 def inpaint_items(denoiser, modality, given: torch.Tensor, given_mask: torch.Tensor,
                   seeds: list[int], *, sigmas: torch.Tensor, resample: int = 1,
@@ -156,4 +166,4 @@ def inpaint_items(denoiser, modality, given: torch.Tensor, given_mask: torch.Ten
 
 
 __all__ = ["DiffusionFamily", "DiffusionSampling", "DiffusionInpainting", "build_denoiser",
-           "edm_loss", "inpaint_items"]
+           "edm_loss", "inpaint_items", "sampling_start"]

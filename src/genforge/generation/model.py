@@ -82,7 +82,7 @@ class GenerativeModel:
     def spec_for(self, item_shape: tuple[int, ...]) -> ModelSpec:
         """The model's spec for items of another shape (a longer piece): convolutional networks
         of the diffusion and discrete families take any length."""
-        if self.config.family not in ("diffusion", "discrete"):
+        if self.config.family not in ("diffusion", "discrete", "consistency"):
             raise ConfigError(f"a {self.config.family} model makes items of one size; lengths "
                               "and given parts need a diffusion or discrete model")
         item_shape = tuple(int(s) for s in item_shape)

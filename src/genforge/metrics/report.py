@@ -70,11 +70,13 @@ p.absent{color:#666;font-style:italic}svg text{font:11px system-ui,sans-serif}
 
 
 def write_report(path: Path, evaluation: Evaluation, *, modality, history: Iterable[dict] = (),
-                 title: str = "genforge evaluation") -> Path:
+                 title: str = "genforge evaluation",
+                 sections: Iterable[tuple[str, str, str]] = ()) -> Path:
     """Write the evaluation as one self-contained HTML file (atomically); return its path.
 
     modality: the content kind's object (or its name), which draws items with `preview`.
     history: metric records as dicts (metrics.jsonl lines); those with a step are plotted.
+    sections: further (id, heading, HTML) sections, after the metrics (a steps sweep).
     """
     if isinstance(modality, str):
         from ..modalities import MODALITIES
@@ -83,14 +85,15 @@ def write_report(path: Path, evaluation: Evaluation, *, modality, history: Itera
                               f"{', '.join(MODALITIES)}")
         modality = MODALITIES[modality]
     return io.write_text(path, render_report(evaluation, modality=modality, history=history,
-                                             title=title))
+                                             title=title, sections=sections))
 
 
 def render_report(evaluation: Evaluation, *, modality, history: Iterable[dict] = (),
-                  title: str = "genforge evaluation") -> str:
+                  title: str = "genforge evaluation",
+                  sections: Iterable[tuple[str, str, str]] = ()) -> str:
     """The report as an HTML string (see write_report)."""
     sections = [
-        ("metrics", "Metrics", _metrics_table(evaluation)),
+        ("metrics", "Metrics", _metrics_table(evaluation)), *sections,
         ("samples", "Generated samples", _sample_grid(evaluation, modality)),
         ("nearest", "Nearest training items", _gallery(evaluation, modality)),
         ("history", "Metrics over training", _history(history)),

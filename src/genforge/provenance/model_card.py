@@ -76,6 +76,23 @@ def _front_matter(config: dict, manifest: dict, records: list[dict], name: str) 
     return "\n".join(lines)
 
 
+def _tuning_lines(manifest: dict, run: dict) -> list[str]:
+    """What a consistency-tuned model was tuned from, and for how long (genforge distill)."""
+    source = manifest.get("tuned_from")
+    if not source:
+        return []
+    taught, tuned = source.get("training", {}), manifest["training"]
+    share = (f" ({tuned['seconds'] / taught['seconds']:.0%} of the teacher's training time)"
+             if taught.get("seconds") and tuned.get("seconds") is not None else "")
+    c = run.get("consistency", {})
+    return [f"- tuned from `{source.get('model')}` (weights sha256 "
+            f"`{str(source.get('weights_sha256'))[:16]}`, trained {taught.get('steps', '?')} "
+            f"steps in {taught.get('seconds', '?')} s) by {source.get('method')}: "
+            f"{tuned['steps']:,} steps in {tuned.get('seconds', '?')} s{share}; ECT stages of "
+            f"{c.get('stage_steps')} steps, q {c.get('ratio_q')}; samples in 1 or 2 network "
+            "evaluations (`--steps 1|2`, default 2)"]
+
+
 def _health_line(health: dict | None) -> str:
     """How training went: rollbacks after divergence, an unstable end, recoveries."""
     if health is None:
@@ -120,7 +137,7 @@ def model_card(folder: str | Path) -> str:
               f"- network: " + ", ".join(f"{k} {v}" for k, v in network.items()),
               f"- optimisation: batch {run['train']['batch_size']}, lr {run['train']['lr']}, "
               f"EMA {run['train']['ema_decay']}, augmentation {run['augment']['augment']}",
-              _health_line(training.get("health")), "",
+              _health_line(training.get("health")), *_tuning_lines(manifest, run), "",
               "## Evaluation", ""]
     if records:
         parts += ["| metric | value | 95% interval | extractor | samples vs reference | protocol |",

@@ -21,6 +21,9 @@ from .home import Home, PathError, inside
 from .schemas import given
 
 
+MODEL_KINDS = ("train", "distill")  # the job kinds whose run folder holds an exported model
+
+
 class NotFound(GenforgeError):
     """A dataset, job or input a request names does not exist."""
 
@@ -55,18 +58,19 @@ class Refs:
                 raise ConfigError(f"data.legend: {err}") from None
         return merged
 
-    def job(self, job_id: int, kind: str) -> dict:
+    def job(self, job_id: int, *kinds: str) -> dict:
+        """A finished job of one of these kinds."""
         job = self.store.job(job_id)
         if job is None:
             raise NotFound(f"no job {job_id}")
-        if job["kind"] != kind or job["state"] != "done":
+        if job["kind"] not in kinds or job["state"] != "done":
             raise ConfigError(f"job {job_id} is a {job['kind']} job that is {job['state']}; a "
-                              f"finished {kind} job is needed")
+                              f"finished {' or '.join(kinds)} job is needed")
         return job
 
     def model(self, job_id: int) -> str:
-        """The exported model folder of a finished train job."""
-        self.job(job_id, "train")
+        """The exported model folder of a finished train or distill job."""
+        self.job(job_id, *MODEL_KINDS)
         folder = self.home.job_folder(job_id) / "run" / "model"
         if not (folder / "model.safetensors").is_file():
             raise ConfigError(f"job {job_id} has no exported model")
@@ -96,6 +100,12 @@ def prepare_train(req: schemas.TrainRequest, refs: Refs) -> dict:
     config = api.resolve_config(source, req.preset, req.family, **options)
     return spec("train", req, {"config": config.to_dict(), "family": req.family},
                 dataset_id=dataset and dataset["id"])
+
+
+def prepare_distill(req: schemas.DistillRequest, refs: Refs) -> dict:
+    model, options = refs.model(req.model), given(req.options)
+    api.distill_config(model, **options)  # the teacher's family, the options and the budget
+    return spec("distill", req, {"model": model, "options": options})
 
 
 def prepare_audit(req: schemas.AuditRequest, refs: Refs) -> dict:
@@ -158,6 +168,12 @@ def relative(value: Any, folder: Path) -> Any:
 def run_train(call: dict, folder: Path, should_stop: Callable[[], bool]) -> dict:
     summary = api.train(run=folder / "run", config=api.config_from_dict(call["config"]),
                         family=call["family"], should_stop=should_stop)
+    return relative(summary, folder)
+
+
+def run_distill(call: dict, folder: Path, should_stop: Callable[[], bool]) -> dict:
+    summary = api.distill(call["model"], folder / "run", should_stop=should_stop,
+                          **call["options"])
     return relative(summary, folder)
 
 
@@ -224,6 +240,7 @@ class Kind:
 KINDS: dict[str, Kind] = {
     "audit": Kind(schemas.AuditRequest, prepare_audit, run_audit),
     "train": Kind(schemas.TrainRequest, prepare_train, run_train, resumable=True),
+    "distill": Kind(schemas.DistillRequest, prepare_distill, run_distill, resumable=True),
     "features": Kind(schemas.FeaturesRequest, prepare_features, run_features),
     "generate": Kind(schemas.GenerateRequest, prepare_generate, run_generate),
     "evaluate": Kind(schemas.EvaluateRequest, prepare_evaluate, run_evaluate),

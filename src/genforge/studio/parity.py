@@ -4,6 +4,7 @@ from __future__ import annotations
 
 ENDPOINTS: dict[str, list[str]] = {
     "train": ["POST /api/jobs/train", "POST /api/preflight"],  # --dry-run: the preflight
+    "distill": ["POST /api/jobs/distill"],
     "generate": ["POST /api/jobs/generate", "POST /api/models/{job_id}/sample"],
     "evaluate": ["POST /api/jobs/evaluate"],
     "features": ["POST /api/jobs/features"],

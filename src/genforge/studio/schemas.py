@@ -113,6 +113,7 @@ _CONFIG = [d for name, cls in api.config_sections().items() if name != "data"
            for d in declarations(cls)]
 DataOptions = options_model("DataOptions", _DATA)
 TrainOptions = options_model("TrainOptions", _DATA + _CONFIG, presets=True)
+DistillOptions = options_model("DistillOptions", api.distill_declarations())
 SamplingOptions = merged_sampling("SamplingOptions", inpainting=False)
 InpaintingOptions = merged_sampling("InpaintingOptions", inpainting=True)
 _FILLED = ("train_data", "out", "signer", "extractor", "inception_weights", "data_options",
@@ -149,6 +150,15 @@ class TrainRequest(BaseModel):
     options: TrainOptions = Field(default_factory=TrainOptions)
 
 
+class DistillRequest(BaseModel):
+    """Tune a diffusion model to sample in 1-2 steps (Easy Consistency Tuning); a stopped job
+    resumes from its checkpoint."""
+
+    model_config = FORBID
+    model: int = Field(description="the id of a finished train job (a diffusion model)")
+    options: DistillOptions = Field(default_factory=DistillOptions)
+
+
 class PreflightRequest(TrainRequest):
     """What a train job with these settings would do (train --dry-run); writes nothing."""
 
@@ -171,7 +181,7 @@ class FeaturesRequest(BaseModel):
 
 class GenerateRequest(BaseModel):
     model_config = FORBID
-    model: int = Field(description="the id of a finished train job")
+    model: int = Field(description="the id of a finished train or distill job")
     params: GenerateParams = Field(default_factory=GenerateParams)
     interpolate: InterpolateParams | None = Field(None, description="walk through the latents "
                                                   "of these seeds instead (frames, walk.gif)")
@@ -192,7 +202,7 @@ class SampleRequest(BaseModel):
 
 class EvaluateRequest(BaseModel):
     model_config = FORBID
-    model: int = Field(description="the id of a finished train job")
+    model: int = Field(description="the id of a finished train or distill job")
     data: DataRef = Field(description="reference data: " + DATA_HELP)
     params: EvaluateParams = Field(default_factory=EvaluateParams)
     features: int | None = Field(None, description="the id of a finished features job whose "

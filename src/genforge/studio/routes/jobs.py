@@ -137,8 +137,8 @@ def stop_job(job: dict = Depends(job_of), studio: Studio = Depends(studio_of)) -
 @router.post("/jobs/{job_id}/resume", summary="Resume a stopped train job from its checkpoint")
 def resume_job(job: dict = Depends(job_of), studio: Studio = Depends(studio_of)) -> dict:
     if not KINDS[job["kind"]].resumable:
-        raise HTTPException(409, f"job {job['id']} is a {job['kind']} job: only train jobs "
-                                 "resume (retry runs any other again)")
+        raise HTTPException(409, f"job {job['id']} is a {job['kind']} job: only train and "
+                                 "distill jobs resume (retry runs any other again)")
     return job_view(studio.store.requeue_by_user(job["id"], ("stopped",), "resumed"))
 
 

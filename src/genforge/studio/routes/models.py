@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from ... import api
 from ...version import __version__
 from ..home import PathError, relative_parts, remove
-from ..jobs import shared
+from ..jobs import MODEL_KINDS, shared
 from ..parity import parity
 from ..schemas import PreflightRequest, SampleRequest, given
 from ..state import Studio
@@ -33,9 +33,11 @@ def model_view(studio: Studio, job: dict) -> dict:
                       "job": f"/api/jobs/{job['id']}"}}
 
 
-@router.get("/models", summary="Models: the finished train jobs")
+@router.get("/models", summary="Models: the finished train and distill jobs")
 def list_models(studio: Studio = Depends(studio_of)) -> dict:
-    jobs = studio.store.jobs(kind="train", state="done", limit=1000)
+    jobs = sorted((j for kind in MODEL_KINDS
+                   for j in studio.store.jobs(kind=kind, state="done", limit=1000)),
+                  key=lambda j: -j["id"])
     return {"models": [model_view(studio, j) for j in jobs
                        if (studio.home.job_folder(j["id"]) / "run" / "model").is_dir()]}
 

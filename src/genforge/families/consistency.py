@@ -1,0 +1,164 @@
+"""The consistency family: an EDM diffusion model tuned by Easy Consistency Tuning (ECT; Geng,
+Pokle, Luo, Lin & Kolter 2024, "Consistency models made easy") to sample in 1-2 evaluations.
+
+Written from the paper. The EDM denoiser already is a consistency function f(x, t) = D(x; t)
+(c_skip(0) = 1, c_out(0) = 0 give f(x, 0) = x), so tuning only changes its weights:
+
+- Loss (the paper's consistency-tuning objective, sec. 3): for data x and one noise n,
+  x_t = x + t n and x_r = x + r n; minimise w(t, r) d(f(x_t, t), sg[f(x_r, r)]) with the target
+  f at r computed from the current weights without gradient (no frozen teacher, no JVP).
+- t ~ lognormal(P_mean, P_std) = (-1.1, 2.0) (the paper's training distribution of t).
+- Mapping r(t) (sec. 3.3): r/t = 1 - n(t) / q^(a+1), n(t) = 1 + k sigmoid(-b t), clamped at 0;
+  a is the stage (optimiser step // d). At stage 0 with q = 2 most small t get r = 0, where the
+  target is x itself: the diffusion model's own denoising loss, which is why tuning can start from
+  it; each stage halves t - r, tightening towards the continuous consistency condition.
+- Weighting w(t, r) = 1 / (t - r) (sec. 3.4), which keeps the loss the size of df/dt as r -> t.
+- Distance d: the pseudo-Huber sqrt(|f_t - f_r|^2 + c^2) - c (iCT's, Song & Dhariwal 2023);
+  its gradient is the squared loss's scaled by 1 / sqrt(|delta|^2 + c^2): ECT's adaptive weighting
+  with p = 1/2, which keeps rare large differences from dominating.
+The equation numbers of the paper could not be checked offline; the sections are named instead.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..augment import nonleaking_augment
+from ..config import RunConfig
+from ..models.precond import EDMDenoiser
+from ..options import Check, Declared, between, build, option
+from ..sampling import MID_SIGMA, consistency_sigmas, sample_consistency
+from .base import ModelSpec, Phase
+from .diffusion import build_denoiser, sampling_start
+
+MAX_STEPS = 2  # the tuned model is judged at 1 and 2 evaluations; more add little (ECT, table 1)
+
+
+@dataclass(frozen=True)
+class ConsistencySampling(Declared):
+    """How a consistency-tuned model samples: 1 or 2 evaluations, classifier-free guidance."""
+
+    sampler: str = option("consistency", "consistency: map noise straight to a sample, then "
+                          "(2 steps) re-noise to --mid-sigma and map again", choices=("consistency",))
+    steps: int = option(2, "network evaluations: 1 or 2",
+                        check=Check(lambda v: 1 <= v <= MAX_STEPS,
+                                    f"1 or {MAX_STEPS} (a consistency-tuned model samples in one "
+                                    "or two network evaluations)"))
+    guidance: float = option(1.0, "classifier-free guidance scale (1: none)",
+                             check=between(0.0, 100.0))
+    mid_sigma: float = option(MID_SIGMA, "noise level of the second evaluation (2 steps)",
+                              check=between(1e-3, 80.0))
+
+
+def ect_r(t: torch.Tensor, stage: int, q: float, k: float, b: float) -> torch.Tensor:
+    """ECT's mapping from t to r at a stage: r = t (1 - n(t) / q^(stage+1)), n = 1 + k sigmoid(-bt),
+    never below 0."""
+    n = 1 + k * torch.sigmoid(-b * t)
+    return (t * (1 - n / q ** (stage + 1))).clamp(min=0)
+
+
+def ect_loss(denoiser: nn.Module, images: torch.Tensor, labels: torch.Tensor | None,
+             generator: torch.Generator, *, stage: int, config: RunConfig,
+             augment_p: float = 0.0) -> torch.Tensor:
+    """The consistency-tuning loss of one micro-batch at a stage (module docstring)."""
+    c, d = config.consistency, config.diffusion
+    b, device = images.shape[0], images.device
+    augment_labels = None
+    if augment_p > 0:
+        images, augment_labels = nonleaking_augment(images, augment_p, generator)
+    t = (torch.randn(b, device=device, generator=generator) * d.p_std + d.p_mean).exp()
+    t = t.clamp(d.sigma_min, d.sigma_max)
+    r = ect_r(t, stage, c.ratio_q, c.ratio_k, c.ratio_b)
+    noise = torch.randn(images.shape, device=device, generator=generator)
+    if labels is not None and d.label_dropout > 0:
+        drop = torch.rand(b, device=device, generator=generator) < d.label_dropout
+        labels = torch.where(drop, -1, labels)  # the same labels for both ends
+    per_item = [-1, *([1] * (images.dim() - 1))]
+    f_t = denoiser(images + t.view(per_item) * noise, t, labels, augment_labels)
+    with torch.no_grad():
+        # r = 0 is the boundary f(x, 0) = x: the target is the clean item itself
+        f_r = denoiser(images + r.view(per_item) * noise, r.clamp(min=d.sigma_min), labels,
+                       augment_labels)
+        f_r = torch.where(r.view(per_item) > 0, f_r, images)
+    huber_c = c.huber_c if c.huber_c is not None else 0.00054 * math.sqrt(images[0].numel())
+    distance = ((f_t.float() - f_r.float()) ** 2).flatten(1).sum(1)
+    distance = (distance + huber_c**2).sqrt() - huber_c
+    return (distance / (t - r)).mean()
+
+
+class ConsistencyTuner(nn.Module):
+    """The module the loop trains: the denoiser, and the count of optimiser steps taken (in the
+    checkpoint, so a resumed or rolled-back tuning is at the stage it was)."""
+
+    def __init__(self, denoiser: EDMDenoiser):
+        super().__init__()
+        self.denoiser = denoiser
+        self.register_buffer("micro_batches", torch.zeros((), dtype=torch.long))
+
+
+class ConsistencyFamily:
+    """Consistency tuning of an EDM model; given the teacher's weights (genforge distill), the
+    module it builds starts from them; without (loading an exported model), the weights are
+    loaded after."""
+
+    name = "consistency"
+    sampling = ConsistencySampling
+    inpainting = None
+
+    def __init__(self, teacher: dict[str, torch.Tensor] | None = None):
+        self.teacher = teacher
+
+    def supports(self, modality) -> str | None:
+        return None
+
+    def build(self, spec: ModelSpec, config: RunConfig) -> nn.Module:
+        denoiser = build_denoiser(spec, config)
+        if self.teacher is not None and not any(p.is_meta for p in denoiser.parameters()):
+            denoiser.load_state_dict(self.teacher)
+        return ConsistencyTuner(denoiser)
+
+    def exported(self, module: nn.Module) -> nn.Module:
+        return module.denoiser
+
+    @staticmethod
+    def stage(module: ConsistencyTuner, config: RunConfig) -> int:
+        """The ECT stage: optimiser steps taken // stage_steps."""
+        steps = int(module.micro_batches) // config.train.grad_accum
+        return steps // config.consistency.stage_steps
+
+    def phases(self, config: RunConfig, spec: ModelSpec) -> list[Phase]:
+        augment_p = config.augment.augment_p if config.augment.augment == "nonleaking" else 0.0
+
+        def loss(module, images, labels, generator):
+            stage = self.stage(module, config)
+            module.micro_batches += 1
+            return ect_loss(module.denoiser, images, labels, generator, stage=stage,
+                            config=config, augment_p=augment_p)
+
+        return [Phase("consistency", lambda module: list(module.denoiser.parameters()), loss)]
+
+    def stats(self, module: nn.Module) -> dict[str, float]:
+        return {"micro_batches": int(module.micro_batches)}
+
+    def latent_shape(self, module: nn.Module, item_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(item_shape)
+
+    @torch.no_grad()
+    def sample(self, module: EDMDenoiser, seeds: list[int], class_labels: torch.Tensor | None,
+               *, item_shape: tuple[int, ...], device: torch.device | str = "cpu",
+               config: RunConfig | None = None, latents: torch.Tensor | None = None,
+               spec: ModelSpec | None = None, callback=None, **options) -> torch.Tensor:
+        """Samples for the given seeds in 1 or 2 evaluations; sample i depends only on seeds[i]
+        and class_labels[i] (latents, unit-variance, replace the seeds' starting noise)."""
+        o = build(ConsistencySampling, options)
+        d = config.diffusion if config is not None else RunConfig().diffusion
+        sigmas = consistency_sigmas(o.steps, d.sigma_max, (o.mid_sigma,)).to(device)
+        noise, x, denoiser = sampling_start(module, seeds, class_labels, item_shape, latents,
+                                            sigmas[0], o.guidance, device)
+        return sample_consistency(denoiser, x, sigmas, noise=noise, callback=callback)
+
+
+__all__ = ["ConsistencyFamily", "ConsistencySampling", "ConsistencyTuner", "ect_loss", "ect_r"]
