@@ -27,6 +27,9 @@ CASES = {
     # name: (family, spec, config sections)
     "diffusion-image": ("diffusion", ModelSpec("image", (1, 12, 12), ("a", "b", "c")),
                         {"network": TINY_NET}),
+    # a consistency-tuned model: the same denoiser graph, sampled in 1 or 2 evaluations
+    "consistency-image": ("consistency", ModelSpec("image", (1, 12, 12), ("a", "b")),
+                          {"network": TINY_NET}),
     "gan-stylegan2": ("gan", ModelSpec("image", (1, 12, 12), ("a", "b")),
                       {"gan": {"architecture": "stylegan2", "latent_dim": 16,
                                "generator_channels": 8, "max_channels": 16, "mapping_layers": 2}}),

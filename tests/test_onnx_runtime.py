@@ -36,6 +36,7 @@ SEEDS = list(range(16))
 SAMPLING = {"diffusion-image": [{"steps": 6}, {"steps": 3, "sampler": "heun", "guidance": 2.0},
                                 {"steps": 4, "sampler": "euler-ancestral"},
                                 {"steps": 4, "sampler": "euler"}],
+            "consistency-image": [{}, {"steps": 1}, {"steps": 2, "guidance": 2.0}],
             "gan-stylegan2": [{}, {"truncation": 0.6}], "gan-dcgan": [{"truncation": 0.8}],
             "discrete-sokoban": [{"steps": 12}, {"sampler": "confidence", "steps": 8}],
             "discrete-music": [{"steps": 8}]}
@@ -207,6 +208,15 @@ def test_export_through_the_cli(exported, tmp_path, capsys):
     assert run_main([str(out), "-n", "2", "--out", str(tmp_path / "s"),
                                   "--option", "truncation=0.5"]) == 0
     assert json.loads((tmp_path / "s" / "generation.json").read_text())["truncation"] == 0.5
+
+
+def test_a_consistency_model_takes_one_or_two_steps_in_the_runtime(exported):
+    rt = runtime.load(exported["consistency-image"][1], threads=1)
+    assert rt.sampling()["sampler"] == "consistency" and rt.sampling()["steps"] == 2
+    with pytest.raises(ConfigError, match="steps must be 1 or 2"):
+        rt.sampling(steps=3)
+    with pytest.raises(ConfigError, match="does not apply to a consistency model"):
+        rt.sampling(sampler="euler")
 
 
 def test_the_runtime_erf_rounds_to_float32_as_math_erf():

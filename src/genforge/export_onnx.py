@@ -96,9 +96,10 @@ def _noise_shapes(generator: nn.Module, spec: ModelSpec) -> list[tuple[int, ...]
 def graph_for(family: str, module: nn.Module, spec: ModelSpec) -> tuple[nn.Module, dict, dict]:
     """(wrapper, example inputs by name, what the runtime reads about the graph)."""
     b, classes = EXAMPLE_BATCH, spec.num_classes > 0
-    labels = {"class_labels": torch.tensor([0, -1][:b] if family == "diffusion" else [0] * b)
+    denoiser = family in ("diffusion", "consistency")  # a tuned model is an EDM denoiser too
+    labels = {"class_labels": torch.tensor([0, -1][:b] if denoiser else [0] * b)
               } if classes else {}
-    if family == "diffusion":
+    if denoiser:
         x = torch.randn(b, *spec.model_shape)
         return (DiffusionGraph(module, classes),
                 {"x": x, "sigma": torch.tensor([2.0, 0.5]), **labels},
@@ -216,8 +217,8 @@ def export_onnx(model: str | Path, out: str | Path | None = None) -> Path:
         onnx_section = {
             "format": ONNX_FORMAT, "format_version": 1, "file": "model.onnx", "opset": OPSET,
             "inputs": list(inputs), **graph, "sampling": options, "decode": decoding(spec),
-            **({"sigma_min": d.sigma_min, "sigma_max": d.sigma_max} if family == "diffusion"
-               else {})}
+            **({"sigma_min": d.sigma_min, "sigma_max": d.sigma_max}
+               if family in ("diffusion", "consistency") else {})}
         io.write_json(staging / "config.json", {**model_config, "onnx": onnx_section})
         io.write_json(staging / "manifest.json", {
             **manifest, "onnx_sha256": _sha256(staging / "model.onnx"),

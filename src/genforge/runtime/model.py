@@ -16,12 +16,13 @@ from . import decode
 from .masked import sample_tokens
 from .noise import NOISE, SeedStreams
 from .outputs import write_outputs
-from .samplers import SAMPLERS, classifier_free, conditional, karras_sigmas
+from .samplers import (SAMPLERS, classifier_free, conditional, consistency_sigmas,
+                       karras_sigmas)
 
 MAX_JSON_BYTES = 16 << 20
 CHOICES = {"sampler": (*SAMPLERS, "ancestral", "confidence")}
 RANGES = {"steps": (1, 1024), "guidance": (0.0, 100.0), "truncation": (0.0, 2.0),
-          "temperature": (1e-9, 5.0)}
+          "temperature": (1e-9, 5.0), "mid_sigma": (1e-3, 80.0)}
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -74,7 +75,7 @@ class RuntimeModel:
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"{self.folder / 'config.json'}: malformed ONNX export config "
                                   f"({type(err).__name__}: {err})") from None
-        if self.family not in ("diffusion", "gan", "discrete"):
+        if self.family not in ("diffusion", "consistency", "gan", "discrete"):
             raise CheckpointError(f"{self.folder / 'config.json'}: unknown family "
                                   f"{self.family!r:.40}")
         self.path, self.threads = path, threads
@@ -168,6 +169,12 @@ class RuntimeModel:
         options = {**defaults, **given}
         if options.get("sampler") is not None and options["sampler"] not in CHOICES["sampler"]:
             raise ConfigError(f"unknown sampler {options['sampler']!r}")
+        if (options.get("sampler") == "consistency") != (self.family == "consistency"):
+            raise ConfigError(f"sampler {options['sampler']} does not apply to a {self.family} "
+                              "model (the consistency sampler is for consistency-tuned models)")
+        if self.family == "consistency" and options["steps"] not in (1, 2):
+            raise ConfigError(f"steps must be 1 or 2 (a consistency-tuned model samples in one "
+                              f"or two network evaluations), got {options['steps']}")
         if options.get("rules"):
             raise ConfigError("rules (--rules) need genforge with PyTorch: the content kinds' "
                               "rule checks are not in the runtime")
@@ -178,9 +185,12 @@ class RuntimeModel:
         """Integer items for these seeds (item i depends only on seeds[i]); options as
         sampling() returns them."""
         noise, n, d = SeedStreams(seeds), len(seeds), self.decoding
-        if self.family == "diffusion":
+        if self.family in ("diffusion", "consistency"):  # one denoiser; the schedule differs
             shape = tuple(self.config.get("model_shape") or self.item_shape)
-            sigmas = karras_sigmas(options["steps"], self.graph["sigma_min"], self.graph["sigma_max"])
+            sigmas = (consistency_sigmas(options["steps"], self.graph["sigma_max"],
+                                         options["mid_sigma"]) if self.family == "consistency"
+                      else karras_sigmas(options["steps"], self.graph["sigma_min"],
+                                         self.graph["sigma_max"]))
             x = noise(shape) * sigmas[0]
             model = lambda x, sigma, lab: self.run(  # noqa: E731
                 x=x, sigma=sigma, class_labels=self._labels(lab, len(x)))

@@ -107,5 +107,21 @@ def sample_euler_ancestral(denoiser, x, sigmas, *, noise: SeedStreams | None = N
     return x
 
 
+def consistency_sigmas(steps: int, sigma_max: float, mid_sigma: float) -> np.ndarray:
+    """[sigma_max, mid_sigma (2 steps), 0], as sampling/consistency.py."""
+    return np.array([sigma_max, *([mid_sigma] if steps == 2 else []), 0.0], dtype=F32)
+
+
+def sample_consistency(denoiser, x, sigmas, *, noise: SeedStreams | None = None):
+    """A consistency-tuned model: map to a sample; each further level re-noises and maps again."""
+    if len(sigmas) > 2 and noise is None:
+        raise ValueError("multistep consistency sampling needs a noise source")
+    for i in range(len(sigmas) - 1):
+        if i > 0:
+            x = x + noise(x.shape[1:]) * sigmas[i]
+        x = _denoise(denoiser, x, sigmas[i])
+    return x
+
+
 SAMPLERS = {"euler": sample_euler, "heun": sample_heun, "dpmpp-2m": sample_dpmpp_2m,
-            "euler-ancestral": sample_euler_ancestral}
+            "euler-ancestral": sample_euler_ancestral, "consistency": sample_consistency}
