@@ -133,3 +133,7 @@ def test_an_option_of_another_family_or_kind_is_refused_by_name(trained):
         model.generate(1, temperature=0.5)
     with pytest.raises(genforge.ConfigError, match="--bars is a music data option; this data is image"):
         api.resolve_config("fashion-mnist-sample", bars=8)
+    with pytest.raises(genforge.ConfigError,
+                       match="--split is a music and level data option; this data is image"):
+        api.resolve_config("fashion-mnist-sample", split="test")
+    assert api.resolve_config("bach-chorales", split="test").data.split == "test"

@@ -328,13 +328,17 @@ def check_family_options(family: str, options: dict[str, Any]) -> None:
                               f"it has no effect with --family {family}")
 
 
+# Data options declared on DataConfig that only some kinds read (images have no split).
+SHARED_KIND_OPTIONS: dict[str, tuple[str, ...]] = {"split": ("music", "level")}
+
+
 def check_kind_options(kind: str, options: dict[str, Any]) -> None:
-    """Refuse data options (flat names, as given by a user) that only another content kind reads."""
+    """Refuse data options (flat names, as given by a user) that only other content kinds read."""
     for name in options:
-        owner = KIND_OPTIONS.get(name)
-        if owner is not None and kind != "auto" and owner != kind:
-            raise ConfigError(f"--{name.replace('_', '-')} is a {owner} data option; this data "
-                              f"is {kind}")
+        owners = (KIND_OPTIONS[name],) if name in KIND_OPTIONS else SHARED_KIND_OPTIONS.get(name)
+        if owners and kind != "auto" and kind not in owners and options[name] is not None:
+            raise ConfigError(f"--{name.replace('_', '-')} is a {' and '.join(owners)} data "
+                              f"option; this data is {kind}")
 
 
 def resolve_augment(config: RunConfig, items: int, item_shape: tuple[int, ...] = ()) -> RunConfig:
