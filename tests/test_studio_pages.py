@@ -136,3 +136,17 @@ def test_job_files_show_inline_and_html_runs_sandboxed(studio):
     assert response.status_code == 200, response.text
     assert response.headers["content-disposition"].startswith("inline")
     assert response.headers["content-security-policy"] == "sandbox"
+
+
+def test_a_diffusion_model_offers_a_few_step_version_that_becomes_a_model(studio):
+    model = page(studio, f"/models/{studio.train}")
+    assert 'id="distill-form"' in model and 'data-path="options.minutes"' in model
+    tuned = ok(studio.post("/api/jobs/distill", json={"model": studio.train,
+                                                      "options": {"steps": 2}}), 201)
+    assert tuned["id"] in run_queued(studio, limit=100)  # and what other tests left queued
+    assert ok(studio.get(f"/api/jobs/{tuned['id']}"))["state"] == "done"
+    assert f'href="/models/{tuned["id"]}"' in page(studio, "/")
+    assert f'href="/models/{tuned["id"]}"' in page(studio, f"/jobs/{tuned['id']}")
+    page_of_tuned = page(studio, f"/models/{tuned['id']}")
+    assert "A consistency model" in page_of_tuned and 'id="distill-form"' not in page_of_tuned
+    assert f'value="{tuned["id"]}"' in page(studio, "/provenance")

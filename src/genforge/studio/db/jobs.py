@@ -213,13 +213,15 @@ class JobQueries:
         row = self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return job_row(row) if row else None
 
-    def jobs(self, *, state: str | None = None, kind: str | None = None, limit: int = 100,
-             offset: int = 0) -> list[dict]:
+    def jobs(self, *, state: str | None = None, kind: str | tuple[str, ...] | None = None,
+             limit: int = 100, offset: int = 0) -> list[dict]:
+        """The newest jobs, of a state and of a kind (or of any of several kinds)."""
         where, args = [], []
         for column, value in (("state", state), ("kind", kind)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
+            values = (value,) if isinstance(value, str) else value
+            if values is not None:
+                where.append(f"{column} IN ({', '.join('?' * len(values))})")
+                args.extend(values)
         sql = ("SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY id DESC LIMIT ? OFFSET ?")
         return [job_row(r) for r in self._conn().execute(sql, (*args, limit, offset))]

@@ -22,6 +22,7 @@ from ... import api
 from ...errors import GenforgeError
 from ...options import declarations
 from .. import schemas
+from ..jobs import MODEL_KINDS
 from ..routes.common import job_view, studio_of
 from ..routes.data import KIND_CHOICES
 from ..state import Studio
@@ -31,6 +32,7 @@ from .render import render
 
 router = APIRouter(include_in_schema=False)
 PLAIN_TRAIN = ("minutes", "augment")  # shown first, in plain words; the rest folds away
+DISTILL_PLAIN = ("minutes", "steps")  # the budget; ECT's own settings fold away
 SECTION_TITLES = {"network": "Network", "diffusion": "Diffusion", "gan": "GAN",
                   "augment": "Augmentation", "train": "Training"}
 # generate's arguments shown up front for each content kind (the rest under "more options")
@@ -149,6 +151,9 @@ async def model(request: Request, job_id: int, studio: Studio = Depends(studio_o
         harmonize=fields(schemas.HarmonizeParams, "params", scope="harmonize"),
         complete=fields(schemas.CompleteParams, "params", scope="complete"),
         evaluate=fields(schemas.EvaluateParams, "params", scope="evaluate"),
+        distill=fields(schemas.DistillOptions, "options", only=DISTILL_PLAIN, scope="distill"),
+        distill_more=fields(schemas.DistillOptions, "options", skip=DISTILL_PLAIN,
+                            scope="distill"),
         datasets=datasets, named=api.dataset_names().get(kind, ()),
         jobs=views.model_jobs(studio, job_id, limit=30), card=views.model_card(studio, job_id))
 
@@ -163,5 +168,5 @@ def compare(request: Request, runs: list[int] = Query(default=[]),
 
 @router.get("/provenance", response_class=HTMLResponse)
 def provenance(request: Request, studio: Studio = Depends(studio_of)):
-    models = [job_view(j) for j in studio.store.jobs(kind="train", state="done", limit=100)]
+    models = [job_view(j) for j in studio.store.jobs(kind=MODEL_KINDS, state="done", limit=100)]
     return render(request, "provenance.html", models=models)

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from ... import api
+from ..jobs import MODEL_KINDS
 from ..routes.common import job_view
 from ..routes.data import dataset_view
 from ..state import Studio
@@ -39,7 +40,7 @@ def home(studio: Studio, page: int) -> dict:
     paging = pages(runs_total, page, PAGE_JOBS)
     runs = [job_view(j) for j in studio.store.jobs(kind="train", limit=PAGE_JOBS,
                                                    offset=paging["offset"])]
-    models = [job_view(j) for j in studio.store.jobs(kind="train", state="done", limit=12)]
+    models = [job_view(j) for j in studio.store.jobs(kind=MODEL_KINDS, state="done", limit=12)]
     recent = [job_view(j) for j in studio.store.jobs(limit=10) if j["kind"] != "train"]
     datasets = [dataset_view(d, studio) for d in studio.store.datasets()]
     return {"runs": runs, "paging": paging, "models": models, "recent": recent,

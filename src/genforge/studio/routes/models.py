@@ -35,9 +35,7 @@ def model_view(studio: Studio, job: dict) -> dict:
 
 @router.get("/models", summary="Models: the finished train and distill jobs")
 def list_models(studio: Studio = Depends(studio_of)) -> dict:
-    jobs = sorted((j for kind in MODEL_KINDS
-                   for j in studio.store.jobs(kind=kind, state="done", limit=1000)),
-                  key=lambda j: -j["id"])
+    jobs = studio.store.jobs(kind=MODEL_KINDS, state="done", limit=1000)
     return {"models": [model_view(studio, j) for j in jobs
                        if (studio.home.job_folder(j["id"]) / "run" / "model").is_dir()]}
 
