@@ -166,3 +166,12 @@ def test_named_lode_runner():
 def test_nothing_fits_is_an_error_naming_the_reason():
     with pytest.raises(DataError, match="larger than 2x2"):
         LEVEL.open(config(FIXTURES / "sokoban" / "tiny.xsb", max_size=2))
+
+
+def test_a_set_too_small_for_a_test_split_is_judged_against_all_of_it_and_says_so():
+    from genforge.evaluation import _reference
+    tiny = str(FIXTURES / "sokoban" / "tiny.xsb")
+    reference, note = _reference(LEVEL, tiny, {"split": "test"}, {})
+    assert len(reference) == 3 and "no test split" in note and "training items included" in note
+    with pytest.raises(DataError, match="test split"):  # asked for by name: refused, not replaced
+        _reference(LEVEL, tiny, {"split": "test"}, {"split": "test"})

@@ -45,8 +45,8 @@ from .progress import Event, Reporter, reporting
 from .provenance.checks import describe_keys, detect, init_keys, signer, verify
 from .tuning import TUNING_OPTIONS, distill, distill_config
 from .runs import preflight, summary_markdown, train
-from .training.distributed import (check_split as check_processes, launch as launch_processes,
-                                   world as process_world)
+from .training.distributed import (PeerLost, check_split as check_processes,
+                                   launch as launch_processes, world as process_world)
 
 
 EXPORT_FORMATS = ("onnx",)
@@ -166,4 +166,4 @@ __all__ = ["export", "EXPORT_FORMATS", "train", "distill", "distill_config", "di
            "preset_values", "families",
            "dataset_names", "metric_names", "default_metrics", "kinds", "kind_families",
            "DEFAULT_PRESET", "family_choice", "process_world", "launch_processes",
-           "check_processes"]
+           "check_processes", "PeerLost"]

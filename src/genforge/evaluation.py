@@ -14,7 +14,7 @@ import torch
 from . import io, progress, sweep
 from .config import RunConfig
 from .data import data_config, dataset_info, open_data, open_training_data
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .export import export_model
 from .families import FAMILIES, ModelSpec
 from .generation import GenerativeModel, generate_items, load, resolve_sampling
@@ -130,6 +130,20 @@ def _open_generated(model: Path, n: int, kind: str, device: str):
     return data, None
 
 
+def _reference(modality, data, defaults: dict, given: dict):
+    """The reference data, and a note when a small set has no held-out split: judged against all
+    of it (the split asked by default is empty), which rewards copying, and the record says so."""
+    try:
+        return modality.open(data_config(data, **{**defaults, **given})), None
+    except DataError:
+        split = defaults.get("split")
+        if "split" in given or split in (None, "all"):
+            raise
+    reference = modality.open(data_config(data, **{**defaults, **given, "split": "all"}))
+    return reference, (f"{data} has no {split} split (too few items): judged against all "
+                       f"{len(reference)} of its items, training items included")
+
+
 def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: str | None = None,
              metrics: tuple[str, ...] | None = None, seed: int = 0, fd_dim: int | None = None,
              fd_resamples: int = 10, reference_limit: int = 50_000,
@@ -186,7 +200,7 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
         log, protocol_sampling = out / "metrics.jsonl", {"files": str(model)}
     modality = MODALITIES[kind]
     defaults = modality.reference_options(source) if isinstance(source, GenerativeModel) else {}
-    reference = modality.open(data_config(data, **{**defaults, **(data_options or {})}))
+    reference, held_out_note = _reference(modality, data, defaults, data_options or {})
     modality = modality.bind(reference.vocabulary)
     training = _training_data(source, train_data, reference)
     feature_net, metrics, fd_dim, notes = _features_for(
@@ -194,6 +208,9 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
         training, n=n, reference_limit=reference_limit, fd_dim=fd_dim,
         train_encoder_now=train_encoder_now, inception_weights=inception_weights,
         device=resolve_device(device))
+    if held_out_note:
+        warnings.warn(held_out_note)
+        notes = (*notes, held_out_note)
     protocol = registry.Protocol(generated=n, reference_limit=reference_limit, seed=seed,
                                  fd_dim=fd_dim, fd_resamples=fd_resamples,
                                  sampler=protocol_sampling, notes=notes)

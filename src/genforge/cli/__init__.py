@@ -4,6 +4,7 @@ reporters.py shows progress events)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 import traceback
@@ -49,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
             return COMMANDS[args.command](args)
     except GenforgeError as err:
         print(f"genforge: error: {err}", file=sys.stderr)
+        if isinstance(err, api.PeerLost):
+            # A process group whose peer is gone can abort in its C++ destructor at exit
+            # ("terminate called without an active exception"), and the launcher would then
+            # name this process instead of the one that died: leave without finalising.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         return 2
     except KeyboardInterrupt:
         print("genforge: interrupted", file=sys.stderr)
