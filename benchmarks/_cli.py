@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -21,3 +22,14 @@ def run_genforge(command: list[str], threads: int, log: Path) -> float:
     if done.returncode:
         raise RuntimeError(f"failed ({done.returncode}): genforge {' '.join(command)}; see {log}")
     return time.perf_counter() - started
+
+
+def cpu_model() -> str:
+    """The CPU's name from /proc/cpuinfo (what every benchmark prints first), else platform's."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"

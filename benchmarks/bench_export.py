@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 import torch  # noqa: E402
+
+from _cli import cpu_model  # noqa: E402
 
 from genforge import runtime  # noqa: E402
 from genforge.export import load_module  # noqa: E402
@@ -45,16 +46,6 @@ CASES = {
     "discrete (chorale 4x64)": ("discrete", ModelSpec("music", (4, 64), (), (8, 64, 48)),
                                 {"network": SMALL["discrete"]["network"]}),
 }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def best_time(fn, repeats: int) -> float:

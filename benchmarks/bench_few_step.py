@@ -20,10 +20,8 @@ per column).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import statistics
 import sys
 from pathlib import Path
@@ -31,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import genforge  # noqa: E402
-from _cli import run_genforge  # noqa: E402
+from _cli import run_genforge, cpu_model  # noqa: E402
 from genforge import io  # noqa: E402
 from genforge.config import DataConfig  # noqa: E402
 from genforge.metrics.encoder import load_encoder  # noqa: E402
@@ -44,16 +42,6 @@ from genforge.training.speed import seconds_per_step  # noqa: E402
 # default sampler also at 10 and 100 for the "10 within 10% of 100" target
 TEACHER_SWEEPS = [(("euler", "dpmpp-2m"), (1, 2, 4, 8, 16)), (("dpmpp-2m", "heun"), (35,)),
                   (("dpmpp-2m",), (10, 100))]
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def sweep_all(teacher, tuned, reference, encoder, n: int, seeds: list[int]) -> list[dict]:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from _cli import cpu_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -38,16 +38,6 @@ def _solve(job: tuple[str, str, bytes, tuple[int, int], int]) -> dict:
     return {"variant": variant, "name": name, "status": result.status, "pushes": result.pushes,
             "moves": result.moves, "optimal": result.optimal, "nodes": result.nodes,
             "seconds": time.process_time() - started}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from _cli import cpu_model  # noqa: E402
 
 # (label, genforge preset, channels, side, classes, network overrides)
 CONFIGS = {
@@ -132,19 +133,6 @@ class DiffusersNet:
                 return self.unet(x, noise * 250.0, class_labels=class_labels).sample
 
         return Adapter()
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name, from /proc/cpuinfo where there is one."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or "unknown CPU"
 
 
 def gemm_peak(job: dict) -> dict:
