@@ -48,9 +48,12 @@ def train(data: str | None = None, run: str | Path = "runs/genforge", *,
     here = distributed.world()  # under torchrun: every process runs this; rank 0 writes
     try:
         with distributed.quiet_unless_main(here):
-            return _train(data, run, preset, family, config, should_stop, here, options)
-    finally:
-        distributed.finish(here)
+            summary = _train(data, run, preset, family, config, should_stop, here, options)
+    except BaseException:
+        distributed.finish(here, clean=False)
+        raise
+    distributed.finish(here)
+    return summary
 
 
 def _micro_batches(run: Path, config: RunConfig, processes: int) -> int:
