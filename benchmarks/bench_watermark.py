@@ -1,10 +1,10 @@
 """genforge's invisible watermark beside invisible-watermark's dwtDct and dwtDctSvd (run by hand).
 
     pip install invisible-watermark scikit-image   # benchmark-only peers, not genforge dependencies
-    python benchmarks/bench_watermark.py --model /work/runs/fm30/model --out watermark.json
+    python benchmarks/bench_watermark.py --model runs/fm30/model --out watermark.json
     python benchmarks/bench_watermark.py --quick     # 10 + 10 images, 2 keys: a smoke run
     python benchmarks/bench_watermark.py --stages sharing --share-n 50 --share-keys 10 \
-        --model32 /work/runs/fm32/model --model64 /work/runs/fm64/model   # display copies only
+        --model32 runs/fm32/model --model64 runs/fm64/model   # display copies only
 
 Images (the same for every method, 256x256 RGB):
   generated  samples 0..n-1 of a genforge model (Fashion-MNIST, 28x28 grey), upscaled with Lanczos
@@ -432,7 +432,7 @@ def size_table(sizes: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="/work/runs/fm30/model", help="genforge model folder")
+    parser.add_argument("--model", default="runs/fm30/model", help="genforge model folder")
     parser.add_argument("-n", type=int, default=100, help="images per set")
     parser.add_argument("--keys", type=int, default=10,
                         help="keys for genforge's false-positive trials")
@@ -442,9 +442,9 @@ def main() -> None:
     parser.add_argument("--stages", default="classic,sharing",
                         help="classic (256x256 images, the transformations above) and/or sharing "
                              "(display copies of small generated images through sharing pipelines)")
-    parser.add_argument("--model32", default="/work/runs/fm32/model",
+    parser.add_argument("--model32", default="runs/fm32/model",
                         help="a genforge model of 32x32 images (sharing stage)")
-    parser.add_argument("--model64", default="/work/runs/fm64/model",
+    parser.add_argument("--model64", default="runs/fm64/model",
                         help="a genforge model of 64x64 images (sharing stage)")
     parser.add_argument("--display-size", type=int, default=256,
                         help="display copies' shorter side (sharing stage)")
