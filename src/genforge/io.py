@@ -131,13 +131,21 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
 
 def load_tensors(path: Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
     """Inverse of save_tensors. Never unpickles; a damaged file gives a CheckpointError."""
+    meta = load_metadata(path)
+    try:
+        return load_file(str(path), device=str(device)), meta
+    except Exception as err:  # safetensors raises several types for damaged files
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def load_metadata(path: Path) -> dict:
+    """The JSON metadata save_tensors wrote, read from the file's header alone (no tensors)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: not found")
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("genforge", "{}"))
-        return load_file(str(path), device=str(device)), meta
+            return json.loads((f.metadata() or {}).get("genforge", "{}"))
     except Exception as err:  # safetensors raises several types for damaged files
         raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
 

@@ -111,8 +111,8 @@ def save_checkpoint(path: Path, *, model: nn.Module, ema: nn.Module,
 
 
 def read_checkpoint_meta(path: Path) -> dict:
-    """The JSON part of a checkpoint, checked to be one of ours."""
-    _, meta = io.load_tensors(path)
+    """The JSON part of a checkpoint (its header alone), checked to be one of ours."""
+    meta = io.load_metadata(path)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a genforge checkpoint")
     return meta
