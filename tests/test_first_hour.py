@@ -194,3 +194,35 @@ def test_precision_auto_resolves_to_a_measured_choice_and_says_why(tmp_path, mon
     # a fixed precision is taken as given
     fixed = genforge.train("fashion-mnist-sample", tmp_path / "c", precision="fp32", **options)
     assert fixed["precision_choice"] == {"precision": "fp32", "why": "--precision fp32"}
+
+
+def test_sampling_precision_auto_is_measured_recorded_and_fixed_when_given(images, tmp_path,
+                                                                           monkeypatch):
+    from genforge.training import speed
+    monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: False)
+    model = api.load(images / "model", device="cpu")
+    model.generate(2, seed=0, steps=4, out=tmp_path / "a")
+    record = json.loads((tmp_path / "a" / "generation.json").read_text())
+    assert (record["precision"], record["precision_why"]) == (
+        "fp32", "this CPU has no native bf16 (AMX or AVX512-BF16)")
+    monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: True)
+    model = api.load(images / "model", device="cpu")
+    items = model.generate(2, seed=0, steps=4, out=tmp_path / "b")
+    choice = model.sampling_precision(model.sampling(steps=4))
+    assert set(choice["seconds_per_item"]) == {"fp32", "bf16"} and "measured here" in choice["why"]
+    faster = min(choice["seconds_per_item"], key=choice["seconds_per_item"].get)
+    assert choice["precision"] == faster or "disagreed" in choice["why"]
+    record = json.loads((tmp_path / "b" / "generation.json").read_text())
+    assert record["precision"] == choice["precision"] and items.dtype == torch.uint8
+    # measured once per machine and options: a second load reads the cache
+    assert api.load(images / "model", device="cpu").sampling_precision(
+        model.sampling(steps=4))["cached"]
+    # bf16 given is taken as given, and its samples stay close to fp32's
+    fixed = api.load(images / "model", device="cpu", precision="bf16")
+    bf16 = fixed.generate(2, seed=0, steps=4)
+    fp32 = api.load(images / "model", device="cpu", precision="fp32").generate(2, seed=0, steps=4)
+    assert fixed.sampling_precision(fixed.sampling(steps=4))["why"] == "--precision bf16"
+    assert (bf16.float() - fp32.float()).abs().mean() < 8  # of 255 grey levels
+    with pytest.raises(genforge.errors.ConfigError, match="--precision 'fp16': expected one of"):
+        api.load(images / "model", device="cpu", precision="fp16")

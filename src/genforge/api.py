@@ -36,6 +36,7 @@ from .families import FAMILIES
 from .export_onnx import export_onnx
 from .generation import GenerativeModel, load
 from .generation.display import DisplayOptions
+from .generation.precision import PRECISIONS as SAMPLING_PRECISIONS
 from .generation.levels import LevelFilter
 from .levels.formats import LEGENDS
 from .metrics import registry
@@ -154,6 +155,7 @@ def distill_declarations() -> list[Declaration]:
 
 __all__ = ["export", "EXPORT_FORMATS", "train", "distill", "distill_config", "distill_declarations",
            "preflight", "resolve_config", "config_from_dict", "summary_markdown", "load",
+           "SAMPLING_PRECISIONS",
            "GenerativeModel", "evaluate",
            "train_features", "find_extractor", "audit", "audit_text", "DATASET_MANIFEST",
            "DATASET_MANIFEST_FIELDS", "dataset_manifest", "set_dataset_manifest", "check_file",

@@ -18,6 +18,7 @@ from .errors import ConfigError, DataError
 from .export import export_model
 from .families import FAMILIES, ModelSpec
 from .generation import GenerativeModel, generate_items, load, resolve_sampling
+from .generation.precision import precision_record
 from .metrics import registry
 from .metrics.encoder import cached_encoder, default_encoder_dir
 from .metrics.encoder_training import train_encoder
@@ -118,10 +119,10 @@ def _features_for(extractor: str | None, metrics: tuple[str, ...] | None, finger
     return net, metrics, fd_dim, tuple(notes)
 
 
-def _open_generated(model: Path, n: int, kind: str, device: str):
+def _open_generated(model: Path, n: int, kind: str, device: str, precision: str = "auto"):
     """(a GenerativeModel or a Dataset of files, the training fingerprint or None)."""
     if (model / "config.json").exists() and (model / "model.safetensors").exists():
-        loaded = load(model, device=device)
+        loaded = load(model, device=device, precision=precision)
         return loaded, loaded.manifest["dataset"]["fingerprint"]
     data = MODALITIES[kind].open(data_config(str(model), **({"labels": "none"} if kind == "image" else {})))
     if len(data) < n:
@@ -150,7 +151,8 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
              train_data: str | None = None, inception_weights: str | None = None,
              out: str | Path | None = None, device: str = "auto",
              data_options: dict[str, Any] | None = None, train_encoder_now: bool = False,
-             steps_sweep: str | tuple[int, ...] | None = None, **sampling: Any) -> dict:
+             steps_sweep: str | tuple[int, ...] | None = None, precision: str = "auto",
+             **sampling: Any) -> dict:
     """Judge a model (or a folder of generated files) against a dataset; write evaluation.json,
     report.html and a sample grid to out, append the records to metrics.jsonl.
 
@@ -165,6 +167,7 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
     train_encoder_now trains the domain encoder on the model's training data first.
     steps_sweep ("1,2,4,8,16,35") adds the cost-quality curve (sweep.steps_sweep): FD and
     seconds per sample at each count of network evaluations, to sweep.json and the report.
+    precision: what the model samples in (auto, fp32, bf16), in the protocol's record.
 
     Example: genforge.evaluate("runs/demo/model", "fashion-mnist-test", n=2000)
     """
@@ -177,7 +180,7 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
     if (model / "config.json").exists():
         kind = io.read_json(model / "config.json", "model config")["modality"]
     n = n or MODALITIES[kind].evaluation_samples
-    source, training_fingerprint = _open_generated(model, n, kind, device)
+    source, training_fingerprint = _open_generated(model, n, kind, device, precision)
     counts = sweep.parse_counts(steps_sweep) if steps_sweep else None
     if counts and not isinstance(source, GenerativeModel):
         raise ConfigError(f"{model} is a folder of files: --steps-sweep needs a model")
@@ -189,7 +192,8 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
         options = source.sampling(**sampling)
         sample_fn = lambda count: source.generate(count, seed=seed, batch_size=256, **options)  # noqa: E731
         log, out = model / "metrics.jsonl", Path(out) if out else model.parent / "evaluation"
-        protocol_sampling = {"family": source.family.name, **options, "seed": seed,
+        protocol_sampling = {"family": source.family.name, **options,
+                             **precision_record(source.sampling_precision(options)), "seed": seed,
                              "classes": "cycled" if labels is not None else "none",
                              "model_sha256": source.manifest.get("weights_sha256")}
     else:

@@ -24,7 +24,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                           train_data=args.train_data, inception_weights=args.inception_weights,
                           out=args.out, device=args.device, data_options=data_options or None,
                           train_encoder_now=args.train_encoder, steps_sweep=args.steps_sweep,
-                          **flags.given(args))
+                          precision=args.precision, **flags.given(args))
     for r in result["records"]:
         ci = "" if r["ci_low"] is None else f"  [{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
         value = "undefined" if r["value"] is None else f"{r['value']:.5g}"
@@ -122,7 +122,7 @@ def preflight_text(check: dict) -> str:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    model = api.load(args.model, device=args.device)
+    model = api.load(args.model, device=args.device, precision=args.precision)
     options = flags.given(args)
     shown = {d.name: getattr(args, d.name, None) for d in api.display_declarations()}
     if args.interpolate:
@@ -173,7 +173,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _harmonize(args: argparse.Namespace) -> int:
-    model = api.load(args.model, device=args.device)
+    model = api.load(args.model, device=args.device, precision=args.precision)
     items = model.harmonize(args.melody, n=args.n, seed=args.seed, voices=args.voices,
                             sign=args.sign, signer=signer_of(args), audio=args.wav, out=args.out,
                             **flags.given(args, inpainting=True))
@@ -182,7 +182,7 @@ def _harmonize(args: argparse.Namespace) -> int:
 
 
 def _complete(args: argparse.Namespace) -> int:
-    model = api.load(args.model, device=args.device)
+    model = api.load(args.model, device=args.device, precision=args.precision)
     items = model.complete(args.partial, n=args.n, seed=args.seed, repair=args.repair,
                            sign=args.sign, signer=signer_of(args), out=args.out,
                            **flags.given(args, inpainting=True))

@@ -30,12 +30,21 @@ def add_signing_options(p: argparse.ArgumentParser) -> None:
                        "signatures outlive the certificate (default: none, fully offline)")
 
 
+def add_sampling_device_options(p: argparse.ArgumentParser) -> None:
+    """--device and --precision, for the commands that sample from a model."""
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=api.SAMPLING_PRECISIONS,
+                   help="what the network samples in: auto times fp32 and bf16 here (once per "
+                        "model and options, cached) and takes the faster whose samples agree; "
+                        "the choice and why are in generation.json")
+
+
 def add_inpainting_options(p: argparse.ArgumentParser, what: str, out: str) -> None:
     """What harmonize and complete share: how many, seeds, steps, device, output and signing."""
     p.add_argument("-n", type=int, default=4, help=f"how many {what} (default: 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first; the others follow")
     flags.add_sampling_options(p, inpainting=True)
-    p.add_argument("--device", default="auto")
+    add_sampling_device_options(p)
     p.add_argument("--out", default=out, help=f"output folder (default: {out})")
     add_signing_options(p)
 
@@ -131,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "synthesiser)")
     add_signing_options(p)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto")
+    add_sampling_device_options(p)
     p.add_argument("--out", default="samples", help="output folder (default: samples)")
 
     p = sub.add_parser("harmonize", help="music: set a melody (or some voices) for four voices",
@@ -190,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also measure FD and sampling time per sample at these numbers of "
                         "network evaluations (e.g. 1,2,4,8,16,35), for each deterministic "
                         "sampler of the model: sweep.json and a plot in the report")
-    p.add_argument("--device", default="auto")
+    add_sampling_device_options(p)
     p.add_argument("--out", default=None, help="output folder (default: next to MODEL)")
     reference = p.add_argument_group("reference data options (default: the model's; music and "
                                      "levels: the held-out test split, e.g. --split validation)")

@@ -11,6 +11,7 @@ import torch
 
 from ..errors import ConfigError
 from ..provenance import ingredients
+from .precision import autocast, precision_record
 from .outputs import check_output, output_signer, write_outputs
 
 
@@ -18,13 +19,16 @@ def inpaint_items(model, given: torch.Tensor, mask: torch.Tensor, seeds: list[in
                   sampling: dict[str, Any] | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """Items [N, ...] completing given [N, ...] where mask [N, ...] (item entries) is True, item i
     from seeds[i], with the family's inpainting options (its declared defaults, then the content
-    kind's measured ones, then sampling); returns the items and the options they ran with."""
+    kind's measured ones, then sampling); returns the items and the options they ran with (and
+    the precision: the one chosen for this model's own sampling at this size)."""
     spec = model.spec_for(tuple(given.shape[1:]))
     options = model.sampling(inpainting=True, spec=spec, **(sampling or {}))
+    computed = model.sampling_precision(model.sampling(spec=spec), spec)
     model.module.eval()
-    items = model.family.inpaint(model.module, seeds, given, mask, spec=spec,
-                                 config=model.config, device=model.device, **options)
-    return items, options
+    with autocast(computed["precision"], model.device):
+        items = model.family.inpaint(model.module, seeds, given, mask, spec=spec,
+                                     config=model.config, device=model.device, **options)
+    return items, {**options, **precision_record(computed)}
 
 
 def inpaint_file(model, path: str | Path, *, n: int, seed: int, params: dict[str, Any],

@@ -6,6 +6,7 @@ generation.levels as functions of the model, reached through the same object for
 """
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from ..modalities import modality_for
 from ..sampling import SeededNoise
 from ..training.devices import resolve_device
 from . import copies, display, levels, music
+from .precision import check_precision, choose_sampling_precision, precision_record
 from .outputs import check_output, output_signer, write_gif, write_outputs
 from .sampling import generate_items, slerp
 
@@ -28,9 +30,11 @@ from .sampling import generate_items, slerp
 class GenerativeModel:
     """An exported model, ready to generate. Build it with genforge.load(folder)."""
 
-    def __init__(self, folder: Path, device: str = "auto"):
+    def __init__(self, folder: Path, device: str = "auto", precision: str = "auto"):
         self.folder = Path(folder)
         self.device = resolve_device(device)
+        self.precision = check_precision(precision)
+        self._precision_choices: dict[str, dict] = {}
         self.module, self.spec, self.config, self.manifest = load_module(self.folder, self.device)
         self.modality = modality_for(self.spec)
         self.family = FAMILIES[self.config.family]
@@ -78,6 +82,16 @@ class GenerativeModel:
         defaults, the content kind's, then the given ones), as the generation record has them."""
         return asdict(sampling_options(self.family, spec or self.spec, given,
                                        inpainting=inpainting))
+
+    def sampling_precision(self, options: dict[str, Any], spec: ModelSpec | None = None) -> dict:
+        """{precision, why, ...}: what sampling with these options runs in (generation.precision);
+        auto is measured once per options and remembered."""
+        spec = spec or self.spec
+        key = json.dumps([sorted(options.items()), list(spec.item_shape)], default=str)
+        if key not in self._precision_choices:
+            self._precision_choices[key] = choose_sampling_precision(
+                self.precision, self.family, self.module, spec, self.config, options, self.device)
+        return self._precision_choices[key]
 
     def spec_for(self, item_shape: tuple[int, ...]) -> ModelSpec:
         """The model's spec for items of another shape (a longer piece): convolutional networks
@@ -137,9 +151,11 @@ class GenerativeModel:
         if out is not None:
             check_output(out, n, spec.item_shape)
         signer = output_signer(sign, signer, out)
+        computed = self.sampling_precision(options, spec)
         draw = lambda count, seeds, labels: generate_items(  # noqa: E731
             self.family, self.module, spec, self.config, count, seed=0, seeds=seeds,
-            labels=labels, batch_size=batch_size, device=self.device, **options)
+            labels=labels, batch_size=batch_size, device=self.device,
+            precision=computed["precision"], **options)
         items = draw(n, seeds, labels)
         rejected: list[dict] = []
         if reject_copies:
@@ -154,7 +170,8 @@ class GenerativeModel:
         items, mark = m.watermark(items, sha, watermark, signed=signer is not None)
         if out is not None:
             marked_copies = display.make(m, items, shown, sha, watermark, signer is not None)
-            write_outputs(self, items, Path(out), seeds, labels, dict(options), rejected=rejected,
+            write_outputs(self, items, Path(out), seeds, labels,
+                          {**options, **precision_record(computed)}, rejected=rejected,
                           mark=mark, signer=signer, audio=audio, item_info=checks,
                           summary={"playability": acceptance} if checks else None,
                           display=marked_copies)
@@ -199,14 +216,17 @@ class GenerativeModel:
             labels = torch.tensor([ends[j] if i < frames / 2 else ends[j + 1]
                                    for j in range(len(ends) - 1) for i in range(frames)]
                                   + ([] if loop else [ends[-1]]))
+        computed = self.sampling_precision(options)
         items = generate_items(self.family, self.module, self.spec, self.config, len(latents),
                                seed=seeds[0], seeds=[seeds[0]] * len(latents), labels=labels,
-                               device=self.device, latents=latents, **options)
+                               device=self.device, latents=latents,
+                               precision=computed["precision"], **options)
         sha = self.manifest.get("weights_sha256")
         items, mark = self.modality.watermark(items, sha, watermark, signed=signer is not None)
         if out is not None:
             out = Path(out)
-            walk = {**options, "interpolate": seeds, "frames": frames, "loop": loop}
+            walk = {**options, **precision_record(computed), "interpolate": seeds,
+                    "frames": frames, "loop": loop}
             write_gif(self, items, out / "walk.gif", frame_ms)
             marked_copies = display.make(self.modality, items, shown, sha, watermark,
                                          signer is not None)
@@ -252,9 +272,10 @@ class GenerativeModel:
                 "augment": self.config.augment.augment, "manifest": self.manifest}
 
 
-def load(folder: str | Path, device: str = "auto") -> GenerativeModel:
-    """Rebuild an exported model from its folder (config.json, model.safetensors, manifest.json)."""
+def load(folder: str | Path, device: str = "auto", precision: str = "auto") -> GenerativeModel:
+    """Rebuild an exported model from its folder (config.json, model.safetensors, manifest.json).
+    precision: what it samples in (auto, fp32, bf16; see generation.precision)."""
     folder = Path(folder)
     if not (folder / "model.safetensors").exists() and (folder / "model" / "model.safetensors").exists():
         raise CheckpointError(f"{folder} is a run folder; its exported model is {folder / 'model'}")
-    return GenerativeModel(folder, device)
+    return GenerativeModel(folder, device, precision)

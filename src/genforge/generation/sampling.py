@@ -10,6 +10,7 @@ import torch
 from .. import progress
 from ..families import Family, ModelSpec, sampling_options
 from ..modalities import modality_for
+from .precision import autocast
 
 
 def resolve_sampling(family: Family, spec: ModelSpec | None, **given: Any) -> dict[str, Any]:
@@ -21,11 +22,13 @@ def resolve_sampling(family: Family, spec: ModelSpec | None, **given: Any) -> di
 def generate_items(family: Family, module: torch.nn.Module, spec: ModelSpec, config, n: int, *,
                    seed: int, labels: torch.Tensor | None, batch_size: int = 64,
                    device: torch.device | str = "cpu", latents: torch.Tensor | None = None,
-                   seeds: list[int] | None = None, **options: Any) -> torch.Tensor:
+                   seeds: list[int] | None = None, precision: str = "fp32",
+                   **options: Any) -> torch.Tensor:
     """n integer items from a module; item i uses seed + i (or seeds[i]) whatever the batch size.
 
     options are the family's sampling options (see resolve_sampling); latents, one row per item,
-    replace the seeds' own starting latents. Reports a "sample" progress task.
+    replace the seeds' own starting latents; precision: fp32 or bf16 (autocast). Reports a
+    "sample" progress task.
     """
     modality = modality_for(spec)
     options = resolve_sampling(family, spec, **options)
@@ -34,12 +37,14 @@ def generate_items(family: Family, module: torch.nn.Module, spec: ModelSpec, con
     with progress.task("sample", total=n, unit="item", **options) as task:
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
-            x = family.sample(module, seeds[start:stop],
-                              None if labels is None else labels[start:stop],
-                              item_shape=spec.model_shape, device=device, config=config,
-                              spec=spec, latents=None if latents is None else latents[start:stop],
-                              **options)
-            chunks.append(modality.from_model(x.cpu()))
+            with autocast(precision, torch.device(device)):
+                x = family.sample(module, seeds[start:stop],
+                                  None if labels is None else labels[start:stop],
+                                  item_shape=spec.model_shape, device=device, config=config,
+                                  spec=spec,
+                                  latents=None if latents is None else latents[start:stop],
+                                  **options)
+            chunks.append(modality.from_model((x.float() if x.is_floating_point() else x).cpu()))
             task.update(stop)
     return torch.cat(chunks)
 

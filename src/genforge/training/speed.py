@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 
 import torch
@@ -79,6 +80,40 @@ def seconds_per_step(config: RunConfig, dataset: Dataset, family: Family, modali
 LOSS_AGREEMENT = 0.05  # bf16's first loss within 5% of fp32's (measured: 0.1-1% on every preset)
 
 
+def unmeasured_choice(precision: str, device: torch.device) -> dict | None:
+    """The precision choice that needs no measurement (a fixed --precision, a GPU, a CPU without
+    native bf16), or None where auto must time both precisions on this machine."""
+    if precision != "auto":
+        return {"precision": precision, "why": f"--precision {precision}"}
+    if device.type == "cuda":
+        amp = autocast_dtype("auto", device)
+        return {"precision": "bf16" if amp else "fp32",
+                "why": "this GPU computes bf16" if amp else "this GPU has no bf16"}
+    if not cpu_has_fast_bf16():
+        return {"precision": "fp32", "why": "this CPU has no native bf16 (AMX or AVX512-BF16)"}
+    return None
+
+
+def cached_measurement(what: str, key: list, measure: Callable[[], dict]) -> dict:
+    """measure(), cached per machine (CPU, core and thread count, torch version) and key: a
+    damaged cache is measured again, an unwritable one costs a measurement next time."""
+    digest = hashlib.sha256(json.dumps([platform.processor(), platform.machine(), os.cpu_count(),
+                                        torch.__version__, torch.get_num_threads(), *key],
+                                       sort_keys=True, default=str).encode()).hexdigest()[:24]
+    cache = io.cache_dir("precision") / f"{what}-{digest}.json"
+    if cache.exists():
+        try:
+            return {**json.loads(cache.read_text()), "cached": True}
+        except ValueError:
+            pass
+    result = measure()
+    try:
+        io.write_json(cache, result)
+    except OSError:
+        pass
+    return result
+
+
 def choose_precision(config: RunConfig, dataset: Dataset, family: Family,
                      modality: Modality) -> dict:
     """What --precision auto trains in, and why: on a GPU bf16 where supported; on a CPU without
@@ -86,39 +121,24 @@ def choose_precision(config: RunConfig, dataset: Dataset, family: Family,
     runs this network's steps faster here, measured (and cached per machine and network shape),
     provided bf16's loss agrees. A fixed --precision is taken as it is."""
     t = config.train
-    device = resolve_device(t.device)
-    if t.precision != "auto":
-        return {"precision": t.precision, "why": f"--precision {t.precision}"}
-    if device.type == "cuda":
-        amp = autocast_dtype("auto", device)
-        return {"precision": "bf16" if amp else "fp32",
-                "why": "this GPU computes bf16" if amp else "this GPU has no bf16"}
-    if not cpu_has_fast_bf16():
-        return {"precision": "fp32", "why": "this CPU has no native bf16 (AMX or AVX512-BF16)"}
+    fixed = unmeasured_choice(t.precision, resolve_device(t.device))
+    if fixed is not None:
+        return fixed
     spec = ModelSpec.for_dataset(dataset, modality)
-    key = hashlib.sha256(json.dumps([platform.processor(), platform.machine(), os.cpu_count(),
-                                     torch.__version__, torch.get_num_threads(), family.name,
-                                     spec.to_dict(), config.to_dict()["network"],
-                                     config.to_dict()["gan"], t.batch_size, t.grad_accum],
-                                    sort_keys=True, default=str).encode()).hexdigest()[:24]
-    cache = io.cache_dir("precision") / f"{key}.json"
-    if cache.exists():
-        try:
-            return {**json.loads(cache.read_text()), "cached": True}
-        except ValueError:
-            pass  # a damaged cache is measured again
-    fp32 = seconds_per_step(config, dataset, family, modality, precision="fp32")
-    bf16 = seconds_per_step(config, dataset, family, modality, precision="bf16")
-    agree = abs(bf16["first_loss"] - fp32["first_loss"]) <= LOSS_AGREEMENT * abs(fp32["first_loss"])
-    faster = bf16["seconds_per_step"] < fp32["seconds_per_step"]
-    pick = "bf16" if faster and agree else "fp32"
-    times = {"fp32": round(fp32["seconds_per_step"], 4), "bf16": round(bf16["seconds_per_step"], 4)}
-    why = (f"measured here: a step takes {times['fp32']:.3g} s in fp32 and {times['bf16']:.3g} s "
-           f"in bf16" + ("" if agree else " (bf16's loss disagreed with fp32's)"))
-    choice = {"precision": pick, "why": why, "seconds_per_step": times,
-              "measured_steps": fp32["measured_steps"]}
-    try:
-        io.write_json(cache, choice)
-    except OSError:
-        pass  # an unwritable cache costs a measurement next time, nothing else
-    return choice
+
+    def measure() -> dict:
+        fp32 = seconds_per_step(config, dataset, family, modality, precision="fp32")
+        bf16 = seconds_per_step(config, dataset, family, modality, precision="bf16")
+        agree = (abs(bf16["first_loss"] - fp32["first_loss"])
+                 <= LOSS_AGREEMENT * abs(fp32["first_loss"]))
+        faster = bf16["seconds_per_step"] < fp32["seconds_per_step"]
+        times = {"fp32": round(fp32["seconds_per_step"], 4),
+                 "bf16": round(bf16["seconds_per_step"], 4)}
+        why = (f"measured here: a step takes {times['fp32']:.3g} s in fp32 and "
+               f"{times['bf16']:.3g} s in bf16" + ("" if agree else " (bf16's loss disagreed with fp32's)"))
+        return {"precision": "bf16" if faster and agree else "fp32", "why": why,
+                "seconds_per_step": times, "measured_steps": fp32["measured_steps"]}
+
+    return cached_measurement("train", [family.name, spec.to_dict(), config.to_dict()["network"],
+                                        config.to_dict()["gan"], t.batch_size, t.grad_accum],
+                              measure)
