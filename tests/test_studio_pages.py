@@ -50,6 +50,10 @@ def test_every_page_renders(studio):
     model = page(studio, f"/models/{studio.train}")
     assert 'id="generate-form"' in model and "Model card" in model and "walk-form" in model
     assert 'data-path="sampling.sampler"' in model and 'data-path="sampling.truncation"' not in model
+    # an image model's form offers display copies, and none of music's or levels' options
+    assert 'data-path="params.display_size"' in model
+    for other in ("bars", "audio", "repair", "playable_only", "min_moves", "min_boxes"):
+        assert f'data-path="params.{other}"' not in model
     compare = page(studio, f"/compare?runs={studio.train}")
     assert "<polyline" in compare and 'class="differs"' not in compare
     assert "Drop files here" in page(studio, "/provenance")
@@ -150,3 +154,11 @@ def test_a_diffusion_model_offers_a_few_step_version_that_becomes_a_model(studio
     page_of_tuned = page(studio, f"/models/{tuned['id']}")
     assert "A consistency model" in page_of_tuned and 'id="distill-form"' not in page_of_tuned
     assert f'value="{tuned["id"]}"' in page(studio, "/provenance")
+
+
+def test_a_level_model_offers_its_filters_up_front():
+    from genforge.studio.pages.routes import generate_params
+    main, skipped = generate_params("level")
+    assert {"playable_only", "min_moves", "min_boxes", "repair"} <= set(main)
+    assert {"bars", "audio", "display_size"} <= set(skipped)
+    assert "min_moves" in generate_params("image")[1]

@@ -35,8 +35,20 @@ PLAIN_TRAIN = ("minutes", "augment")  # shown first, in plain words; the rest fo
 DISTILL_PLAIN = ("minutes", "steps")  # the budget; ECT's own settings fold away
 SECTION_TITLES = {"network": "Network", "diffusion": "Diffusion", "gan": "GAN",
                   "augment": "Augmentation", "train": "Training"}
-# generate's arguments shown up front for each content kind (the rest under "more options")
-KIND_PARAMS = {"image": (), "music": ("bars", "audio"), "level": ("repair", "playable_only")}
+# generate's arguments that belong to one content kind: shown up front for it, never for others
+KIND_PARAMS = {"image": (), "music": ("bars", "audio"),
+               "level": ("repair", "playable_only", "min_moves", "min_boxes")}
+KIND_MORE = {"image": ("display_size", "display_resample")}  # its own, under "more options"
+
+
+def generate_params(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(shown up front, left out of "more options") of generate's arguments for a kind's model:
+    n, seed and the kind's own first; the class is chosen apart; other kinds' never appear."""
+    own = (*KIND_PARAMS.get(kind, ()), *KIND_MORE.get(kind, ()))
+    others = {name for names in (*KIND_PARAMS.values(), *KIND_MORE.values()) for name in names
+              if name not in own}
+    main = ("n", "seed", *KIND_PARAMS.get(kind, ()))
+    return main, (*main, "class_label", *sorted(others))
 
 
 def _missing(request: Request, what: str) -> HTMLResponse:
@@ -138,13 +150,13 @@ async def model(request: Request, job_id: int, studio: Studio = Depends(studio_o
     except GenforgeError as err:
         return _missing(request, f"model {job_id} ({err})")
     family, kind = info["family"], info["kind"]
-    main = ("n", "seed", *KIND_PARAMS.get(kind, ()))
+    main, skipped = generate_params(kind)
     datasets = [d for d in studio.store.datasets() if d["kind"] == kind]
     return render(
         request, "model.html", model_id=job_id, info=info, family=family, kind=kind,
         job=job_view(studio.store.job(job_id)),
         params=fields(schemas.GenerateParams, "params", only=main),
-        more=fields(schemas.GenerateParams, "params", skip=(*main, "class_label")),
+        more=fields(schemas.GenerateParams, "params", skip=skipped),
         sampling=_sampling_fields(family, sampling, inpainting=False),
         interpolate=fields(schemas.InterpolateParams, "interpolate", only=("seeds", "frames")),
         inpaint=_sampling_fields(family, inpainting, inpainting=True, scope="inpaint"),
