@@ -20,6 +20,10 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+# --precision auto resolves to fp32 in tests, so their figures are the same on every CPU (auto
+# measures fp32 against bf16 where the CPU computes bf16 natively); the tests of auto unset it.
+os.environ["GENFORGE_PRECISION"] = "fp32"
+
 # Signing keys that generation creates on first use go to a throwaway folder, never the user's.
 os.environ["GENFORGE_KEYS"] = tempfile.mkdtemp(prefix="genforge-test-keys-")
 

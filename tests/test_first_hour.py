@@ -179,6 +179,7 @@ def test_precision_auto_resolves_to_a_measured_choice_and_says_why(tmp_path, mon
                    attn_resolutions=(), batch_size=8, resolution=12, preview_count=4,
                    device="cpu")
     monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GENFORGE_PRECISION")
     monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: False)
     summary = genforge.train("fashion-mnist-sample", tmp_path / "a", **options)
     assert summary["precision"] == "fp32"
@@ -200,6 +201,7 @@ def test_sampling_precision_auto_is_measured_recorded_and_fixed_when_given(image
                                                                            monkeypatch):
     from genforge.training import speed
     monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GENFORGE_PRECISION")
     monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: False)
     model = api.load(images / "model", device="cpu")
     model.generate(2, seed=0, steps=4, out=tmp_path / "a")
@@ -226,3 +228,7 @@ def test_sampling_precision_auto_is_measured_recorded_and_fixed_when_given(image
     assert (bf16.float() - fp32.float()).abs().mean() < 8  # of 255 grey levels
     with pytest.raises(genforge.errors.ConfigError, match="--precision 'fp16': expected one of"):
         api.load(images / "model", device="cpu", precision="fp16")
+    # GENFORGE_PRECISION fixes what auto means on a machine (reproducible across CPUs)
+    monkeypatch.setenv("GENFORGE_PRECISION", "fp32")
+    assert api.load(images / "model", device="cpu").sampling_precision(
+        model.sampling(steps=4)) == {"precision": "fp32", "why": "GENFORGE_PRECISION=fp32"}

@@ -18,6 +18,7 @@ import torch
 
 from .. import io
 from ..config import RunConfig
+from ..errors import ConfigError
 from ..families import Family, ModelSpec
 from ..modalities import Dataset, Modality
 from .devices import autocast_dtype, cpu_has_fast_bf16, resolve_device
@@ -80,11 +81,20 @@ def seconds_per_step(config: RunConfig, dataset: Dataset, family: Family, modali
 LOSS_AGREEMENT = 0.05  # bf16's first loss within 5% of fp32's (measured: 0.1-1% on every preset)
 
 
+PRECISION_ENV = "GENFORGE_PRECISION"  # fp32 or bf16: what auto means on this machine
+
+
 def unmeasured_choice(precision: str, device: torch.device) -> dict | None:
-    """The precision choice that needs no measurement (a fixed --precision, a GPU, a CPU without
-    native bf16), or None where auto must time both precisions on this machine."""
+    """The precision choice that needs no measurement (a fixed --precision, GENFORGE_PRECISION
+    set, a GPU, a CPU without native bf16), or None where auto must time both precisions here."""
     if precision != "auto":
         return {"precision": precision, "why": f"--precision {precision}"}
+    fixed = os.environ.get(PRECISION_ENV, "")
+    if fixed:
+        if fixed not in ("fp32", "bf16"):
+            raise ConfigError(f"{PRECISION_ENV}={fixed!r}: expected fp32 or bf16 (or unset, "
+                              "to measure)")
+        return {"precision": fixed, "why": f"{PRECISION_ENV}={fixed}"}
     if device.type == "cuda":
         amp = autocast_dtype("auto", device)
         return {"precision": "bf16" if amp else "fp32",
