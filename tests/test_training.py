@@ -214,3 +214,22 @@ def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_budget_end(tmp_path
     assert all(a > b for a, b in zip(lrs[1:], lrs[2:])) and lrs[-1] < 0.05 * 2e-3
     with pytest.raises(ConfigError, match="lr_schedule"):
         resolve_config("fashion-mnist-sample", preset=None, lr_schedule="linear")
+
+
+def test_compile_trains_the_same_model_and_reports_its_cost(tmp_path):
+    """--compile: the losses call compiled networks sharing the model's weights, so the run
+    follows the eager one, the checkpoint resumes without it, and the summary names the cost."""
+    import json
+    from tiny import train_tiny
+    eager = train_tiny(tmp_path / "eager", 4, "--precision", "fp32", "--log-every", "1")
+    compiled = train_tiny(tmp_path / "compiled", 4, "--precision", "fp32", "--log-every", "1",
+                          "--compile")
+    summary = json.loads((compiled / "summary.json").read_text())
+    cost = summary["compile"]
+    assert cost["first_step_s"] > cost["step_s"] > 0 and cost["steps_timed"] == 3
+    assert "compiling" in (compiled / "summary.md").read_text()
+    losses = [[json.loads(line)["loss"] for line in (run / "stats.jsonl").read_text().splitlines()
+               if "loss" in json.loads(line)] for run in (eager, compiled)]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-3)
+    train_tiny(compiled, 5, "--precision", "fp32")  # resumed without --compile: same weights' names
+    assert json.loads((compiled / "summary.json").read_text())["steps"] == 5

@@ -176,6 +176,9 @@ class TrainConfig(Declared):
     precision: str = option("auto", "bf16 autocast (auto: bf16 when the hardware runs it fast)",
                             choices=("auto", "fp32", "bf16"))
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    compile: bool = option(False, "torch.compile the networks for long runs: the first steps "
+                           "compile (a minute or more, reported in the summary), later ones run "
+                           "faster where the compiler fuses small operations")
     steps: int | None = option(None, "stop after this many optimiser steps", check=at_least(0))
     minutes: float | None = option(None, "stop after this much training time (summed over resumes)",
                                    check=between(0, 10**7, open_low=True))
@@ -241,7 +244,7 @@ class RunConfig:
 
 # Options a rerun may change without starting a new model: budgets, cadence, logging, device.
 SESSION_ONLY = ("steps", "minutes", "checkpoint_every", "checkpoint_minutes", "sample_every",
-                "log_every", "preview_count", "tensorboard", "device", "eval_every",
+                "log_every", "preview_count", "tensorboard", "device", "compile", "eval_every",
                 "eval_samples", "eval_metric", "eval_extractor")
 
 

@@ -223,6 +223,7 @@ def _summary(result: TrainResult, config: RunConfig, dataset: dict, report: str,
         "training_seconds": round(p.elapsed_s, 1), "session_seconds": round(session_s, 1),
         "images_per_second": round(p.images_seen / p.elapsed_s, 1) if p.elapsed_s else None,
         "final_loss": p.last_loss, "best": best_so_far(result.run_dir),
+        **({"compile": result.compile} if result.compile else {}),
     }
 
 
@@ -242,6 +243,9 @@ def summary_markdown(s: dict) -> str:
             f"- training: {s['steps']} steps, {s['images_seen']:,} images in {s['training_seconds']} s"
             f" ({s['images_per_second']} images/s), final loss "
             f"{'none' if s['final_loss'] is None else format(s['final_loss'], '.4g')}\n"
+            + (f"- compiled (--compile): the first step took {s['compile']['first_step_s']} s, "
+               f"about {s['compile']['compile_s']} s of it compiling; then "
+               f"{s['compile']['step_s']} s a step\n" if s.get("compile") else "")
             + (f"- time: {_clock(s['timing']['wall_s'])} wall: setup (data, audit) "
                f"{_clock(s['timing']['setup_s'])}, training with previews "
                f"{_clock(s['timing']['training_s'])}, export {_clock(s['timing'].get('export_s', 0))}\n"

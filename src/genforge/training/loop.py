@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..families import Family, ModelSpec, check_size
 from ..modalities import Dataset, Modality
 from . import distributed as dist
+from .compiling import CompileClock, check_compiler, compiled_view
 from .devices import resolve_device
 from .ema import EMA
 from .health import (DIVERGED, MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, LossWatch, TrainingDiverged,
@@ -54,6 +55,7 @@ class TrainResult:
     device: str
     precision: str
     parameters: int
+    compile: dict | None = None  # --compile: this session's compilation and step times
 
 
 def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, modality: Modality,
@@ -208,6 +210,11 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         return result
 
     watch = LossWatch()
+    # what the losses call: the model, or (--compile) compiled networks sharing its parameters
+    if t.compile:
+        check_compiler(device)
+    forward = compiled_view(model) if t.compile else model
+    clock = CompileClock() if t.compile else None
 
     def train_step(lr: float) -> tuple[dict[str, float], str | None]:
         """Run each due phase once; return the phase losses, or a reason to roll back."""
@@ -232,7 +239,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                 images = _to_device(modality.to_model(dataset.items[index]), device)
                 labels = _to_device(dataset.labels[index], device) if labelled else None
                 with (torch.autocast(device.type, amp_dtype) if amp_dtype else nullcontext()):
-                    loss = phase.loss(model, images, labels, generator)
+                    loss = phase.loss(forward, images, labels, generator)
                 (loss / t.grad_accum).backward()
                 phase_loss += loss.item() / t.grad_accum  # a sync point, once per micro-batch
             # one all-reduce per phase, after its micro-batches: none during accumulation
@@ -297,7 +304,12 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
             model.train()
             while not budget_spent():
                 lr = t.lr * progress.lr_scale * lr_factor(t, progress.step, budget_done())
+                if clock:
+                    clock.start()
                 losses, problem = train_step(lr)
+                if clock:
+                    clock.stop()
+                    result.compile = clock.record()
                 if problem:
                     (progress.elapsed_s,) = dist.rank0_decisions(
                         [time.perf_counter() - session_start], here)
