@@ -7,15 +7,16 @@ The full protocol (hours on 2 idle cores):
     genforge features train fashion-mnist --out runs/fashion-mnist-encoder.safetensors
     python benchmarks/bench_few_step.py --teacher runs/fm-teacher/model \\
         --encoder runs/fashion-mnist-encoder.safetensors --tune-minutes 7.5 -n 10000 \\
-        --seeds 0,1,2 --out runs/few-step
+        --seeds 0,1,2 --rows targets --out runs/few-step
 
 Without --tuned it runs `genforge distill` on the teacher first (timed). For each seed it
 measures FD-<encoder> of n samples against n training images and the sampling time per sample:
 the teacher with euler and dpmpp-2m at 1, 2, 4, 8, 16 evaluations, dpmpp-2m and Heun (18
-steps) at 35, dpmpp-2m also at 10 and 100; the tuned model at 1 and 2. Prints the table (mean over seeds and
-the range), the targets' verdicts, and writes few_step.json, few_step.svg (FD over evaluations)
-and grid.png (rows: teacher Heun 35 evaluations, tuned 2, tuned 1; the same seeds, one class
-per column).
+steps) at 35, dpmpp-2m also at 10 and 100 (--rows targets: only 1, 2, 10, 35 and 100, what
+the targets compare); the tuned model at 1 and 2. Prints the table (mean over seeds and the
+range), the targets' verdicts, and writes few_step.json, few_step.svg (FD over evaluations) and
+grid.png (rows: teacher Heun 35 evaluations, tuned 2, tuned 1; the same seeds, one class per
+column).
 """
 from __future__ import annotations
 
