@@ -109,8 +109,8 @@ def verdicts(table: dict, tuning: dict) -> list[str]:
     lines.append(f"tuning: {tuning['seconds']:.0f} s for {tuning['steps']} steps vs the teacher's "
                  f"{tuning['teacher_seconds']:.0f} s for {tuning['teacher_steps']} steps: "
                  f"{tuning['seconds'] / tuning['teacher_seconds']:.0%} of its time (both runs' "
-                 "clocks, on a machine shared with other work); in step cost (a tuning step "
-                 f"timed here at {tuning['step_cost']:.2f} teacher steps) "
+                 "own clocks: they move with other work on the machine); in step cost (a "
+                 f"tuning step timed here at {tuning['step_cost']:.2f} teacher steps) "
                  f"{tuning['steps'] * tuning['step_cost'] / tuning['teacher_steps']:.0%}; "
                  "target <= 25%")
     return lines
