@@ -192,6 +192,12 @@ def test_precision_auto_resolves_to_a_measured_choice_and_says_why(tmp_path, mon
     faster = min(choice["seconds_per_step"], key=choice["seconds_per_step"].get)
     assert choice["precision"] == faster or "disagreed" in choice["why"]
     assert "measured here" in (tmp_path / "b" / "summary.md").read_text()
+    # each precision in both batch layouts; the run trains in the faster layout of its precision
+    layouts = choice["layouts"]
+    assert set(layouts) == {f"{p} {layout}" for p in ("fp32", "bf16")
+                            for layout in ("channels-last", "contiguous")}
+    assert layouts[f"{choice['precision']} {choice['layout']}"] == min(
+        v for k, v in layouts.items() if k.startswith(choice["precision"]))
     # a fixed precision is taken as given
     fixed = genforge.train("fashion-mnist-sample", tmp_path / "c", precision="fp32", **options)
     assert fixed["precision_choice"] == {"precision": "fp32", "why": "--precision fp32"}

@@ -33,7 +33,7 @@ from .ema import EMA
 from .health import (DIVERGED, MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, LossWatch, TrainingDiverged,
                      check_same_run, mark_diverged, recovery)
 from .session import loss_fields, stop_requests, tensorboard
-from .speed import choose_precision
+from .speed import choose_precision, in_layout
 from .state import (CHECKPOINT_NAME, DataStream, Progress, load_checkpoint, read_checkpoint_meta,
                     save_checkpoint)
 
@@ -201,6 +201,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         progress.precision = dist.broadcast_object(
             choose_precision(config, dataset, family, modality) if here.main else None, here)
     amp_dtype = torch.bfloat16 if progress.precision["precision"] == "bf16" else None
+    layout = progress.precision.get("layout")  # measured with the precision, else the kind's
     parameters = sum(p.numel() for p in model.parameters())
     result = TrainResult(run_dir, "already finished", progress, str(device),
                          "bfloat16" if amp_dtype else "fp32", parameters)
@@ -236,7 +237,8 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                 seed = dist.noise_seed(t.seed, progress.step, number, k)
                 generator.manual_seed(seed)
                 torch.manual_seed(seed + 1)
-                images = _to_device(modality.to_model(dataset.items[index]), device)
+                images = _to_device(in_layout(modality.to_model(dataset.items[index]), layout),
+                                    device)
                 labels = _to_device(dataset.labels[index], device) if labelled else None
                 with (torch.autocast(device.type, amp_dtype) if amp_dtype else nullcontext()):
                     loss = phase.loss(forward, images, labels, generator)
