@@ -12,7 +12,8 @@ class embedding; its base width and blocks per level are searched so that the pa
 agree within 10%.
 
 Run by hand:  python benchmarks/bench_unet.py [--batch 64] [--threads 2] [--iters 5] [--quick]
-               [--precisions fp32,bf16]
+               [--precisions fp32,bf16] [--configs cpu-p1] [--layout nchw|channels-last]
+               [--compile]
 On CPUs without AMX or AVX512-BF16, PyTorch emulates bf16 (about 15x slower): the bf16 rows then
 say what `--precision auto` avoids.
 """
@@ -42,7 +43,17 @@ def preset_config(preset: str, overrides: dict):
     """genforge's resolved config for a preset with network overrides."""
     from genforge.config import make_config
     return make_config(preset, {"network": overrides})
-TARGET_SPEEDUP = 1.2  # the issue's target: genforge at least 1.2x diffusers on both speed figures
+# issue 27's targets: genforge at least 1.5x diffusers on both speed figures on a CPU with
+# native bf16, 1.2x on one without
+TARGET_SPEEDUP = {True: 1.5, False: 1.2}
+
+
+LAYOUTS = ("nchw", "channels-last")  # --layout, besides each library's default
+
+
+def _layouts() -> dict:
+    import torch
+    return {"nchw": torch.contiguous_format, "channels-last": torch.channels_last}
 
 
 def _groups(channels: int) -> int:
@@ -169,6 +180,12 @@ def worker(job: dict) -> dict:
     denoiser = EDMDenoiser(net)
     b = job["batch"]
     images = torch.rand(b, channels, side, side) * 2 - 1
+    layout = _layouts().get(job.get("layout", "default"))
+    if layout is not None:  # both networks and their batches in one layout
+        denoiser.to(memory_format=layout)
+        images = images.contiguous(memory_format=layout)
+    if job.get("compile"):
+        denoiser.net = torch.compile(denoiser.net)
     labels = torch.randint(classes, (b,)) if classes else None
     generator = torch.Generator().manual_seed(0)
     # The training loop's own autocast: bf16 matrix products, fp32 weights and optimizer state.
@@ -186,27 +203,30 @@ def worker(job: dict) -> dict:
             optimizer.step()
     else:
         denoiser.eval()
-        if job["net"] == "genforge":  # the layout genforge.load gives a model for sampling
+        if job["net"] == "genforge" and layout is None:  # the layout genforge.load gives
             from genforge.export import SAMPLING_MEMORY_FORMAT
             denoiser.to(memory_format=SAMPLING_MEMORY_FORMAT)
         sigma = torch.full((b,), 2.0)
         noisy = images + torch.randn(images.shape, generator=generator) * sigma[:, None, None, None]
+        if layout is not None:
+            noisy = noisy.contiguous(memory_format=layout)
 
         def step():
             with torch.no_grad(), autocast:
                 denoiser(noisy, sigma, labels)
 
-    times = []
+    times, first = [], None
     for i in range(job["warmup"] + job["iters"]):
         start = time.perf_counter()
         step()
+        first = first or time.perf_counter() - start  # with --compile: the compilation
         if i >= job["warmup"]:
             times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as counter:  # after timing: counting slows the step
         step()
-    result = {"times": times, "peak_mib": (peak - baseline) / 1024,
+    result = {"times": times, "first_s": first, "peak_mib": (peak - baseline) / 1024,
               "params": sum(p.numel() for p in net.parameters()),
               "flops": counter.get_total_flops()}
     if job["profile"]:
@@ -238,6 +258,14 @@ def main() -> None:
                         + ", ".join(CONFIGS))
     parser.add_argument("--precisions", default="fp32,bf16",
                         help="comma-separated, of: fp32, bf16 (autocast, as --precision bf16)")
+    parser.add_argument("--layout", choices=("default", *LAYOUTS), default="default",
+                        help="default: each library as it runs by default (diffusers NCHW; "
+                             "genforge NCHW in training, channels-last for sampling as "
+                             "genforge.load gives); nchw or channels-last: both networks and "
+                             "batches in that layout")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile both raw networks (the first step's time, which "
+                             "includes the compilation, is printed)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: batch 16, 1 warm-up, 2 timed iterations, cpu-small only")
     parser.add_argument("--profile", action="store_true",
@@ -283,7 +311,8 @@ def main() -> None:
                         runs[net].append(measure(dict(
                             config=name, net=net, mode=mode, precision=precision, batch=args.batch,
                             threads=args.threads, warmup=args.warmup, iters=args.iters,
-                            diffusers_kwargs=kwargs, profile=args.profile)))
+                            diffusers_kwargs=kwargs, profile=args.profile, layout=args.layout,
+                            compile=args.compile)))
                 for net, results in runs.items():
                     median = statistics.median(t for res in results for t in res["times"])
                     figures[net, mode] = dict(
@@ -292,8 +321,12 @@ def main() -> None:
                         flops=results[0]["flops"], flops_per_s=results[0]["flops"] / median)
                     if args.profile:
                         print(f"\n--- {net} {mode} {precision} ({label}) ---\n{results[0]['profile']}")
+                    if args.compile:
+                        print(f"{label} {precision} {net} {mode}: first step (compiling) "
+                              f"{results[0]['first_s']:.1f} s")
             rows.append((f"{label}, {precision}", precision, figures))
 
+    speedup = TARGET_SPEEDUP[cpu_has_fast_bf16()]
     header = (f"{'configuration':<40}{'figure':<26}{'genforge':>12}{'diffusers':>12}{'gf/df':>8}"
               f"  target")
     print("\n" + header + "\n" + "-" * len(header))
@@ -303,13 +336,13 @@ def main() -> None:
         peak = peaks[precision]
         lines = [
             ("parameters", g["params"], d["params"], "{:,.0f}", None),
-            ("train images/s", g["speed"], d["speed"], "{:.1f}", lambda r: r >= TARGET_SPEEDUP),
+            ("train images/s", g["speed"], d["speed"], "{:.1f}", lambda r: r >= speedup),
             ("train peak MiB", g["peak"], d["peak"], "{:.0f}", lambda r: r <= 1.0),
             ("train GFLOP/step", g["flops"] / 1e9, d["flops"] / 1e9, "{:.2f}", None),
             ("train % of GEMM peak", 100 * g["flops_per_s"] / peak, 100 * d["flops_per_s"] / peak,
              "{:.1f}", None),
             ("sample ms/eval/image", gs["speed"], ds["speed"], "{:.3f}",
-             lambda r: r <= 1 / TARGET_SPEEDUP),
+             lambda r: r <= 1 / speedup),
             ("sample peak MiB", gs["peak"], ds["peak"], "{:.0f}", lambda r: r <= 1.0),
             ("sample % of GEMM peak", 100 * gs["flops_per_s"] / peak, 100 * ds["flops_per_s"] / peak,
              "{:.1f}", None),
@@ -320,8 +353,8 @@ def main() -> None:
             print(f"{label:<40}{figure:<26}{fmt.format(ours):>12}{fmt.format(theirs):>12}"
                   f"{ratio:>8.2f}  {verdict}")
             label = ""
-    print(f"\ntargets: train images/s ratio >= {TARGET_SPEEDUP}, ms/eval ratio <= "
-          f"{1 / TARGET_SPEEDUP:.2f}, peak memory ratio <= 1.00")
+    print(f"\ntargets: train images/s ratio >= {speedup}, ms/eval ratio <= "
+          f"{1 / speedup:.2f}, peak memory ratio <= 1.00")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -223,6 +223,12 @@ def test_sampling_precision_auto_is_measured_recorded_and_fixed_when_given(image
     assert choice["precision"] == faster or "disagreed" in choice["why"]
     record = json.loads((tmp_path / "b" / "generation.json").read_text())
     assert record["precision"] == choice["precision"] and items.dtype == torch.uint8
+    # both precisions in both layouts; the network is left in the fastest of the chosen one
+    assert len(choice["layouts"]) == 4 and choice["layout"] in ("channels-last", "contiguous")
+    conv = next(m for m in model.module.modules()  # one whose two layouts differ
+                if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1 and m.kernel_size == (3, 3))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) == (
+        choice["layout"] == "channels-last")
     # measured once per machine and options: a second load reads the cache
     assert api.load(images / "model", device="cpu").sampling_precision(
         model.sampling(steps=4))["cached"]

@@ -22,7 +22,8 @@ from ..modalities import modality_for
 from ..sampling import SeededNoise
 from ..training.devices import resolve_device
 from . import copies, display, levels, music
-from .precision import check_precision, choose_sampling_precision, precision_record
+from .precision import (apply_layout, check_precision, choose_sampling_precision,
+                        precision_record)
 from .outputs import check_output, output_signer, write_gif, write_outputs
 from .sampling import generate_items, slerp
 
@@ -84,14 +85,16 @@ class GenerativeModel:
                                        inpainting=inpainting))
 
     def sampling_precision(self, options: dict[str, Any], spec: ModelSpec | None = None) -> dict:
-        """{precision, why, ...}: what sampling with these options runs in (generation.precision);
-        auto is measured once per options and remembered."""
+        """{precision, layout, why, ...}: what sampling with these options runs in (generation.
+        precision), the network put in its layout; auto is measured once per options."""
         spec = spec or self.spec
         key = json.dumps([sorted(options.items()), list(spec.item_shape)], default=str)
         if key not in self._precision_choices:
             self._precision_choices[key] = choose_sampling_precision(
                 self.precision, self.family, self.module, spec, self.config, options, self.device)
-        return self._precision_choices[key]
+        choice = self._precision_choices[key]
+        apply_layout(self.module, choice)  # each sampling call follows its own measured choice
+        return choice
 
     def spec_for(self, item_shape: tuple[int, ...]) -> ModelSpec:
         """The model's spec for items of another shape (a longer piece): convolutional networks

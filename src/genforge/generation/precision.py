@@ -12,7 +12,8 @@ import torch
 from ..errors import ConfigError
 from ..families import Family, ModelSpec
 from ..training.devices import autocast_dtype
-from ..training.speed import cached_measurement, unmeasured_choice
+from ..export import SAMPLING_MEMORY_FORMAT
+from ..training.speed import LAYOUTS, cached_measurement, unmeasured_choice
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # bf16's samples from the same seeds within 5% (relative RMS) of fp32's; a sampler that draws
@@ -63,20 +64,38 @@ def choose_sampling_precision(requested: str, family: Family, module: torch.nn.M
         return fixed
 
     def measure() -> dict:
-        fp32_s, fp32_x = draw_timed(family, module, spec, config, options, "fp32", device)
-        bf16_s, bf16_x = draw_timed(family, module, spec, config, options, "bf16", device)
+        # each precision with the network in each layout (convolutions follow their weights')
+        layouts = list(LAYOUTS) if len(spec.model_shape) == 3 else [None]
+        runs = {}
+        for layout in layouts:
+            if layout:
+                module.to(memory_format=LAYOUTS[layout])
+            for p in ("fp32", "bf16"):
+                runs[p, layout] = draw_timed(family, module, spec, config, options, p, device)
+        module.to(memory_format=SAMPLING_MEMORY_FORMAT)  # as loaded, until the choice is applied
+        fastest = {p: min(layouts, key=lambda layout: runs[p, layout][0]) for p in ("fp32", "bf16")}
+        (fp32_s, fp32_x), (bf16_s, bf16_x) = runs["fp32", fastest["fp32"]], runs["bf16", fastest["bf16"]]
         scale = fp32_x.pow(2).mean().sqrt().clamp(min=1e-8)
         agree = float((bf16_x - fp32_x).pow(2).mean().sqrt() / scale) <= SAMPLE_AGREEMENT
-        times = {"fp32": round(fp32_s, 5), "bf16": round(bf16_s, 5)}
-        why = (f"measured here: an item takes {1000 * fp32_s:.3g} ms in fp32 and "
-               f"{1000 * bf16_s:.3g} ms in bf16"
+        pick = "bf16" if agree and bf16_s < fp32_s else "fp32"
+        shown = {p: f" ({fastest[p]})" if fastest[p] else "" for p in ("fp32", "bf16")}
+        why = (f"measured here: an item takes {1000 * fp32_s:.3g} ms in fp32{shown['fp32']} and "
+               f"{1000 * bf16_s:.3g} ms in bf16{shown['bf16']}"
                + ("" if agree else " (bf16's samples disagreed with fp32's)"))
-        return {"precision": "bf16" if agree and bf16_s < fp32_s else "fp32", "why": why,
-                "seconds_per_item": times}
+        return {"precision": pick, "layout": fastest[pick], "why": why,
+                "seconds_per_item": {"fp32": round(fp32_s, 5), "bf16": round(bf16_s, 5)},
+                "layouts": {f"{p} {layout}": round(r[0], 5) for (p, layout), r in runs.items()
+                            if layout}}
 
-    return cached_measurement("sample", [family.name, spec.to_dict(),
+    return cached_measurement("sample", ["layouts", family.name, spec.to_dict(),
                                          config.to_dict()["network"], config.to_dict()["gan"],
                                          sorted(options.items())], measure)
+
+
+def apply_layout(module: torch.nn.Module, choice: dict) -> None:
+    """Put the network in the layout the choice measured fastest (as loaded where none was)."""
+    layout = choice.get("layout")
+    module.to(memory_format=LAYOUTS[layout] if layout else SAMPLING_MEMORY_FORMAT)
 
 
 def precision_record(choice: dict) -> dict:
