@@ -11,7 +11,8 @@ import torch
 
 from ..errors import ConfigError
 from ..provenance import ingredients
-from .precision import autocast, precision_record
+from ..training.devices import autocast
+from .precision import precision_record
 from .outputs import check_output, output_signer, write_outputs
 
 

@@ -4,16 +4,16 @@ faster here, provided bf16's samples agree with fp32's), and recorded with the o
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError
 from ..families import Family, ModelSpec
-from ..training.devices import autocast_dtype
 from ..export import SAMPLING_MEMORY_FORMAT
-from ..training.speed import LAYOUTS, cached_measurement, unmeasured_choice
+from ..training.devices import autocast
+from ..training.speed import (LAYOUTS, cached_measurement, fastest_choice, layouts_for,
+                              unmeasured_choice)
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # bf16's samples from the same seeds within 5% (relative RMS) of fp32's; a sampler that draws
@@ -27,12 +27,6 @@ def check_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise ConfigError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     return precision
-
-
-def autocast(precision: str, device: torch.device):
-    """The context a sampling call runs in: bf16 autocast, or nothing for fp32."""
-    dtype = autocast_dtype(precision, device)
-    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def draw_timed(family: Family, module: torch.nn.Module, spec: ModelSpec, config,
@@ -65,26 +59,29 @@ def choose_sampling_precision(requested: str, family: Family, module: torch.nn.M
 
     def measure() -> dict:
         # each precision with the network in each layout (convolutions follow their weights')
-        layouts = list(LAYOUTS) if len(spec.model_shape) == 3 else [None]
         runs = {}
-        for layout in layouts:
+        for layout in layouts_for(spec):
             if layout:
                 module.to(memory_format=LAYOUTS[layout])
             for p in ("fp32", "bf16"):
                 runs[p, layout] = draw_timed(family, module, spec, config, options, p, device)
         module.to(memory_format=SAMPLING_MEMORY_FORMAT)  # as loaded, until the choice is applied
-        fastest = {p: min(layouts, key=lambda layout: runs[p, layout][0]) for p in ("fp32", "bf16")}
-        (fp32_s, fp32_x), (bf16_s, bf16_x) = runs["fp32", fastest["fp32"]], runs["bf16", fastest["bf16"]]
-        scale = fp32_x.pow(2).mean().sqrt().clamp(min=1e-8)
-        agree = float((bf16_x - fp32_x).pow(2).mean().sqrt() / scale) <= SAMPLE_AGREEMENT
-        pick = "bf16" if agree and bf16_s < fp32_s else "fp32"
-        shown = {p: f" ({fastest[p]})" if fastest[p] else "" for p in ("fp32", "bf16")}
-        why = (f"measured here: an item takes {1000 * fp32_s:.3g} ms in fp32{shown['fp32']} and "
-               f"{1000 * bf16_s:.3g} ms in bf16{shown['bf16']}"
+        seconds = {key: r[0] for key, r in runs.items()}
+
+        def agrees(fastest: dict) -> bool:
+            fp32, bf16 = (runs[p, fastest[p]][1] for p in ("fp32", "bf16"))
+            scale = fp32.pow(2).mean().sqrt().clamp(min=1e-8)
+            return float((bf16 - fp32).pow(2).mean().sqrt() / scale) <= SAMPLE_AGREEMENT
+
+        pick, fastest, agree = fastest_choice(seconds, agrees)
+        times = {p: seconds[p, fastest[p]] for p in ("fp32", "bf16")}
+        shown = {p: f" ({fastest[p]})" if fastest[p] else "" for p in times}
+        why = (f"measured here: an item takes {1000 * times['fp32']:.3g} ms in fp32{shown['fp32']} "
+               f"and {1000 * times['bf16']:.3g} ms in bf16{shown['bf16']}"
                + ("" if agree else " (bf16's samples disagreed with fp32's)"))
         return {"precision": pick, "layout": fastest[pick], "why": why,
-                "seconds_per_item": {"fp32": round(fp32_s, 5), "bf16": round(bf16_s, 5)},
-                "layouts": {f"{p} {layout}": round(r[0], 5) for (p, layout), r in runs.items()
+                "seconds_per_item": {p: round(v, 5) for p, v in times.items()},
+                "layouts": {f"{p} {layout}": round(v, 5) for (p, layout), v in seconds.items()
                             if layout}}
 
     return cached_measurement("sample", ["layouts", family.name, spec.to_dict(),

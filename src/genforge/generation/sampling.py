@@ -10,7 +10,7 @@ import torch
 from .. import progress
 from ..families import Family, ModelSpec, sampling_options
 from ..modalities import modality_for
-from .precision import autocast
+from ..training.devices import autocast
 
 
 def resolve_sampling(family: Family, spec: ModelSpec | None, **given: Any) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """Choosing the device and the autocast precision."""
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 
 from ..errors import ConfigError
@@ -45,3 +47,9 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     return torch.bfloat16 if cpu_has_fast_bf16() else None
+
+
+def autocast(precision: str, device: torch.device):
+    """The context a forward pass runs in for a precision: bf16 autocast, or nothing (fp32)."""
+    dtype = autocast_dtype(precision, device)
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)

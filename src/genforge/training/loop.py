@@ -15,7 +15,6 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from ..families import Family, ModelSpec, check_size
 from ..modalities import Dataset, Modality
 from . import distributed as dist
 from .compiling import CompileClock, check_compiler, compiled_view
-from .devices import resolve_device
+from .devices import autocast, resolve_device
 from .ema import EMA
 from .health import (DIVERGED, MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, LossWatch, TrainingDiverged,
                      check_same_run, mark_diverged, recovery)
@@ -240,7 +239,7 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                 images = _to_device(in_layout(modality.to_model(dataset.items[index]), layout),
                                     device)
                 labels = _to_device(dataset.labels[index], device) if labelled else None
-                with (torch.autocast(device.type, amp_dtype) if amp_dtype else nullcontext()):
+                with autocast(progress.precision["precision"], device):
                     loss = phase.loss(forward, images, labels, generator)
                 (loss / t.grad_accum).backward()
                 phase_loss += loss.item() / t.grad_accum  # a sync point, once per micro-batch
@@ -311,7 +310,6 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
                 losses, problem = train_step(lr)
                 if clock:
                     clock.stop()
-                    result.compile = clock.record()
                 if problem:
                     (progress.elapsed_s,) = dist.rank0_decisions(
                         [time.perf_counter() - session_start], here)
@@ -376,6 +374,8 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
         stats_file.close()
         if writer:
             writer.close()
+    if clock:
+        result.compile = clock.record()
     if on_export and here.main:
         on_export(ema.module, spec, progress)
     return result

@@ -12,7 +12,6 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 
 import torch
 
@@ -21,7 +20,7 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..families import Family, ModelSpec
 from ..modalities import Dataset, Modality
-from .devices import autocast_dtype, cpu_has_fast_bf16, resolve_device
+from .devices import autocast, autocast_dtype, cpu_has_fast_bf16, resolve_device
 from .state import DataStream
 
 
@@ -72,7 +71,7 @@ def seconds_per_step(config: RunConfig, dataset: Dataset, family: Family, modali
                 index = stream.next(micro)
                 x = in_layout(modality.to_model(dataset.items[index]), layout).to(device)
                 labels = dataset.labels[index].to(device) if dataset.labels is not None else None
-                with torch.autocast(device.type, amp) if amp else nullcontext():
+                with autocast(precision or t.precision, device):
                     loss = phase.loss(model, x, labels, generator)
                 (loss / t.grad_accum).backward()
                 losses.append(float(loss.detach()))
@@ -138,6 +137,24 @@ def cached_measurement(what: str, key: list, measure: Callable[[], dict]) -> dic
     return result
 
 
+def layouts_for(spec: ModelSpec) -> list[str | None]:
+    """The layouts auto measures: both for 4-D batches, none (as they come) otherwise."""
+    return list(LAYOUTS) if len(spec.model_shape) == 3 else [None]
+
+
+def fastest_choice(seconds: dict[tuple[str, str | None], float],
+                   agrees: Callable[[dict[str, str | None]], bool]
+                   ) -> tuple[str, dict[str, str | None], bool]:
+    """(the precision to run in, each precision's fastest layout, whether bf16 agreed) from the
+    seconds of each (precision, layout): bf16 only where it is faster and agrees(fastest) (its
+    result matches fp32's, each in its fastest layout), else fp32, which is never wrong."""
+    fastest = {p: min((layout for q, layout in seconds if q == p),
+                      key=lambda layout: seconds[p, layout]) for p in ("fp32", "bf16")}
+    agree = agrees(fastest)
+    faster = seconds["bf16", fastest["bf16"]] < seconds["fp32", fastest["fp32"]]
+    return ("bf16" if agree and faster else "fp32"), fastest, agree
+
+
 def choose_precision(config: RunConfig, dataset: Dataset, family: Family,
                      modality: Modality) -> dict:
     """What --precision auto trains in, and why: on a GPU bf16 where supported; on a CPU without
@@ -151,27 +168,25 @@ def choose_precision(config: RunConfig, dataset: Dataset, family: Family,
     spec = ModelSpec.for_dataset(dataset, modality)
 
     def measure() -> dict:
-        # each precision in each batch layout (one layout where items are not 4-D)
-        layouts = list(LAYOUTS) if len(spec.model_shape) == 3 else [None]
         runs = {(p, layout): seconds_per_step(config, dataset, family, modality, precision=p,
                                               layout=layout)
-                for p in ("fp32", "bf16") for layout in layouts}
-        fastest = {p: min(layouts, key=lambda layout: runs[p, layout]["seconds_per_step"])
-                   for p in ("fp32", "bf16")}
-        fp32, bf16 = runs["fp32", fastest["fp32"]], runs["bf16", fastest["bf16"]]
-        agree = (abs(bf16["first_loss"] - fp32["first_loss"])
-                 <= LOSS_AGREEMENT * abs(fp32["first_loss"]))
-        pick = "bf16" if agree and bf16["seconds_per_step"] < fp32["seconds_per_step"] else "fp32"
-        times = {"fp32": round(fp32["seconds_per_step"], 4),
-                 "bf16": round(bf16["seconds_per_step"], 4)}
+                for p in ("fp32", "bf16") for layout in layouts_for(spec)}
+        seconds = {key: r["seconds_per_step"] for key, r in runs.items()}
+
+        def agrees(fastest: dict) -> bool:
+            fp32, bf16 = (runs[p, fastest[p]]["first_loss"] for p in ("fp32", "bf16"))
+            return abs(bf16 - fp32) <= LOSS_AGREEMENT * abs(fp32)
+
+        pick, fastest, agree = fastest_choice(seconds, agrees)
+        times = {p: round(seconds[p, fastest[p]], 4) for p in ("fp32", "bf16")}
         shown = {p: f" ({fastest[p]} batches)" if fastest[p] else "" for p in times}
         why = (f"measured here: a step takes {times['fp32']:.3g} s in fp32{shown['fp32']} and "
                f"{times['bf16']:.3g} s in bf16{shown['bf16']}"
                + ("" if agree else " (bf16's loss disagreed with fp32's)"))
         return {"precision": pick, "layout": fastest[pick], "why": why, "seconds_per_step": times,
-                "layouts": {f"{p} {layout}": round(r["seconds_per_step"], 4)
-                            for (p, layout), r in runs.items() if layout},
-                "measured_steps": fp32["measured_steps"]}
+                "layouts": {f"{p} {layout}": round(v, 4) for (p, layout), v in seconds.items()
+                            if layout},
+                "measured_steps": runs["fp32", fastest["fp32"]]["measured_steps"]}
 
     return cached_measurement("train", ["layouts", family.name, spec.to_dict(),
                                         config.to_dict()["network"],
