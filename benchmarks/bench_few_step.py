@@ -57,7 +57,8 @@ def sweep_all(teacher, tuned, reference, encoder, n: int, seeds: list[int],
         first = seed * 1_000_000  # disjoint seed ranges: seed s draws s*1e6 .. s*1e6+n-1
         for samplers, counts in sweeps:
             for r in steps_sweep(teacher, counts, reference=reference, extractor=encoder, n=n,
-                                 seed=first, fd_dim=None, device="cpu", samplers=samplers):
+                                 seed=first, fd_dim=None, device="cpu", samplers=samplers,
+                                 guidance=1.0):  # the protocol: unguided, as the tuned model
                 rows.append({"model": "teacher", "seed": seed, **r})
                 print(f"seed {seed} teacher {r['sampler']} {r['evaluations']}: {r['fd']:.4g} "
                       f"({1000 * r['seconds_per_sample']:.2f} ms/sample)", flush=True)
@@ -120,7 +121,8 @@ def grid(teacher, tuned, out: Path) -> None:
     """Rows: teacher Heun at 35 evaluations, tuned 2 steps, tuned 1 step; seeds 0-9, one class
     per column (seed s draws class s mod 10)."""
     import torch
-    rows = [teacher.generate(10, seed=0, sampler="heun", steps=18, sign=False, watermark=False),
+    rows = [teacher.generate(10, seed=0, sampler="heun", steps=18, guidance=1.0, sign=False,
+                             watermark=False),
             tuned.generate(10, seed=0, steps=2, sign=False, watermark=False),
             tuned.generate(10, seed=0, steps=1, sign=False, watermark=False)]
     picture = IMAGE.preview(torch.cat(rows), columns=10)

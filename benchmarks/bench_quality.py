@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10_000)
     parser.add_argument("--sampler", default="dpmpp-2m")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="classifier-free guidance (default: the model's own)")
     parser.add_argument("--out", default=None, help="JSON file for the figures")
     args = parser.parse_args()
 
@@ -39,12 +41,12 @@ def main() -> None:
     test = IMAGE.open(DataConfig(source="fashion-mnist-test"))
     encoder = load_encoder(args.encoder)
     model = genforge.load(args.model, device="cpu")
+    sampling = model.sampling(sampler=args.sampler, steps=args.steps, guidance=args.guidance)
     protocol = registry.Protocol(generated=args.n, reference_limit=args.n, fd_resamples=10,
-                                 sampler={"sampler": args.sampler, "steps": args.steps})
+                                 sampler=sampling)
     rows = {}
     for name, sample_fn in (
-            ("model", lambda n: model.generate(n, sampler=args.sampler, steps=args.steps,
-                                               batch_size=250)),
+            ("model", lambda n: model.generate(n, batch_size=250, **sampling)),
             ("test split (floor)", lambda n: test.items[:n])):
         started = time.perf_counter()
         result = registry.evaluate(sample_fn, train, encoder, protocol=protocol,

@@ -136,6 +136,17 @@ def test_tuned_model_interpolates_and_evaluates_with_a_sweep(tuned, tmp_path):
     assert "Quality and cost by network evaluations" in (tmp_path / "eval" / "report.html").read_text()
 
 
+def test_sweep_counts_both_evaluations_of_a_guided_step(teacher, tmp_path):
+    # the teacher knows classes, so its image preset guides by default: a guided step counts
+    # its two evaluations (with and without the class)
+    for given, evaluations in (({}, 4), ({"guidance": 1.0}, 2)):
+        result = genforge.evaluate(teacher, "fashion-mnist-sample", n=8, metrics=("memorisation",),
+                                   data_options={"resolution": 12}, steps_sweep="2",
+                                   out=tmp_path / str(evaluations), **given)
+        euler = [r for r in result["sweep"] if r["sampler"] == "euler"]
+        assert [(r["steps"], r["evaluations"]) for r in euler] == [(2, evaluations)]
+
+
 def test_distill_resumes_exactly(teacher, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert main(["distill", str(teacher), "--run", str(straight), "--steps", "5", *TUNE]) == 0

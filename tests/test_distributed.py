@@ -29,8 +29,10 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1",
        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"),
                                       os.environ.get("PYTHONPATH", "")])}
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+# a constant rate: runs here grow their --steps budget between sessions, which moves the end of
+# a decaying schedule
 RUN = ["train", "fashion-mnist-sample", *TINY, "--grad-accum", "2", "--precision", "fp32",
-       "--checkpoint-every", "2", "--log-every", "1"]
+       "--checkpoint-every", "2", "--log-every", "1", "--lr-schedule", "constant"]
 
 
 def genforge(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:

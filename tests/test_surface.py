@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io as text_io
 import json
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
@@ -16,6 +17,7 @@ from genforge.cli import main
 from tiny import TINY
 from genforge.families import FAMILIES
 from genforge.families.diffusion import DiffusionSampling
+from genforge.modalities.image import IMAGE
 from genforge.options import between, option
 
 
@@ -113,6 +115,21 @@ def test_one_changed_default_reaches_the_cli_the_api_and_the_records(trained, mo
     assert record["steps"] == 7 and record["sampler"] == "dpmpp-2m"
     line = json.loads((tmp_path / "out" / "generations.jsonl").read_text().splitlines()[0])
     assert line["steps"] == 7
+
+
+def test_class_conditional_images_sample_with_the_kinds_guidance(trained):
+    # the image kind's measured preset: guided by default where the model knows classes,
+    # unguided where it does not; a given guidance wins
+    run, _ = trained
+    model = genforge.load(run / "model", device="cpu")
+    (preset,) = IMAGE.sampling_presets
+    assert model.spec.num_classes == 10 and preset.options["guidance"] > 1
+    assert model.sampling()["guidance"] == preset.options["guidance"]
+    assert model.sampling(guidance=1.0)["guidance"] == 1.0
+    assert "guidance" not in model.sampling(inpainting=True)
+    unconditional = dataclasses.replace(model.spec, class_names=())
+    assert IMAGE.sampling_defaults("diffusion", unconditional) == {}
+    assert model.sampling(spec=unconditional)["guidance"] == 1.0
 
 
 def test_declarations_feed_the_shells():

@@ -55,16 +55,37 @@ def assert_same_state(a, b):
 
 
 def test_resume_equals_uninterrupted_training(tmp_path, small_data):
-    # dropout exercises the global torch RNG; label dropout and noise use the training generator
-    straight = run(tmp_path, "straight", small_data, steps=7, dropout=0.1, grad_accum=2)
+    # dropout exercises the global torch RNG; label dropout and noise use the training generator;
+    # a constant rate, as a schedule decaying to the end of a 4-step budget must differ
+    same = dict(dropout=0.1, grad_accum=2, lr_schedule="constant")
+    straight = run(tmp_path, "straight", small_data, steps=7, **same)
     assert straight.status == "finished" and straight.progress.step == 7
-    run(tmp_path, "resumed", small_data, steps=4, dropout=0.1, grad_accum=2)
-    resumed = run(tmp_path, "resumed", small_data, steps=7, dropout=0.1, grad_accum=2)
+    run(tmp_path, "resumed", small_data, steps=4, **same)
+    resumed = run(tmp_path, "resumed", small_data, steps=7, **same)
     assert resumed.progress.step == 7
     assert_same_state(tmp_path / "straight", tmp_path / "resumed")
     # the stats log continues rather than restarting
     steps = [json.loads(line)["step"] for line in (tmp_path / "resumed" / "stats.jsonl").open()]
     assert steps == list(range(1, 8))
+
+
+def test_optimiser_runs_fused_here_whatever_the_checkpoint_says(tmp_path, small_data):
+    # a checkpoint written by the per-tensor optimiser (older runs, or another machine) resumes
+    # with this machine's fused kernel, to the same state as an uninterrupted fused run
+    constant = dict(lr_schedule="constant")  # the budget grows from 2 to 4 steps
+    straight = run(tmp_path, "straight", small_data, steps=4, **constant)
+    assert straight.status == "finished"
+    run(tmp_path, "resumed", small_data, steps=2, **constant)
+    tensors, meta = checkpoint_tensors(tmp_path / "resumed")
+    groups = [group for opt in meta["optimizers"].values() for group in opt["param_groups"]]
+    assert groups and all(group["fused"] for group in groups)
+    for group in groups:
+        group["fused"] = None
+    io.save_tensors(tmp_path / "resumed" / CHECKPOINT_NAME, tensors, meta)
+    run(tmp_path, "resumed", small_data, steps=4, **constant)
+    _, meta = checkpoint_tensors(tmp_path / "resumed")
+    assert all(group["fused"] for opt in meta["optimizers"].values() for group in opt["param_groups"])
+    assert_same_state(tmp_path / "straight", tmp_path / "resumed")
 
 
 def test_sigterm_writes_checkpoint_and_rerun_resumes_exactly(tmp_path, small_data, monkeypatch):

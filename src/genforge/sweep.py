@@ -67,9 +67,13 @@ def steps_sweep(model, counts: tuple[int, ...], *, reference, extractor, n: int,
                 samplers: tuple[str, ...] | None = None, **sampling: Any) -> list[dict]:
     """One row per (sampler, evaluations): FD-<extractor> of n samples (seeds seed..seed+n-1)
     against the reference, with its bootstrap interval, and the sampling seconds per sample
-    on this machine. sampling: other options (guidance) held fixed across the sweep."""
+    on this machine. sampling: other options (guidance) held fixed across the sweep, else the
+    model's defaults; a guided step of a class-conditional model counts its two evaluations (with
+    and without the class), so guided points lie at twice the counts asked for."""
     if fd_dim is None and n <= extractor.dim:  # evaluate's rule: a few samples per dimension
         fd_dim = min(extractor.dim - 1, n // 4)
+    guidance = model.sampling(**sampling).get("guidance", 1.0)
+    per_step = 2 if model.spec.num_classes and guidance != 1.0 else 1
     rows = []
     for sampler, steps, evaluations in plan(model.config.family, counts, samplers):
         options = {**sampling, "sampler": sampler, "steps": steps}
@@ -84,7 +88,8 @@ def steps_sweep(model, counts: tuple[int, ...], *, reference, extractor, n: int,
                                    metrics=("fd",), protocol=protocol,
                                    cache_dir=registry.default_cache_dir(), device=device)
         record = result.records[0]
-        rows.append({"sampler": sampler, "steps": steps, "evaluations": evaluations,
+        rows.append({"sampler": sampler, "steps": steps, "evaluations": evaluations * per_step,
+                     "guidance": guidance,
                      "label": record.label, "fd": record.value, "ci_low": record.ci_low,
                      "ci_high": record.ci_high, "seconds_per_sample": seconds / n,
                      "samples": n})

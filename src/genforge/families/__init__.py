@@ -34,7 +34,7 @@ def sampling_options(family: Family, spec: ModelSpec | None, given: dict[str, An
     for name in given:
         if name not in known:
             raise ConfigError(_not_an_option_of(family, name, known, inpainting))
-    kind = modality_for(spec).sampling_defaults(family.name, spec.item_shape) if spec else {}
+    kind = modality_for(spec).sampling_defaults(family.name, spec) if spec else {}
     return build(cls, {**{k: v for k, v in kind.items() if k in known}, **given})
 
 

@@ -119,7 +119,7 @@ class SamplingPreset:
 
     family: str
     items: str                                   # which items, in words ("four-part music")
-    applies: Callable[[tuple[int, ...]], bool]   # item shape -> whether it applies
+    applies: Callable[[Any], bool]               # the model's ModelSpec -> whether it applies
     options: dict[str, Any]
 
 
@@ -254,10 +254,11 @@ class Modality:
         return None
 
     # -- sampling -------------------------------------------------------------------------------
-    def sampling_defaults(self, family: str, item_shape: tuple[int, ...]) -> dict[str, Any]:
-        """Sampling options that suit these items better than the family's own defaults."""
+    def sampling_defaults(self, family: str, spec) -> dict[str, Any]:
+        """Sampling options that suit this model's items (its ModelSpec: item shape, classes)
+        better than the family's own defaults."""
         for preset in self.sampling_presets:
-            if preset.family == family and preset.applies(tuple(item_shape)):
+            if preset.family == family and preset.applies(spec):
                 return dict(preset.options)
         return {}
 

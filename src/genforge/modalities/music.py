@@ -99,8 +99,8 @@ def first_bytes_problem(path: Path) -> str | None:
     return None
 
 
-def _is_satb(shape: tuple[int, ...]) -> bool:
-    return rep.is_satb(tuple(shape))
+def _is_satb(spec) -> bool:
+    return rep.is_satb(tuple(spec.item_shape))
 
 
 class MusicModality(Modality):

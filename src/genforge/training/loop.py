@@ -27,7 +27,7 @@ from ..families import Family, ModelSpec, check_size
 from ..modalities import Dataset, Modality
 from . import distributed as dist
 from .compiling import CompileClock, check_compiler, compiled_view
-from .devices import autocast, resolve_device
+from .devices import adamw, autocast, resolve_device
 from .ema import EMA
 from .health import (DIVERGED, MAX_ROLLBACKS, ROLLBACK_LR_FACTOR, LossWatch, TrainingDiverged,
                      check_same_run, mark_diverged, recovery)
@@ -96,8 +96,8 @@ def train(run_dir: Path, config: RunConfig, dataset: Dataset, family: Family, mo
     optimizers: dict[str, torch.optim.Optimizer] = {}
     for phase in phases:
         if phase.optimizer_name not in optimizers:
-            optimizers[phase.optimizer_name] = torch.optim.AdamW(
-                trained[phase.name], lr=t.lr * phase.lr_scale, betas=phase.betas,
+            optimizers[phase.optimizer_name] = adamw(
+                trained[phase.name], device, lr=t.lr * phase.lr_scale, betas=phase.betas,
                 weight_decay=t.weight_decay)
     generator = torch.Generator(device).manual_seed(t.seed + 1)  # reseeded per micro-batch
     checkpoint = run_dir / CHECKPOINT_NAME

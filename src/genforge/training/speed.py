@@ -20,7 +20,7 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..families import Family, ModelSpec
 from ..modalities import Dataset, Modality
-from .devices import autocast, autocast_dtype, cpu_has_fast_bf16, resolve_device
+from .devices import adamw, autocast, autocast_dtype, cpu_has_fast_bf16, resolve_device
 from .state import DataStream
 
 
@@ -53,7 +53,7 @@ def seconds_per_step(config: RunConfig, dataset: Dataset, family: Family, modali
         torch.manual_seed(t.seed)
         model = family.build(spec, config).to(device)
         phases = family.phases(config, spec)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr)
+        optimizer = adamw(model.parameters(), device, lr=t.lr)
         generator = torch.Generator(device).manual_seed(t.seed + 1)
         stream = DataStream(len(dataset), t.seed)
         micro = t.batch_size // t.grad_accum

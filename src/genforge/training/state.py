@@ -87,7 +87,10 @@ def _restore_optimizer(name: str, optimizer: torch.optim.Optimizer, tensors: dic
     for key, value in meta["scalars"].items():
         index, field = key.split(".", 1)
         state.setdefault(int(index), {})[field] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    # how the optimiser runs (fused, foreach) belongs to this machine, not to the checkpoint's
+    kernels = {key: optimizer.param_groups[0].get(key) for key in ("fused", "foreach")}
+    groups = [{**group, **kernels} for group in meta["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
 def save_checkpoint(path: Path, *, model: nn.Module, ema: nn.Module,
