@@ -104,12 +104,14 @@ def sweep_html(rows: list[dict], title: str = "") -> str:
             series.setdefault(f"{title}{r['sampler']}", []).append(
                 (math.log2(r["evaluations"]), r["fd"]))
     label = rows[0]["label"] if rows else "FD"
-    table = ["<table><tr><th>sampler</th><th>steps</th><th>network evaluations</th>"
-             f"<th>{escape(label)}</th><th>95% interval</th><th>ms per sample</th></tr>"]
+    table = ["<table><tr><th>sampler</th><th>steps</th><th>guidance</th>"
+             f"<th>network evaluations</th><th>{escape(label)}</th><th>95% interval</th>"
+             "<th>ms per sample</th></tr>"]
     for r in rows:
         ci = "" if r["ci_low"] is None else f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
         value = "undefined" if r["fd"] is None else f"{r['fd']:.4g}"
         table.append(f"<tr><td>{escape(r['sampler'])}</td><td>{r['steps']}</td>"
+                     f"<td>{r.get('guidance', 1.0):g}</td>"
                      f"<td>{r['evaluations']}</td><td>{value}</td><td>{ci}</td>"
                      f"<td>{1000 * r['seconds_per_sample']:.2f}</td></tr>")
     return (svg_line_chart(series, "network evaluations (log2)", label) + "\n"

@@ -273,7 +273,7 @@ def _demo(args: argparse.Namespace) -> int:
     summary = api.train("fashion-mnist-sample", out / "run", minutes=args.minutes,
                         sample_every=10**9)
     model = api.load(out / "run" / "model")
-    model.generate(100, seed=0, guidance=2.0, out=out / "samples")
+    model.generate(100, seed=0, out=out / "samples")  # the kind's measured guidance
     lines = [
         f"genforge demo: {summary['steps']} steps in {summary['training_seconds']} s "
         f"on {summary['device']} ({summary['images_per_second']} images/s), final loss {summary['final_loss']:.4f}",
