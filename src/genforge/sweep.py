@@ -111,7 +111,7 @@ def sweep_html(rows: list[dict], title: str = "") -> str:
         ci = "" if r["ci_low"] is None else f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
         value = "undefined" if r["fd"] is None else f"{r['fd']:.4g}"
         table.append(f"<tr><td>{escape(r['sampler'])}</td><td>{r['steps']}</td>"
-                     f"<td>{r.get('guidance', 1.0):g}</td>"
+                     f"<td>{r['guidance']:g}</td>"
                      f"<td>{r['evaluations']}</td><td>{value}</td><td>{ci}</td>"
                      f"<td>{1000 * r['seconds_per_sample']:.2f}</td></tr>")
     return (svg_line_chart(series, "network evaluations (log2)", label) + "\n"
