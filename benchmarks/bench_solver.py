@@ -6,8 +6,9 @@ calls a shipped level unsolvable, and its time per level (run by hand; prints a 
 Every level of cavepacker-data's sets (all of them, as `genforge train sokoban --level-sets all`)
 up to --max-size is solved at --budget states (20,000: levels.playable.NODE_BUDGET) by
 levels.sokoban.solve as shipped (PI-corral pruning, A* for the first quarter of the budget, then
-weighted A* at 3), and, as the peer in the same run, by plain A* (weight 1 throughout, no
-PI-corrals). A shipped level is solvable, so "unsolvable" there would be a bug; "gave up" is
+weighted A* at 3 from both ends: a backward search pulling boxes from the goals joins), by the
+same solver searching forward only (as shipped before the backward search), and, as the peer in
+the same run, by plain A* (weight 1 throughout, no PI-corrals, forward only). A shipped level is solvable, so "unsolvable" there would be a bug; "gave up" is
 the share of levels with the budget spent. Times are per level on one core each.
 """
 from __future__ import annotations
@@ -24,7 +25,8 @@ from _cli import cpu_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-VARIANTS = {"shipped": {}, "plain A*": {"weight": 1.0, "pi_corrals": False}}
+VARIANTS = {"shipped": {}, "forward only": {"backward": None},
+            "plain A*": {"weight": 1.0, "pi_corrals": False, "backward": None}}
 
 
 def _solve(job: tuple[str, str, bytes, tuple[int, int], int]) -> dict:

@@ -62,18 +62,22 @@ def test_replay_checks_case_and_walls():
     assert (final == sk.BOX_GOAL).sum() == 1 and (final == sk.PLAYER).sum() == 1
 
 
-def test_solver_agrees_with_brute_force_on_random_levels():
+@pytest.mark.parametrize("backward", [sk.BACKWARD_AFTER, 0.0])
+def test_solver_agrees_with_brute_force_on_random_levels(backward):
+    """backward=0: the backward search joins after the first state, so its pulls, the meeting
+    and its own proofs of unsolvability (running out of states) are what is checked."""
     levels = random_sokoban(60, shape=(6, 6), boxes=2, wall_share=0.15, seed=3)
     verdicts, checked = set(), 0
     for grid in levels:
         if sk.check(grid) is not None:
             continue
         checked += 1
-        result = sk.solve(grid, node_budget=50_000)
+        result = sk.solve(grid, node_budget=50_000, backward=backward)
         assert result.status != sk.UNKNOWN
         assert (result.status == sk.SOLVABLE) == brute_force(grid)
         if result.solution:
             assert sk.is_solution(grid, result.solution, strict=True)
+            assert result.pushes == sum(c.isupper() for c in result.solution)
         verdicts.add(result.status)
     assert verdicts == {sk.SOLVABLE, sk.UNSOLVABLE} and checked >= 30
 
@@ -90,12 +94,31 @@ def test_pruning_keeps_every_solution_with_three_boxes(seed):
         result = sk.solve(grid, node_budget=50_000)
         assert result.status != sk.UNKNOWN
         assert (result.status == sk.SOLVABLE) == brute_force(grid)
-        plain = sk.solve(grid, node_budget=50_000, weight=1.0, pi_corrals=False)
-        assert plain.status == result.status
+        plain = sk.solve(grid, node_budget=50_000, weight=1.0, pi_corrals=False, backward=None)
+        assert plain.status == result.status and plain.optimal == (plain.status == sk.SOLVABLE)
         if result.optimal:
             assert result.pushes == plain.pushes
+        both_ways = sk.solve(grid, node_budget=50_000, backward=0.0)
+        assert both_ways.status == result.status and not both_ways.optimal
+        if both_ways.solution:
+            assert sk.is_solution(grid, both_ways.solution, strict=True)
         verdicts.add(result.status)
     assert verdicts == {sk.SOLVABLE, sk.UNSOLVABLE}
+
+
+def test_backward_search_solves_a_level_the_forward_search_gives_up_on():
+    """GRIGoRusha's #43 (public domain; read from the installed cavepacker-data): searching only
+    forward, the solver spends its 20,000 states; with the backward search joining after a
+    quarter of them, the two meet and the joined moves solve the level."""
+    try:
+        levels, _ = sources.load_sokoban(sets="gri")
+    except Exception as err:
+        pytest.skip(str(err))
+    grid = next(lv.grid for lv in levels if Path(lv.name).stem == "gri0043")
+    assert sk.solve(grid, 20_000, backward=None).status == sk.UNKNOWN
+    result = sk.solve(grid, 20_000)
+    assert result.status == sk.SOLVABLE and not result.optimal and result.nodes <= 20_000
+    assert sk.is_solution(grid, result.solution, strict=True)
 
 
 def test_proves_small_levels_unsolvable():

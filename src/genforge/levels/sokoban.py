@@ -6,8 +6,10 @@ state). Pushes onto dead squares (from which no box can ever reach a goal) and p
 box off a goal are pruned (Junghanns and Schaeffer 2001, "Sokoban: enhancing general single-agent
 search methods using domain knowledge"). The lower bound is the least-cost assignment of boxes to
 distinct goals by push distance (admissible; for many boxes the sum of nearest-goal distances), so
-A* finds push-optimal solutions. Everything is plain Python on flat indices
-of the level with a one-square wall border added, so neighbours never leave the array.
+A* finds push-optimal solutions. Hard levels get a second search from the solved position that
+pulls boxes back (bidirectional search, as in YASS and Sokolution), which meets the first.
+Everything is plain Python on flat indices of the level with a one-square wall border added, so
+neighbours never leave the array.
 """
 from __future__ import annotations
 
@@ -161,18 +163,20 @@ class SolveResult:
         return len(self.solution) if self.solution else 0
 
 
-def push_distances(b: Board, goals=None) -> list[float]:
+def push_distances(b: Board, goals=None, backwards: bool = False) -> list[float]:
     """Per square, the fewest pushes that bring a box from it to one of `goals` (default: any
-    goal; inf: never). Found by pulling a box backwards: a pull needs two free squares behind it."""
+    goal; inf: never); backwards, the fewest pulls that bring it back to one of them (the pushes
+    from one of them to the square). Found by moving a box the other way, breadth first: a pull
+    needs two free squares behind the box, a push one free square before it."""
     w, inf = b.width, float("inf")
     dist = [inf] * len(b.walls)
     todo = list(b.goals if goals is None else goals)
     for g in todo:
         dist[g] = 0
-    for p in todo:  # breadth-first over pulls
+    for p in todo:
         for d in (-1, 1, -w, w):
             q = p + d
-            if not b.walls[q] and not b.walls[q + d] and dist[q] == inf:
+            if not b.walls[q] and not b.walls[p - d if backwards else q + d] and dist[q] == inf:
                 dist[q] = dist[p] + 1
                 todo.append(q)
     return dist
@@ -182,11 +186,11 @@ NO_MATCH = 10 ** 6  # stands for an impossible box-goal pair in the assignment
 MATCHING_MAX_BOXES = 20  # the nearest-goal sum above this: dense levels (9+ boxes) need the assignment
 
 
-def goal_costs(b: Board) -> list[list[int]]:
-    """Per goal (sorted), the pushes that bring a box from each square to that goal, NO_MATCH
-    where none can: the cost table of the box-goal assignment."""
-    return [[NO_MATCH if d == float("inf") else d for d in push_distances(b, [g])]
-            for g in sorted(b.goals)]
+def goal_costs(b: Board, goals=None, backwards: bool = False) -> list[list[int]]:
+    """Per goal (sorted; default: the level's), the pushes (backwards: pulls) that bring a box
+    from each square to that goal, NO_MATCH where none can: the cost table of the assignment."""
+    return [[NO_MATCH if d == float("inf") else d for d in push_distances(b, [g], backwards)]
+            for g in sorted(b.goals if goals is None else goals)]
 
 
 def min_matching(cost: list[list[int]]) -> int:
@@ -251,98 +255,181 @@ def stuck(t: int, boxes: set, b: Board, dead, goals) -> bool:
                for n in (t - 1, t + 1, t - b.width, t + b.width))
 
 
-# (share of the budget, weight): A* first, then the same search goes on weighted, so a level
-# solved early gets its fewest pushes and a hard one a solution at all (states are not redone)
+# (share of the budget, weight): A* first, then the search goes on weighted (states are not
+# redone) and from both ends, so a level solved early gets its fewest pushes and a hard one a
+# solution at all
 SCHEDULE = ((0.25, 1.0), (1.0, 3.0))
+BACKWARD_AFTER = 0.25  # share of the budget the forward search has alone
 
 
 def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float | None = None,
-          pi_corrals: bool = True, schedule=SCHEDULE) -> SolveResult:
+          pi_corrals: bool = True, schedule=SCHEDULE,
+          backward: float | None = BACKWARD_AFTER) -> SolveResult:
     """A* over pushes; UNKNOWN when more than node_budget states would be expanded. The lower
     bound is the least-cost assignment of boxes to distinct goals by push distance, which also
     prunes states where no such assignment exists (bipartite deadlock); above MATCHING_MAX_BOXES
     boxes it is the cheaper sum of each box's distance to its nearest goal. Weight w > 1 is
     weighted A* (Pohl 1970): far fewer states, solutions at most w times the fewest pushes.
-    schedule gives the weight by the share of the budget spent (the open list is re-ranked when
-    it changes); a given weight holds throughout. `optimal` says whether the solution was found
-    at weight 1 (then its pushes are the fewest). Pruning (dead squares, frozen boxes, the
-    assignment, PI-corrals) never removes every solution, so UNSOLVABLE is a proof whatever the
-    weight."""
+    schedule gives the weight by the share of the budget spent (the open lists are re-ranked when
+    it changes); a given weight holds throughout.
+
+    Once `backward` of the budget is spent (None: never), a second search starts from the solved
+    position (one start per player area), pulling boxes back towards the squares they start on,
+    with the same bound and weight towards those squares; each expansion goes to the search with
+    fewer open states (Pohl 1971's cardinality rule), and they meet when one generates a state the
+    other has seen: the solution is the pushes to it, then the pulls back from it played as
+    pushes. Levels whose last pushes are the hard part (dense goal rooms, where the forward search
+    drowns in orderings of the last boxes) fall to the backward search. `optimal` says whether
+    the solution was found by the forward search alone at weight 1 (then its pushes are the
+    fewest). Pruning (dead squares, frozen boxes, the assignment, PI-corrals; backwards, squares
+    no box can be pushed to and the assignment to start squares) never removes every solution,
+    so either search running out of states proves the level UNSOLVABLE whatever the weight."""
     reason = check(grid)
     if reason is not None:
         raise LevelError(reason)
     b = board(grid)
-    w, goals = b.width, b.goals
-    dist = push_distances(b)
-    dead = [d == float("inf") for d in dist]
-    per_goal = goal_costs(b) if len(goals) <= MATCHING_MAX_BOXES else None
-    bounds: dict = {}
-
-    def bound(boxes: tuple) -> int:  # cached: many states share one box configuration
-        if boxes not in bounds:
-            bounds[boxes] = (min_matching([[row[p] for row in per_goal] for p in boxes])
-                             if per_goal else sum(dist[p] for p in boxes))
-        return bounds[boxes]
-
-    h0 = bound(b.boxes)
-    if h0 >= NO_MATCH:
+    forward = _Frontier(b, b.goals, [b.player], pi_corrals)
+    if forward.bound(b.boxes) >= NO_MATCH:
         return SolveResult(UNSOLVABLE)
     phases = [(node_budget, weight)] if weight is not None else [
         (int(share * node_budget), w_) for share, w_ in schedule]
-    (phase_end, weight), phases = phases[0], phases[1:]
-    heap = [(h0, 0, 0, h0, b.boxes, b.player, None, None)]  # ties: deepest first (-g)
-    parents: dict = {}
-    counter = nodes = 0
-    while heap:
-        _, depth, _, _, boxes, player, parent, push = heapq.heappop(heap)
-        g = -depth  # among equal f the deepest state first: the last layer ends sooner
-        box_set = set(boxes)
-        reach = region(b, player, box_set)
-        key = (boxes, min(reach))
-        if key in parents:
-            continue
-        parents[key] = (parent, push)
-        if goals.issuperset(boxes):
-            return SolveResult(SOLVABLE, _moves(b, parents, key), g, nodes, weight == 1.0)
+    (phase_end, forward.weight), phases = phases[0], phases[1:]
+    back, nodes = None, 0
+    while True:
+        side = forward if back is None or len(forward.open) <= len(back.open) else back
+        other = back if side is forward else forward
+        state = side.pop()
+        if state is None:
+            return SolveResult(UNSOLVABLE, nodes=nodes)
+        g, key, reach = state
+        if side is forward and b.goals.issuperset(key[0]):
+            return SolveResult(SOLVABLE, _moves(b, forward.path(key)), g, nodes,
+                               forward.weight == 1.0 and back is None)
+        if other is not None and other.seen(key):
+            return _met(b, forward, back, key, nodes)
         nodes += 1
         if nodes > node_budget:
             return SolveResult(UNKNOWN, nodes=nodes - 1)
-        if nodes > phase_end and phases:  # the next weight: re-rank what is open
-            (phase_end, weight), phases = phases[0], phases[1:]
-            heap = [(-d + weight * h_, d, c, h_, *rest) for _, d, c, h_, *rest in heap]
-            heapq.heapify(heap)
-        reach = set(reach)
-        only = pi_corral_pushes(b, reach, box_set, dead) if pi_corrals else None
+        if nodes > phase_end and phases:  # the next weight
+            (phase_end, weight_now), phases = phases[0], phases[1:]
+            for s in (forward, back):
+                if s is not None:
+                    s.reweigh(weight_now)
+        if back is None and backward is not None and nodes > backward * node_budget:
+            back = other = _Frontier(b, frozenset(b.boxes), None, False, forward.weight)
+        for moved, player, move in side.successors(key[0], reach):
+            h = side.bound(moved)
+            if h >= NO_MATCH:
+                continue
+            if back is not None:  # look for the meeting as states are made, not when expanded
+                seen = (moved, min(region(b, player, set(moved))))
+                if other.seen(seen):
+                    side.generated.setdefault(seen, (key, move))
+                    return _met(b, forward, back, seen, nodes)
+                side.generated.setdefault(seen, (key, move))
+            side.add(g + 1, h, moved, player, key, move)
+
+
+class _Frontier:
+    """One direction of the solver's search: forward pushes boxes towards the goals, backward
+    pulls them from the goals towards their start squares (`targets`). Holds the open list
+    (f, then deepest first), the states expanded with the move that reached each, the states
+    generated while both directions run, and the bound towards its targets."""
+
+    def __init__(self, b: Board, targets: frozenset, players, pi_corrals: bool,
+                 weight: float = 1.0):
+        self.b, self.forward, self.pi_corrals, self.weight = b, players is not None, pi_corrals, weight
+        backwards = not self.forward
+        dist = push_distances(b, targets, backwards)
+        self.dead = [d == float("inf") for d in dist]
+        self.costs = goal_costs(b, targets, backwards) if len(targets) <= MATCHING_MAX_BOXES else None
+        self.dist, self.bounds = dist, {}
+        self.open, self.expanded, self.generated, self.counter = [], {}, {}, 0
+        boxes = b.boxes if self.forward else tuple(sorted(b.goals))
+        if players is None:  # backward: the player may end anywhere, one start per area
+            players, covered = [], set(boxes)
+            for q in range(len(b.walls)):
+                if not b.walls[q] and q not in covered:
+                    players.append(q)
+                    covered.update(region(b, q, covered))
+        for player in players:
+            self.add(0, self.bound(boxes), boxes, player, None, None)
+
+    def bound(self, boxes: tuple) -> int:  # cached: many states share one box configuration
+        if boxes not in self.bounds:
+            self.bounds[boxes] = (min_matching([[row[p] for row in self.costs] for p in boxes])
+                                  if self.costs else sum(self.dist[p] for p in boxes))
+        return self.bounds[boxes]
+
+    def add(self, g: int, h: int, boxes: tuple, player: int, parent, move) -> None:
+        self.counter += 1
+        heapq.heappush(self.open, (g + self.weight * h, -g, self.counter, h, boxes, player,
+                                   parent, move))
+
+    def reweigh(self, weight: float) -> None:
+        self.weight = weight
+        self.open = [(-d + weight * h, d, c, h, *rest) for _, d, c, h, *rest in self.open]
+        heapq.heapify(self.open)
+
+    def pop(self):
+        """The next open state not yet expanded, now recorded as expanded: (pushes or pulls so
+        far, key, the player's reach), or None when nothing is open. A state's key is its boxes
+        and the top-left square of the player's area."""
+        while self.open:
+            _, depth, _, _, boxes, player, parent, move = heapq.heappop(self.open)
+            reach = region(self.b, player, set(boxes))
+            key = (boxes, min(reach))
+            if key not in self.expanded:
+                self.expanded[key] = (parent, move)
+                return -depth, key, set(reach)
+        return None
+
+    def seen(self, key) -> bool:
+        return key in self.expanded or key in self.generated
+
+    def path(self, key) -> list:
+        """The pushes or pulls (box square, direction) from a start to a seen state."""
+        moves = []
+        parent, move = self.expanded[key] if key in self.expanded else self.generated[key]
+        while parent is not None:
+            moves.append(move)
+            parent, move = self.expanded[parent]
+        return moves[::-1]
+
+    def successors(self, boxes: tuple, reach: set):
+        """(boxes after, player after, (box, direction)) for each push forward (each pull
+        backward) the pruning keeps; the bound's own pruning is the caller's."""
+        b, w, dead, box_set = self.b, self.b.width, self.dead, set(boxes)
+        only = (pi_corral_pushes(b, reach, box_set, dead)
+                if self.forward and self.pi_corrals else None)
         for p in boxes:
             for d in (-1, 1, -w, w):
                 t = p + d
-                if p - d not in reach or b.walls[t] or t in box_set or dead[t]:
+                if b.walls[t] or t in box_set or dead[t]:
                     continue
-                if only is not None and (p, d) not in only:
-                    continue
-                new = box_set - {p} | {t}
-                if stuck(t, new, b, dead, goals):
-                    continue
-                moved = tuple(sorted(new))
-                h = bound(moved)
-                if h >= NO_MATCH:
-                    continue
-                counter += 1
-                heapq.heappush(heap, (g + 1 + weight * h, -(g + 1), counter, h, moved, p, key,
-                                      (p, d)))
-    return SolveResult(UNSOLVABLE, nodes=nodes)
+                if self.forward:
+                    if p - d not in reach or (only is not None and (p, d) not in only):
+                        continue
+                    new = box_set - {p} | {t}
+                    if not stuck(t, new, b, dead, b.goals):
+                        yield tuple(sorted(new)), p, (p, d)
+                elif t in reach and not b.walls[t + d] and t + d not in box_set:
+                    yield tuple(sorted(box_set - {p} | {t})), t + d, (p, d)  # the player backs off
 
 
-def _moves(b: Board, parents: dict, key) -> str:
-    """LURD string for the chain of pushes that led to key: walk to each push, then push."""
-    pushes = []
-    while parents[key][0] is not None:
-        parent, push = parents[key]
-        pushes.append(push)
-        key = parent
+def _met(b: Board, forward: _Frontier, back: _Frontier, key, nodes: int) -> SolveResult:
+    """The solution through a state both searches reached: the pushes to it, then each pull of
+    the backward search, last first, played as a push (a pull of p to p + d undone pushes p + d
+    back by -d)."""
+    pushes = forward.path(key) + [(p + d, -d) for p, d in reversed(back.path(key))]
+    return SolveResult(SOLVABLE, _moves(b, pushes), len(pushes), nodes, False)
+
+
+def _moves(b: Board, pushes: list) -> str:
+    """LURD string for a list of pushes (box square, direction): walk to each push, then push."""
     letters = {b.step(c): c for c in "lurd"}
     boxes, player, out = set(b.boxes), b.player, []
-    for p, d in reversed(pushes):
+    for p, d in pushes:
         out.append(_walk(b, player, p - d, boxes, letters))
         out.append(letters[d].upper())
         boxes.remove(p)
