@@ -1,4 +1,5 @@
-"""What the benchmarks share: running one genforge command as a user would, timed and logged."""
+"""What the benchmarks share: running one genforge command as a user would, timed and logged,
+the machine's name, and the interval a verdict over seed sets reads."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+T95 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776}  # two-sided 95% t quantiles by sample size
+
+
+def interval(values) -> tuple[float, float, float]:
+    """Mean and a 95% t interval over seed sets (the mean three times for one set)."""
+    v = [float(x) for x in values]
+    mean = sum(v) / len(v)
+    if len(v) < 2:
+        return mean, mean, mean
+    std = (sum((x - mean) ** 2 for x in v) / (len(v) - 1)) ** 0.5
+    half = T95.get(len(v), 1.96) * std / len(v) ** 0.5
+    return mean, mean - half, mean + half
 
 
 def run_genforge(command: list[str], threads: int, log: Path) -> float:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -29,20 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cli import interval  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-T95 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776}  # two-sided 95% t quantiles by sample size
 HIGHER_BETTER = ("pitch", "pitch_class")
-
-
-def interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and a 95% t interval over seed sets (the mean twice for one set)."""
-    v = np.asarray(values, dtype=float)
-    mean = float(v.mean())
-    if len(v) < 2:
-        return mean, mean, mean
-    half = T95.get(len(v), 1.96) * float(v.std(ddof=1)) / math.sqrt(len(v))
-    return mean, mean - half, mean + half
 
 
 def excerpts(split: str, bars: int):

@@ -50,7 +50,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cli import run_genforge as run  # noqa: E402
+from _cli import interval, run_genforge as run  # noqa: E402
 
 import numpy as np
 
@@ -304,7 +304,6 @@ def verdicts(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-T95 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776}  # two-sided 95% t quantiles by sample size
 SPREAD = (("playable", "playable", 100), ("novel", "novel", 100), ("KL 2x2 to test", "kl_2x2_test", 1),
           ("KL 3x3 to test", "kl_3x3_test", 1), ("pieces per level", "pieces", 1),
           ("median moves", "median_moves", 1))
@@ -318,13 +317,12 @@ def seed_set_table(rows: list[dict], sets: int) -> str:
     for name in dict.fromkeys(r["generator"] for r in rows if r["generator"] != "training"):
         cells = []
         for _, key, scale in SPREAD:
-            v = np.array([r[key] * scale for r in rows if r["generator"] == name
-                          and r.get(key) is not None], dtype=float)
-            if not len(v):
+            v = [r[key] * scale for r in rows if r["generator"] == name and r.get(key) is not None]
+            if not v:
                 cells.append("–")
                 continue
-            half = (T95.get(len(v), 1.96) * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0
-            cells.append(f"{v.mean():.3g} [{v.mean() - half:.3g}, {v.mean() + half:.3g}]")
+            mean, low, high = interval(v)
+            cells.append(f"{mean:.3g} [{low:.3g}, {high:.3g}]")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
