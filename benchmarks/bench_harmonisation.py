@@ -8,7 +8,8 @@ and the Markov baseline write alto, tenor and bass, and compare both with Bach's
 The excerpt of each chorale of the --split (default test) is its first --bars full bars (a
 chorale shorter than that is left out). The model harmonises through the family's inpainting
 with the kind's measured sampling defaults (genforge.generation.inpaint.inpaint_items; --rules
-adds the re-pitching of parallels); the baseline is music.baseline.harmonize_markov, an order-2
+adds the re-pitching of parallels; --sampler, --steps and --temperature override the defaults,
+to choose them on --split validation); the baseline is music.baseline.harmonize_markov, an order-2
 chain over SATB chords fitted on the training split's crops (transposed as the model's training
 data), drawing at each step only chords that keep the given soprano. Each seed set k draws every
 piece again with seeds k * 100,000 + i (model) and [k, i] (baseline). Figures per voice: the
@@ -59,6 +60,10 @@ def main() -> None:
     parser.add_argument("--seed-sets", type=int, default=3)
     parser.add_argument("--transpose", type=int, default=6, help="the baseline's training data")
     parser.add_argument("--rules", action="store_true", help="the model re-pitches parallels")
+    parser.add_argument("--sampler", default=None, help="inpainting sampler (default: the kind's)")
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the kind's)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="discrete models (default: the kind's)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -79,7 +84,9 @@ def main() -> None:
                                                      "train"), 4)
     chain = baseline.fit_markov(dataset.transpose_crops(train, args.transpose).items, order=2)
     model = genforge.load(args.model, device="cpu")
-    sampling = {"rules": True} if args.rules else {}
+    sampling = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps),
+                                  ("temperature", args.temperature)) if v is not None}
+    sampling.update({"rules": True} if args.rules else {})
     per_set: dict[str, list[dict]] = {"model": [], "baseline": [], "bach": []}
     options = {}
     for k in range(args.seed_sets):
