@@ -323,10 +323,9 @@ def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float | None = N
                 continue
             if back is not None:  # look for the meeting as states are made, not when expanded
                 seen = (moved, min(region(b, player, set(moved))))
-                if other.seen(seen):
-                    side.generated.setdefault(seen, (key, move))
-                    return _met(b, forward, back, seen, nodes)
                 side.generated.setdefault(seen, (key, move))
+                if other.seen(seen):
+                    return _met(b, forward, back, seen, nodes)
             side.add(g + 1, h, moved, player, key, move)
 
 
