@@ -5,13 +5,15 @@ Unlike structural repair (levels.repair: fixed edits in row-major order, no mode
 here is drawn from the model given the rest of the level, one per round.
 
 Sokoban, in this order: a player in the border (it moves inside), an open border (the grid's edge
-must be wall), a box to push at all, as many boxes as goals (removing or adding either), no box
-on a dead square (one from which no goal can be reached by pushing); then, keeping the level well
-formed, no box frozen off a goal (against walls and other boxes, so it can never move), boxes
-that can each reach a goal of their own, a first push the player can make (else a wall beside
-him opens), and last a level the solver does not prove unsolvable. All of these but the first
-push are mended by taking a box away together with a goal (the last box off a goal stays; an
-unsolvable level with no box to spare has a box moved instead).
+must be wall), a box to push at all, as many boxes as goals (too many boxes: a goal added or a
+box put on one; too few: a box added or a goal taken away), no box on a dead square (one from which no goal can be reached by pushing: it moves to a
+square that can); then, keeping the level well formed, no box frozen off a goal (against walls
+and other boxes, so it can never move), boxes that can each reach a goal of their own, a first
+push the player can make (else a wall beside him opens), and last a level the solver does not
+prove unsolvable. These are mended by moving a box first (the level keeps its boxes; an
+unsolvable level takes, of the box moves and wall openings, the one with the longest solution),
+and by taking a box away together with a goal only when no move will do (the last box off a
+goal stays).
 
 Lode Runner: some gold the runner can reach (else the model places one there), then no gold he
 cannot reach: it moves to an empty square he reaches, where the model finds gold likeliest. A
@@ -71,11 +73,11 @@ def sokoban_move(tokens: np.ndarray, fixed: np.ndarray) -> TokenMove | None:
     floor = free & (grid == sk.FLOOR) & ~edge
     if surplus == 0 and boxes == 0:  # nothing to push: a puzzle needs a box off its goal
         return _move(grid, floor, {sk.FLOOR: (sk.BOX,)})
-    # fewer boxes or more goals; never the last box to push (that would undo the rule above)
+    # too many boxes: a goal is added, or a box put on one (never the last box to push, which
+    # would undo the rule above); no box is taken away
     removable = free & (grid == sk.BOX) & (boxes > 1)
     if surplus > 0:
-        return _move(grid, removable | floor,
-                     {sk.BOX: (sk.FLOOR, sk.BOX_GOAL), sk.FLOOR: (sk.GOAL,)})
+        return _move(grid, removable | floor, {sk.BOX: (sk.BOX_GOAL,), sk.FLOOR: (sk.GOAL,)})
     board = sk.board(grid.astype(np.uint8))
     dist = sk.push_distances(board)
     live = _on_grid(board, np.isfinite(dist))
@@ -84,8 +86,10 @@ def sokoban_move(tokens: np.ndarray, fixed: np.ndarray) -> TokenMove | None:
                      {sk.GOAL: (sk.FLOOR, sk.BOX_GOAL), sk.PLAYER_GOAL: (sk.PLAYER,),
                       sk.FLOOR: (sk.BOX,)})
     dead = (grid == sk.BOX) & ~live  # even the last box: if it reaches no goal, no puzzle
-    if dead.any():  # (a given dead box is the user's: nothing here can mend the level)
-        return _move(grid, dead & free, {sk.BOX: (sk.FLOOR, sk.BOX_GOAL)})
+    if dead.any():  # it moves where it can; else it goes or a goal goes under it (a given
+        #             dead box is the user's: nothing here can mend the level)
+        return (_box_relocation(grid, free, board, dist, among=np.pad(dead & free, 1).reshape(-1))
+                or _move(grid, dead & free, {sk.BOX: (sk.FLOOR, sk.BOX_GOAL)}))
     return _sokoban_deadlock_move(grid, free, board, dist)
 
 
