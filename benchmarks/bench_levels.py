@@ -31,7 +31,8 @@ moves) of the solvable levels. Novelty, diversity and the pattern figures are of
 generated.
 A Sokoban level with every box already on a goal passes the solver with no moves: such levels
 are counted ("solved at start") and each playable share is also given without them ("with
-moves"). --stages train or evaluate runs one half (rerunning train resumes each run, so a
+moves"). --reference validation judges against the validation split instead of test (choose sampling
+settings there, then judge test once). --stages train or evaluate runs one half (rerunning train resumes each run, so a
 finished one adds no steps); --eval-workers spreads the solver over processes.
 A 16-level preview per generator goes to OUT/previews/, every level (.xsb or .txt, plus .png)
 to OUT/GAME-NAME/levels/ and all of them as uint8 [N, H, W] to OUT/GAME-NAME/levels.npy.
@@ -364,6 +365,9 @@ def main() -> None:
                         "many times (seeds k*samples..); the verdict figures get a mean and a "
                         "95%% t interval over them")
     parser.add_argument("--stages", default="train,evaluate", help="train, evaluate or both")
+    parser.add_argument("--reference", default="test", choices=("test", "validation"),
+                        help="the held-out split judged against: choose sampling settings with "
+                        "validation, then judge test once")
     parser.add_argument("--discrete-sampling", default="", help="SAMPLER:STEPS:TEMPERATURE for "
                         "the discrete family (default: its own defaults)")
     parser.add_argument("--rules", action="store_true", help="also judge the discrete model's "
@@ -392,7 +396,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from genforge.levels.baseline import MarkovLevels, random_sokoban
     train_grids, legend, modality = training_levels(args.game)
-    test_grids = training_levels(args.game, "test")[0]
+    test_grids = training_levels(args.game, args.reference)[0]
     shape = GAMES[args.game][1]
     discrete = dict(zip(("sampler", "steps", "temperature"), args.discrete_sampling.split(":")))
     discrete = {k: (v if k == "sampler" else int(v) if k == "steps" else float(v))
@@ -423,7 +427,7 @@ def main() -> None:
             with open(out / f"{args.game}-rows.jsonl", "a") as f:  # each row as it comes
                 f.write(json.dumps(row) + "\n")
     header = (f"{args.game}: {len(train_grids)} training levels (train split) of "
-              f"{shape[0]}x{shape[1]}, {len(test_grids)} held-out test levels; "
+              f"{shape[0]}x{shape[1]}, {len(test_grids)} held-out {args.reference} levels; "
               f"{args.minutes:g} training minutes per model, {args.threads} thread(s) each, "
               f"{args.parallel} jobs at once, preset {args.preset}"
               f"{' ' + args.train_args if args.train_args else ''}, discrete sampling "
@@ -436,6 +440,8 @@ def main() -> None:
                          seed_set_table(spread, args.seed_sets),
                         kl_references(train_grids, args.samples),
                         "previews:\n" + "\n".join(f"- {k}: {v}" for k, v in previews.items())])
+    for said in ("to test", "to the test"):  # the split judged against
+        text = text.replace(said, said.replace("test", args.reference))
     print(text)
     (out / f"{args.game}-results.md").write_text(text + "\n")
 
