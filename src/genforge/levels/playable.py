@@ -25,7 +25,8 @@ def as_grids(levels) -> np.ndarray:
 def playability(levels, legend: Legend, node_budget: int = NODE_BUDGET,
                 dig: bool = True) -> list[dict]:
     """Per level: {"playable": bool, "status": ..., "length": moves or None}. Sokoban: solved by
-    the solver (length: LURD moves of its push-optimal solution); Lode Runner: every gold reached
+    the solver (length: LURD moves of its solution, push-optimal when found in its A* phase,
+    "optimal" says which); Lode Runner: every gold reached
     (length: None; `dig` allows digging)."""
     out = []
     for grid in as_grids(levels):
@@ -36,7 +37,8 @@ def playability(levels, legend: Legend, node_budget: int = NODE_BUDGET,
             result = sokoban.solve(grid, node_budget)
             out.append({"playable": result.status == sokoban.SOLVABLE, "status": result.status,
                         "length": result.moves if result.solution else None,
-                        "pushes": result.pushes if result.solution else None})
+                        "pushes": result.pushes if result.solution else None,
+                        "optimal": result.optimal})
         elif legend.chars == LODE_RUNNER.chars:
             ok = lode_runner.playable(grid, dig)
             status = "malformed" if lode_runner.check(grid) else "solvable" if ok else "unsolvable"
