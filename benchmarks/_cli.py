@@ -1,5 +1,6 @@
 """What the benchmarks share: running one genforge command as a user would, timed and logged,
-the machine's name, and the interval a verdict over seed sets reads."""
+the machine's name, the sampling options a benchmark was given, and the interval a verdict over
+seed sets reads."""
 from __future__ import annotations
 
 import os
@@ -21,6 +22,13 @@ def interval(values) -> tuple[float, float, float]:
     std = (sum((x - mean) ** 2 for x in v) / (len(v) - 1)) ** 0.5
     half = T95.get(len(v), 1.96) * std / len(v) ** 0.5
     return mean, mean - half, mean + half
+
+
+def sampling_given(args) -> dict:
+    """The sampling options (--sampler, --steps, --temperature, --rules) a benchmark was given;
+    the rest stay the model's defaults."""
+    return {k: getattr(args, k) for k in ("sampler", "steps", "temperature", "rules")
+            if getattr(args, k, None) is not None}
 
 
 def run_genforge(command: list[str], threads: int, log: Path) -> float:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cli import interval  # noqa: E402
+from _cli import interval, sampling_given  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -59,7 +59,8 @@ def main() -> None:
     parser.add_argument("--pieces", type=int, default=0, help="at most this many (0: all)")
     parser.add_argument("--seed-sets", type=int, default=3)
     parser.add_argument("--transpose", type=int, default=6, help="the baseline's training data")
-    parser.add_argument("--rules", action="store_true", help="the model re-pitches parallels")
+    parser.add_argument("--rules", action="store_true", default=None,
+                        help="the model re-pitches parallels")
     parser.add_argument("--sampler", default=None, help="inpainting sampler (default: the kind's)")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the kind's)")
     parser.add_argument("--temperature", type=float, default=None,
@@ -84,9 +85,7 @@ def main() -> None:
                                                      "train"), 4)
     chain = baseline.fit_markov(dataset.transpose_crops(train, args.transpose).items, order=2)
     model = genforge.load(args.model, device="cpu")
-    sampling = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps),
-                                  ("temperature", args.temperature)) if v is not None}
-    sampling.update({"rules": True} if args.rules else {})
+    sampling = sampling_given(args)
     per_set: dict[str, list[dict]] = {"model": [], "baseline": [], "bach": []}
     options = {}
     for k in range(args.seed_sets):

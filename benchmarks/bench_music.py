@@ -51,7 +51,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cli import interval, run_genforge as run  # noqa: E402
+from _cli import interval, run_genforge as run, sampling_given  # noqa: E402
 
 import numpy as np
 
@@ -321,9 +321,7 @@ def main() -> None:
 
     t = time.perf_counter()
     model = genforge.load(run_dir / "model", device="cpu")
-    sampling = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps),
-                                  ("temperature", args.temperature), ("rules", args.rules))
-                if v is not None}
+    sampling = sampling_given(args)
     train = music_data("train", args.bars, 0)
     chain = fit_markov(train.items, args.order)
     test = music_data(args.reference, args.bars, 0)

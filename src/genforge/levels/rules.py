@@ -6,8 +6,8 @@ here is drawn from the model given the rest of the level, one per round.
 
 Sokoban, in this order: a player in the border (it moves inside), an open border (the grid's edge
 must be wall), a box to push at all, as many boxes as goals (too many boxes: a goal added or a
-box put on one; too few: a box added or a goal taken away), no box on a dead square (one from which no goal can be reached by pushing: it moves to a
-square that can); then, keeping the level well formed, no box frozen off a goal (against walls
+box put on one; too few: a box added or a goal taken away), no box on a dead square (one from
+which no goal can be reached by pushing: it moves to a square that can); then, keeping the level well formed, no box frozen off a goal (against walls
 and other boxes, so it can never move), boxes that can each reach a goal of their own, a first
 push the player can make (else a wall beside him opens), and last a level the solver does not
 prove unsolvable. These are mended by moving a box first (the level keeps its boxes; an
@@ -75,9 +75,9 @@ def sokoban_move(tokens: np.ndarray, fixed: np.ndarray) -> TokenMove | None:
         return _move(grid, floor, {sk.FLOOR: (sk.BOX,)})
     # too many boxes: a goal is added, or a box put on one (never the last box to push, which
     # would undo the rule above); no box is taken away
-    removable = free & (grid == sk.BOX) & (boxes > 1)
+    spare = free & (grid == sk.BOX) & (boxes > 1)
     if surplus > 0:
-        return _move(grid, removable | floor, {sk.BOX: (sk.BOX_GOAL,), sk.FLOOR: (sk.GOAL,)})
+        return _move(grid, spare | floor, {sk.BOX: (sk.BOX_GOAL,), sk.FLOOR: (sk.GOAL,)})
     board = sk.board(grid.astype(np.uint8))
     dist = sk.push_distances(board)
     live = _on_grid(board, np.isfinite(dist))
