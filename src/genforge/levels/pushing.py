@@ -3,7 +3,7 @@ indices: how far a box is from a set of squares by pushes or pulls (dead squares
 infinity), the least-cost assignment of boxes to distinct goals (the solver's lower bound, and a
 deadlock where none exists), and boxes frozen against walls and each other (Junghanns and
 Schaeffer 2001). Kept apart so the solver's module stays small; the rules (levels.rules) use
-them too, through levels.sokoban. Every function takes a levels.sokoban.Board `b`.
+them too, through levels.sokoban. `b` is always a levels.sokoban.Board.
 """
 from __future__ import annotations
 

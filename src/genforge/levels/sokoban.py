@@ -203,7 +203,8 @@ def solve(grid: np.ndarray, node_budget: int = 200_000, weight: float | None = N
         return SolveResult(UNSOLVABLE)
     phases = [(node_budget, weight)] if weight is not None else [
         (int(share * node_budget), w_) for share, w_ in schedule]
-    (phase_end, forward.weight), phases = phases[0], phases[1:]
+    (phase_end, first_weight), phases = phases[0], phases[1:]
+    forward.reweigh(first_weight)
     back, nodes = None, 0
     while True:
         side = forward if back is None or len(forward.open) <= len(back.open) else back
