@@ -29,11 +29,12 @@ copies of training levels and of one half of them against the other), tile-frequ
 gold per level (what rules and repair may take away), and the median solution length (LURD
 moves) of the solvable levels. Novelty, diversity and the pattern figures are of the levels as
 generated.
-A Sokoban level with every box already on a goal passes the solver with no moves: such levels
-are counted ("solved at start") and each playable share is also given without them ("with
-moves"). --reference validation judges against the validation split instead of test (choose sampling
-settings there, then judge test once). --stages train or evaluate runs one half (rerunning train resumes each run, so a
-finished one adds no steps); --eval-workers spreads the solver over processes.
+A Sokoban level with every box already on a goal passes the solver with no moves: such levels are
+counted ("solved at start") and each playable share is also given without them ("with moves").
+--reference validation judges against the validation split instead of test (choose sampling
+settings there, then judge test once). --stages train or evaluate runs one half (rerunning train
+resumes each run, so a finished one adds no steps); --eval-workers spreads the solver over
+processes.
 A 16-level preview per generator goes to OUT/previews/, every level (.xsb or .txt, plus .png)
 to OUT/GAME-NAME/levels/ and all of them as uint8 [N, H, W] to OUT/GAME-NAME/levels.npy.
 """

@@ -10,9 +10,9 @@ Three sets of 8-bar SATB pieces:
 
     generated  genforge train bach-chorales --family discrete --bars 4 --transpose 6 --minutes M
                (through the CLI; --family diffusion for EDM on one-hot planes), then 200 pieces
-               of --bars 8 per seed set (set k: seeds 200k..200k+199) with the sampler given (default: the model's;
-               four-part discrete models: confidence, 64 steps, temperature 1.25, chosen with
-               --reference validation); --rules has the sampler
+               of --bars 8 per seed set (set k: seeds 200k..200k+199) with the sampler
+               given (default: the model's; four-part discrete models: confidence, 64 steps,
+               temperature 1.25, chosen with --reference validation); --rules has the sampler
                re-pitch notes that make parallel fifths or octaves (not the model's own output:
                compare a run without it)
     baseline   genforge.music.baseline: an order-2 Markov chain over SATB chords (one per 16th),

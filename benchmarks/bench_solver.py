@@ -6,10 +6,11 @@ calls a shipped level unsolvable, and its time per level (run by hand; prints a 
 Every level of cavepacker-data's sets (all of them, as `genforge train sokoban --level-sets all`)
 up to --max-size is solved at --budget states (20,000: levels.playable.NODE_BUDGET) by
 levels.sokoban.solve as shipped (PI-corral pruning, A* for the first quarter of the budget, then
-weighted A* at 3 from both ends: a backward search pulling boxes from the goals joins), by the
-same solver searching forward only (as shipped before the backward search), and, as the peer in
-the same run, by plain A* (weight 1 throughout, no PI-corrals, forward only). A shipped level is solvable, so "unsolvable" there would be a bug; "gave up" is
-the share of levels with the budget spent. Times are per level on one core each.
+weighted A* at 3 from both ends: a backward search pulling boxes from the goals joins), by the same
+solver searching forward only (as shipped before the backward search), and, as the peer in the same
+run, by plain A* (weight 1 throughout, no PI-corrals, forward only). A shipped level is solvable,
+so "unsolvable" there would be a bug; "gave up" is the share of levels with the budget spent. Times
+are per level on one core each.
 """
 from __future__ import annotations
 

@@ -5,15 +5,15 @@ Unlike structural repair (levels.repair: fixed edits in row-major order, no mode
 here is drawn from the model given the rest of the level, one per round.
 
 Sokoban, in this order: a player in the border (it moves inside), an open border (the grid's edge
-must be wall), a box to push at all, as many boxes as goals (too many boxes: a goal added or a
-box put on one; too few: a box added or a goal taken away), no box on a dead square (one from
-which no goal can be reached by pushing: it moves to a square that can); then, keeping the level well formed, no box frozen off a goal (against walls
-and other boxes, so it can never move), boxes that can each reach a goal of their own, a first
-push the player can make (else a wall beside him opens), and last a level the solver does not
-prove unsolvable. These are mended by moving a box first (the level keeps its boxes; an
-unsolvable level takes, of the box moves and wall openings, the one with the longest solution),
-and by taking a box away together with a goal only when no move will do (the last box off a
-goal stays).
+must be wall), a box to push at all, as many boxes as goals (too many boxes: a goal added or a box
+put on one; too few: a box added or a goal taken away), no box on a dead square (one from which no
+goal can be reached by pushing: it moves to a square that can); then, keeping the level well
+formed, no box frozen off a goal (against walls and other boxes, so it can never move), boxes that
+can each reach a goal of their own, a first push the player can make (else a wall beside him
+opens), and last a level the solver does not prove unsolvable. These are mended by moving a box
+first (the level keeps its boxes; an unsolvable level takes, of the box moves and wall openings,
+the one with the longest solution), and by taking a box away together with a goal only when no move
+will do (the last box off a goal stays).
 
 Lode Runner: some gold the runner can reach (else the model places one there), then no gold he
 cannot reach: it moves to an empty square he reaches, where the model finds gold likeliest. A

@@ -248,11 +248,13 @@ class _Frontier:
 
     def __init__(self, b: Board, targets: frozenset, players, pi_corrals: bool,
                  weight: float = 1.0):
-        self.b, self.forward, self.pi_corrals, self.weight = b, players is not None, pi_corrals, weight
+        self.b, self.pi_corrals, self.weight = b, pi_corrals, weight
+        self.forward = players is not None
         backwards = not self.forward
         dist = push_distances(b, targets, backwards)
         self.dead = [d == float("inf") for d in dist]
-        self.costs = goal_costs(b, targets, backwards) if len(targets) <= MATCHING_MAX_BOXES else None
+        self.costs = (goal_costs(b, targets, backwards) if len(targets) <= MATCHING_MAX_BOXES
+                      else None)
         self.dist, self.bounds = dist, {}
         self.open, self.expanded, self.generated, self.counter = [], {}, {}, 0
         boxes = b.boxes if self.forward else tuple(sorted(b.goals))
