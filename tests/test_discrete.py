@@ -328,6 +328,22 @@ def test_sokoban_moves_mend_border_boxes_and_goals_in_that_order():
         assert sokoban.check(after.astype(np.uint8)) is None
         assert np.isin(after, [legend.index("$"), legend.index("*")]).sum() == 2
     assert {legend.chars[e.token] for e in move.edits} == {"*", "."}
+    # one box, two goals: a box is added where it can reach a goal (the squares below the goals;
+    # no goal goes) ...
+    g = grid("######\n#@$..#\n#    #\n#    #\n######")
+    move = sokoban_move(g, free)
+    assert {(e.row, e.col, legend.chars[e.token]) for e in move.edits} == {
+        (2, 2, "$"), (2, 3, "$"), (2, 4, "$")}
+    for edit in move.edits:
+        after = apply(g, edit, move).astype(np.uint8)
+        assert sokoban.check(after) is None and (after == legend.index("$")).sum() == 2
+        b = sokoban.board(after)
+        assert all(d < float("inf") for d in (sokoban.push_distances(b)[p] for p in b.boxes))
+    # ... and only with no square for one does a goal go or take a box
+    g = grid("#####\n#@$.#\n##.##\n#####")
+    move = sokoban_move(g, np.zeros(g.shape, dtype=bool))
+    assert {(e.row, e.col, legend.chars[e.token]) for e in move.edits} == {
+        (1, 3, " "), (1, 3, "*"), (2, 2, " "), (2, 2, "*")}
     # a box in a corner reaches no goal: it moves to a square from which one can be reached
     g = grid("######\n#$ @ #\n#  $ #\n#  ..#\n######")
     move = sokoban_move(g, free)
