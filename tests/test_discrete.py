@@ -175,7 +175,7 @@ def test_music_through_the_cli_harmonises_a_melody_exactly(tmp_path):
     assert main(["generate", str(run / "model"), "-n", "1", "--bars", "1", "--device", "cpu",
                  "--temperature", "0.9", "--out", str(pieces)]) == 0
     record = json.loads((pieces / "generation.json").read_text())
-    assert (record["sampler"], record["steps"], record["temperature"]) == ("confidence", 64, 0.9)
+    assert (record["sampler"], record["steps"], record["temperature"]) == ("confidence", 32, 0.9)
     assert resolve_sampling(FAMILIES["discrete"], level_spec())["sampler"] == "ancestral"
     melody = "tests/fixtures/music/melody.mid"
     out = tmp_path / "settings"
