@@ -11,7 +11,7 @@ Three sets of 8-bar SATB pieces:
     generated  genforge train bach-chorales --family discrete --bars 4 --transpose 6 --minutes M
                (through the CLI; --family diffusion for EDM on one-hot planes), then 200 pieces
                of --bars 8 per seed set (set k: seeds 200k..200k+199) with the sampler
-               given (default: the model's; four-part discrete models: confidence, 64 steps,
+               given (default: the model's; four-part discrete models: confidence, 32 steps,
                temperature 1.25, chosen with --reference validation); --rules has the sampler
                re-pitch notes that make parallel fifths or octaves (not the model's own output:
                compare a run without it)
@@ -38,7 +38,7 @@ one core; on a machine shared with other jobs the step count depends on the load
 Choose sampler settings against the validation split, then judge the test split once:
 
     python benchmarks/bench_music.py --stages evaluate --out runs/music-bench \
-        --reference validation --steps 64 --temperature 1.25 --rules --examples ""
+        --reference validation --steps 32 --temperature 1.25 --rules --examples ""
 """
 from __future__ import annotations
 
