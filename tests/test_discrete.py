@@ -328,8 +328,8 @@ def test_sokoban_moves_mend_border_boxes_and_goals_in_that_order():
         assert sokoban.check(after.astype(np.uint8)) is None
         assert np.isin(after, [legend.index("$"), legend.index("*")]).sum() == 2
     assert {legend.chars[e.token] for e in move.edits} == {"*", "."}
-    # one box, two goals: a box is added where it can reach a goal (the squares below the goals;
-    # no goal goes) ...
+    # one box, two goals: a box is added where it can reach a goal (the second row's squares, from
+    # which a push up reaches the top row; the bottom row is dead), and no goal goes ...
     g = grid("######\n#@$..#\n#    #\n#    #\n######")
     move = sokoban_move(g, free)
     assert {(e.row, e.col, legend.chars[e.token]) for e in move.edits} == {
