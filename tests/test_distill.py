@@ -137,14 +137,17 @@ def test_tuned_model_interpolates_and_evaluates_with_a_sweep(tuned, tmp_path):
 
 
 def test_sweep_counts_both_evaluations_of_a_guided_step(teacher, tmp_path):
-    # the teacher knows classes, so its image preset guides by default: a guided step counts
-    # its two evaluations (with and without the class)
-    for given, evaluations in (({}, 4), ({"guidance": 1.0}, 2)):
+    # the teacher knows classes, so its image preset guides by default, at noise levels in
+    # (0.3, 5] only: of 3 Euler steps (at sigma 80, 2.5 and 0.002) the second costs two
+    # evaluations (with and without the class), or all three with no interval
+    cases = (({}, 4), ({"guidance": 1.0}, 3), ({"guidance_interval": ()}, 6),
+             ({"guidance_interval": "0.001,100"}, 6))
+    for i, (given, evaluations) in enumerate(cases):
         result = genforge.evaluate(teacher, "fashion-mnist-sample", n=8, metrics=("memorisation",),
-                                   data_options={"resolution": 12}, steps_sweep="2",
-                                   out=tmp_path / str(evaluations), **given)
+                                   data_options={"resolution": 12}, steps_sweep="3",
+                                   out=tmp_path / str(i), **given)
         euler = [r for r in result["sweep"] if r["sampler"] == "euler"]
-        assert [(r["steps"], r["evaluations"]) for r in euler] == [(2, evaluations)]
+        assert [(r["steps"], r["evaluations"]) for r in euler] == [(3, evaluations)]
 
 
 def test_distill_resumes_exactly(teacher, tmp_path):

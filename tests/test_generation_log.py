@@ -32,10 +32,12 @@ def test_each_file_carries_its_record_and_the_log_grows(model, tmp_path):
     record = read_metadata(out / "000006.png")
     assert record["seed"] == 6 and record["class"] == "Bag" and record["steps"] == 4
     assert record["guidance"] == 2.0 and record["sampler"] == "dpmpp-2m"
+    assert record["guidance_interval"] == [0.3, 5.0]  # the class-conditional image default
     assert record["model_sha256"] == model.manifest["weights_sha256"]
     # the record is enough to make the same image again
     again = model.generate(1, seed=record["seed"], steps=record["steps"],
-                           guidance=record["guidance"], class_label=record["class"])
+                           guidance=record["guidance"], class_label=record["class"],
+                           guidance_interval=record["guidance_interval"])
     with Image.open(out / "000006.png") as written:
         assert torch.equal(again[0, 0], torch.from_numpy(np.asarray(written)))
     model.generate(2, seed=0, steps=4, out=out)

@@ -35,7 +35,8 @@ SEEDS = list(range(16))
 # reveal orders (few steps: the network is the same at any step count).
 SAMPLING = {"diffusion-image": [{"steps": 6}, {"steps": 3, "sampler": "heun", "guidance": 2.0},
                                 {"steps": 4, "sampler": "euler-ancestral"},
-                                {"steps": 4, "sampler": "euler"}],
+                                {"steps": 4, "sampler": "euler"},
+                                {"steps": 6, "guidance": 2.0, "guidance_interval": (0.5, 10.0)}],
             "consistency-image": [{}, {"steps": 1}, {"steps": 2, "guidance": 2.0}],
             "gan-stylegan2": [{}, {"truncation": 0.6}], "gan-dcgan": [{"truncation": 0.8}],
             "discrete-sokoban": [{"steps": 12}, {"sampler": "confidence", "steps": 8}],
@@ -170,6 +171,9 @@ def test_images_and_classes_through_the_runtime(exported, tmp_path):
         rt.generate(1, truncation=0.5)
     with pytest.raises(ConfigError, match="steps takes a int"):
         rt.generate(1, steps="many")
+    for interval in ("5,0.3", (1.0,), "a,b"):
+        with pytest.raises(ConfigError, match="guidance_interval takes two noise levels"):
+            rt.generate(1, guidance_interval=interval)
 
 
 def test_a_changed_onnx_file_is_refused(exported, tmp_path):

@@ -237,6 +237,20 @@ def test_classifier_free_guidance(sigma):
     assert torch.allclose(conditional(fake_model, None)(x, sigma), uncond)
 
 
+def test_guidance_interval_guides_only_inside_it_and_costs_one_evaluation_outside():
+    x, labels = torch.randn(2, 1, 2, 2), torch.tensor([1, 3])
+    rows = []
+    counted = lambda x, sigma, labels: rows.append(len(x)) or fake_model(x, sigma, labels)  # noqa: E731
+    guided = classifier_free(counted, labels, 3.0, (0.5, 2.0))
+    for sigma, inside in ((0.5, False), (0.6, True), (2.0, True), (2.1, False)):
+        rows.clear()
+        s = torch.tensor(sigma)
+        cond, uncond = fake_model(x, s, labels), fake_model(x, s, torch.full((2,), -1))
+        expected = uncond + 3.0 * (cond - uncond) if inside else cond
+        assert torch.allclose(guided(x, s), expected)
+        assert rows == ([4] if inside else [2])  # both halves in one batch, or the class alone
+
+
 # --- DiffusionFamily.sample: each sample depends only on its seed (and label) ---------------------
 
 SPEC = ModelSpec("image", (1, 12, 12), ("a", "b", "c"))

@@ -225,7 +225,7 @@ def evaluate(model: str | Path, data: str, *, n: int | None = None, extractor: s
     if counts:
         swept = sweep.steps_sweep(source, counts, reference=reference, extractor=feature_net,
                                   n=n, seed=seed, fd_dim=fd_dim, device=resolve_device(device),
-                                  **{k: v for k, v in options.items() if k == "guidance"})
+                                  **{k: v for k, v in options.items() if k.startswith("guidance")})
         sections.append(("sweep", "Quality and cost by network evaluations",
                          sweep.sweep_html(swept)))
     out.mkdir(parents=True, exist_ok=True)

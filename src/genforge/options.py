@@ -111,8 +111,9 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
             return None
         return coerce(value, inner, where)
     if origin is tuple:
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
+        if isinstance(value, str):  # "1,2,2"; "" or "none" (as help shows an empty default): ()
+            value = [] if value.strip().lower() == "none" else [
+                v for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return tuple(coerce(v, args[0], where) for v in value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from typing import Any
 
 from .errors import ConfigError
@@ -62,25 +63,40 @@ def plan(family: str, counts: tuple[int, ...],
     return points
 
 
+@contextmanager
+def counted_rows(module):
+    """[rows the module's forward has seen] while inside: one row is one item's evaluation."""
+    seen = [0]
+    handle = module.register_forward_pre_hook(
+        lambda _, args: seen.__setitem__(0, seen[0] + len(args[0])))
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
 def steps_sweep(model, counts: tuple[int, ...], *, reference, extractor, n: int, seed: int,
                 fd_dim: int | None, device, batch_size: int = 256,
                 samplers: tuple[str, ...] | None = None, **sampling: Any) -> list[dict]:
     """One row per (sampler, evaluations): FD-<extractor> of n samples (seeds seed..seed+n-1)
     against the reference, with its bootstrap interval, and the sampling seconds per sample
     on this machine. sampling: other options (guidance) held fixed across the sweep, else the
-    model's defaults; a guided step of a class-conditional model counts its two evaluations (with
-    and without the class), so guided points lie at twice the counts asked for."""
+    model's defaults. Evaluations are counted as the network sees them: a guided step of a
+    class-conditional model costs two (with and without the class), so guided points lie at up
+    to twice the counts asked for (less where the guidance interval leaves steps unguided)."""
     if fd_dim is None and n <= extractor.dim:  # evaluate's rule: a few samples per dimension
         fd_dim = min(extractor.dim - 1, n // 4)
-    guidance = model.sampling(**sampling).get("guidance", 1.0)
-    per_step = 2 if model.spec.num_classes and guidance != 1.0 else 1
+    chosen = model.sampling(**sampling)
+    guidance, interval = chosen.get("guidance", 1.0), list(chosen.get("guidance_interval", ()))
     rows = []
-    for sampler, steps, evaluations in plan(model.config.family, counts, samplers):
+    for sampler, steps, _ in plan(model.config.family, counts, samplers):
         options = {**sampling, "sampler": sampler, "steps": steps}
         started = time.perf_counter()
-        items = model.generate(n, seed=seed, batch_size=batch_size, watermark=False,
-                               sign=False, **options)
+        with counted_rows(model.module) as seen:
+            items = model.generate(n, seed=seed, batch_size=batch_size, watermark=False,
+                                   sign=False, **options)
         seconds = time.perf_counter() - started
+        evaluations = round(seen[0] / n)
         protocol = registry.Protocol(generated=n, reference_limit=n, seed=seed, fd_dim=fd_dim,
                                      fd_resamples=10, sampler={"family": model.family.name,
                                                                **model.sampling(**options)})
@@ -88,12 +104,21 @@ def steps_sweep(model, counts: tuple[int, ...], *, reference, extractor, n: int,
                                    metrics=("fd",), protocol=protocol,
                                    cache_dir=registry.default_cache_dir(), device=device)
         record = result.records[0]
-        rows.append({"sampler": sampler, "steps": steps, "evaluations": evaluations * per_step,
-                     "guidance": guidance,
+        rows.append({"sampler": sampler, "steps": steps, "evaluations": evaluations,
+                     "guidance": guidance, "guidance_interval": interval,
                      "label": record.label, "fd": record.value, "ci_low": record.ci_low,
                      "ci_high": record.ci_high, "seconds_per_sample": seconds / n,
                      "samples": n})
     return rows
+
+
+def _guidance(row: dict) -> str:
+    """1.8, or 1.8 for sigma in (0.3, 5] where an interval limits it."""
+    interval = row.get("guidance_interval") or ()
+    shown = f"{row['guidance']:g}"
+    if interval and row["guidance"] != 1.0:
+        shown += f" for sigma in ({interval[0]:g}, {interval[1]:g}]"
+    return shown
 
 
 def sweep_html(rows: list[dict], title: str = "") -> str:
@@ -111,7 +136,7 @@ def sweep_html(rows: list[dict], title: str = "") -> str:
         ci = "" if r["ci_low"] is None else f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
         value = "undefined" if r["fd"] is None else f"{r['fd']:.4g}"
         table.append(f"<tr><td>{escape(r['sampler'])}</td><td>{r['steps']}</td>"
-                     f"<td>{r['guidance']:g}</td>"
+                     f"<td>{_guidance(r)}</td>"
                      f"<td>{r['evaluations']}</td><td>{value}</td><td>{ci}</td>"
                      f"<td>{1000 * r['seconds_per_sample']:.2f}</td></tr>")
     return (svg_line_chart(series, "network evaluations (log2)", label) + "\n"

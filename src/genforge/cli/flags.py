@@ -10,7 +10,9 @@ from ..options import Declaration, declarations
 
 
 def _shown(value) -> str:
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else "none"
+    return str(value)
 
 
 def _preset_note(name: str) -> str:

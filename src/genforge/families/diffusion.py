@@ -11,7 +11,7 @@ from ..config import RunConfig
 from ..modalities import modality_for
 from ..models.precond import EDMDenoiser
 from ..models.unet import UNet
-from ..options import Declared, between, build, option
+from ..options import Check, Declared, between, build, option
 from ..sampling import SAMPLERS, SeededNoise, classifier_free, conditional, karras_sigmas
 from ..sampling.inpaint import sample_inpaint
 from .base import ModelSpec, Phase
@@ -29,6 +29,11 @@ class DiffusionSampling(Declared):
     steps: int = option(20, "sampler steps", check=between(1, MAX_STEPS))
     guidance: float = option(1.0, "classifier-free guidance scale (1: none; 2-4 sharpen class "
                              "identity)", check=between(0.0, 100.0))
+    guidance_interval: tuple[float, ...] = option(
+        (), "guide only at noise levels LOW < sigma <= HIGH, given as LOW,HIGH (none: at every "
+        "level); outside it a step costs one evaluation", check=Check(
+            lambda v: not v or (len(v) == 2 and 0 <= v[0] < v[1]),
+            "none, or two noise levels LOW,HIGH with 0 <= LOW < HIGH"))
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ class DiffusionFamily:
         d = config.diffusion if config is not None else RunConfig().diffusion
         sigmas = karras_sigmas(o.steps, d.sigma_min, d.sigma_max).to(device)
         noise, x, denoiser = sampling_start(module, seeds, class_labels, item_shape, latents,
-                                            sigmas[0], o.guidance, device)
+                                            sigmas[0], o.guidance, device, o.guidance_interval)
         return SAMPLERS[o.sampler](denoiser, x, sigmas, noise=noise, callback=callback)
 
     @torch.no_grad()
@@ -138,14 +143,15 @@ class DiffusionFamily:
 
 def sampling_start(module: nn.Module, seeds: list[int], class_labels: torch.Tensor | None,
                    item_shape: tuple[int, ...], latents: torch.Tensor | None,
-                   sigma_start: torch.Tensor, guidance: float, device):
+                   sigma_start: torch.Tensor, guidance: float, device,
+                   guidance_interval: tuple[float, ...] = ()):
     """(the seeds' noise source, the starting x at sigma_start, the denoiser D(x, sigma) with
     the labels and guidance bound): what every sampler of a denoiser starts from."""
     noise = SeededNoise(seeds, device)
     x = noise(item_shape)  # drawn even when replaced, so later noise is the seed's own
     x = (x if latents is None else latents.to(device).float()) * sigma_start
     if class_labels is not None and guidance != 1.0:
-        denoiser = classifier_free(module, class_labels.to(device), guidance)
+        denoiser = classifier_free(module, class_labels.to(device), guidance, guidance_interval)
     else:
         denoiser = conditional(module, None if class_labels is None else class_labels.to(device))
     return noise, x, denoiser

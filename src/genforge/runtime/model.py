@@ -45,6 +45,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _interval(value: Any) -> tuple[float, ...]:
+    """A guidance interval as an export or a caller gives it ([low, high], "low,high" or empty),
+    checked: two finite noise levels with 0 <= low < high."""
+    parts = value.split(",") if isinstance(value, str) else value
+    try:
+        pair = tuple(float(v) for v in parts if not isinstance(v, str) or v.strip())
+    except (TypeError, ValueError):
+        pair = (float("nan"),)
+    if pair and not (len(pair) == 2 and 0 <= pair[0] < pair[1] < float("inf")):
+        raise ConfigError(f"guidance_interval takes two noise levels low,high with 0 <= low < "
+                          f"high, or none; got {value!r:.40}")
+    return pair
+
+
 class RuntimeModel:
     """A model exported with `genforge export MODEL --format onnx`, run by onnxruntime."""
 
@@ -158,6 +172,8 @@ class RuntimeModel:
                 raise ConfigError(f"{name} does not apply to a {self.family} model (its options: "
                                   f"{', '.join(sorted(defaults)) or 'none'})")
             default = defaults[name]
+            if name == "guidance_interval":
+                continue  # a pair, checked below with the export's own
             if isinstance(default, bool) != isinstance(value, bool) or (
                     isinstance(default, (int, float)) and not isinstance(value, type(default))
                     and not (isinstance(default, float) and isinstance(value, int))):
@@ -167,6 +183,8 @@ class RuntimeModel:
             if low is not None and not low <= value <= high:
                 raise ConfigError(f"{name} {value} is outside {low}..{high}")
         options = {**defaults, **given}
+        if "guidance_interval" in options:
+            options["guidance_interval"] = _interval(options["guidance_interval"])
         if options.get("sampler") is not None and options["sampler"] not in CHOICES["sampler"]:
             raise ConfigError(f"unknown sampler {options['sampler']!r}")
         if (options.get("sampler") == "consistency") != (self.family == "consistency"):
@@ -194,7 +212,8 @@ class RuntimeModel:
             x = noise(shape) * sigmas[0]
             model = lambda x, sigma, lab: self.run(  # noqa: E731
                 x=x, sigma=sigma, class_labels=self._labels(lab, len(x)))
-            denoiser = (classifier_free(model, labels, options["guidance"])
+            denoiser = (classifier_free(model, labels, options["guidance"],
+                                        tuple(options.get("guidance_interval") or ()))
                         if labels is not None and options["guidance"] != 1.0
                         else conditional(model, labels))
             x = SAMPLERS[options["sampler"]](denoiser, x, sigmas, noise=noise)

@@ -30,13 +30,17 @@ def conditional(model: Callable, labels: np.ndarray | None) -> Denoiser:
     return lambda x, sigma: model(x, sigma, labels)
 
 
-def classifier_free(model: Callable, labels: np.ndarray, scale: float) -> Denoiser:
-    """D_u + scale (D_c - D_u), both halves in one batch (sampling/guidance.py)."""
+def classifier_free(model: Callable, labels: np.ndarray, scale: float,
+                    interval: tuple[float, ...] = ()) -> Denoiser:
+    """D_u + scale (D_c - D_u), both halves in one batch, only where low < sigma <= high when an
+    interval is given (sampling/guidance.py)."""
     if scale == 1.0:
         return conditional(model, labels)
     unconditional = np.full_like(labels, -1)
 
     def guided(x, sigma):
+        if len(interval) and not interval[0] < float(sigma[0]) <= interval[1]:
+            return model(x, sigma, labels)
         both = model(np.concatenate([x, x]), np.concatenate([sigma, sigma]),
                      np.concatenate([labels, unconditional]))
         cond, uncond = np.split(both, 2)
