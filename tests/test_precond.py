@@ -113,3 +113,47 @@ def test_num_classes_comes_from_the_network():
     assert EDMDenoiser(net).num_classes == 0
     net.num_classes = 7
     assert EDMDenoiser(net).num_classes == 7
+
+
+class Scale(nn.Module):
+    """F(x) = w * x, one weight: its gradient says how hard the loss pulls the network."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(0.3))
+
+    def forward(self, x, noise, class_labels=None):
+        return self.w * x
+
+
+def _loss_and_grads(denoiser):
+    from genforge.families.diffusion import edm_loss
+    images = torch.randn(8, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    denoiser.zero_grad()
+    loss = edm_loss(denoiser, images, None, torch.Generator().manual_seed(2), -1.2, 1.2, 0.0)
+    loss.backward()
+    return loss, denoiser.net.w.grad.clone()
+
+
+def test_learned_weighting_keeps_edms_loss_value_and_divides_the_pull_by_exp_u():
+    from genforge.models.precond import NoiseUncertainty
+    plain_loss, plain_grad = _loss_and_grads(EDMDenoiser(Scale()))
+    uncertainty = NoiseUncertainty()
+    denoiser = EDMDenoiser(Scale(), uncertainty=uncertainty)
+    loss, grad = _loss_and_grads(denoiser)  # u starts at 0: EDM's loss, EDM's gradient
+    assert torch.allclose(loss, plain_loss) and torch.allclose(grad, plain_grad)
+    assert uncertainty.linear.bias.grad is not None and uncertainty.linear.bias.grad != 0
+    with torch.no_grad():
+        uncertainty.linear.bias.fill_(math.log(4.0))  # u = ln 4 at every level
+    loss, grad = _loss_and_grads(denoiser)
+    assert torch.allclose(loss, plain_loss)  # the value shown stays EDM's
+    assert torch.allclose(grad, plain_grad / 4)
+
+
+def test_noise_uncertainty_is_fixed_by_its_seed_and_starts_neutral():
+    from genforge.models.precond import NoiseUncertainty
+    a, b = NoiseUncertainty(), NoiseUncertainty()
+    assert torch.equal(a.freqs, b.freqs) and torch.equal(a.phases, b.phases)
+    sigma = torch.tensor([0.002, 0.5, 80.0])
+    assert torch.equal(a(sigma), torch.zeros(3))  # starts neutral
+    assert not torch.equal(NoiseUncertainty(seed=1).freqs, a.freqs)

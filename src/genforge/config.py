@@ -99,6 +99,10 @@ class DiffusionConfig(Declared):
                           check=between(0, 10, open_low=True))
     label_dropout: float = option(0.1, "share of labels dropped in training, for classifier-free "
                                   "guidance", check=between(0.0, 1.0, open_high=True))
+    loss_weighting: str = option("edm", "how the loss weighs noise levels: edm (EDM's "
+                                 "lambda(sigma)) or learned (EDM2: also by a learned "
+                                 "uncertainty per level; the logged loss stays EDM's)",
+                                 choices=("edm", "learned"))
 
 
 @dataclass(frozen=True)

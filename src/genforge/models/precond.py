@@ -5,6 +5,8 @@ knows the maths of the method; samplers see a denoiser and the network sees tens
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -18,13 +20,35 @@ def edm_scalings(sigma: torch.Tensor, sigma_data: float) -> tuple[torch.Tensor, 
     return c_skip, c_out, c_in, c_noise
 
 
-class EDMDenoiser(nn.Module):
-    """A denoiser: noisy x and per-sample sigma in, estimate of the clean x out (float32)."""
+class NoiseUncertainty(nn.Module):
+    """u(sigma), the learned log-uncertainty of the loss at a noise level (EDM2, Karras et al.
+    2024): a linear map of fixed random Fourier features of ln(sigma) / 4, starting at 0.
+    Only training reads it; the denoiser's output never depends on it."""
 
-    def __init__(self, net: nn.Module, sigma_data: float = 0.5):
+    def __init__(self, channels: int = 128, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("freqs", 2 * math.pi * torch.randn(channels, generator=g))
+        self.register_buffer("phases", 2 * math.pi * torch.rand(channels, generator=g))
+        self.linear = nn.Linear(channels, 1)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, sigma: torch.Tensor) -> torch.Tensor:
+        x = (sigma.float().log() / 4)[:, None]
+        return self.linear(torch.cos(x * self.freqs + self.phases) * math.sqrt(2))[:, 0].float()
+
+
+class EDMDenoiser(nn.Module):
+    """A denoiser: noisy x and per-sample sigma in, estimate of the clean x out (float32).
+    uncertainty (NoiseUncertainty) rides along for a loss that learns its weighting."""
+
+    def __init__(self, net: nn.Module, sigma_data: float = 0.5,
+                 uncertainty: NoiseUncertainty | None = None):
         super().__init__()
         self.net = net
         self.sigma_data = sigma_data
+        self.uncertainty = uncertainty
 
     @property
     def num_classes(self) -> int:
