@@ -37,7 +37,7 @@ def test_every_preset_builds_validates_and_applies_its_values(preset, family):
         for name, value in values.items():
             assert getattr(getattr(config, section), name) == value, f"{section}.{name}"
     # The preset overrides are merged over the defaults, not replacing whole sections.
-    assert config.diffusion == make_config().diffusion
+    assert config.diffusion == make_config(family=family).diffusion
 
 
 def test_consistency_tuning_starts_from_ect_s_noise_levels():
@@ -281,3 +281,13 @@ def test_differences_lists_every_changed_field():
     other = with_overrides(base, train={"lr": 5e-4, "steps": 3}, network={"num_blocks": 3})
     lines = base.differences(other)
     assert sorted(lines) == ["network.num_blocks: 2 -> 3", "train.lr: 0.001 -> 0.0005"]
+
+
+def test_models_written_before_learned_loss_weighting_load_without_its_head():
+    from genforge.config import config_from_dict, make_config
+    fresh = make_config("cpu-small")
+    assert fresh.diffusion.loss_weighting == "learned"  # the diffusion family's default
+    written = fresh.to_dict()
+    del written["diffusion"]["loss_weighting"]
+    assert config_from_dict(written).diffusion.loss_weighting == "edm"
+    assert config_from_dict(fresh.to_dict()).diffusion.loss_weighting == "learned"

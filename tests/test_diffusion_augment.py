@@ -25,7 +25,7 @@ def ramps(count: int, size: int = 8, seed: int = 0) -> torch.Tensor:
 def test_model_trained_with_heavy_augmentation_samples_unaugmented_images(tmp_path):
     data = Dataset("image", ramps(256), None, [], "ramps")
     config = resolve_config(None, preset=None, model_channels=16, channel_mult=(1, 2),
-                            num_blocks=1, batch_size=32, steps=600, lr=2e-3, warmup_steps=20,
+                            num_blocks=1, batch_size=32, steps=1200, lr=2e-3, warmup_steps=20,
                             lr_schedule="constant",  # the step counts below were measured so
                             augment="nonleaking", augment_p=0.5, ema_decay=0.99,
                             checkpoint_every=10**6, sample_every=10**6, preview_count=4,
@@ -39,7 +39,8 @@ def test_model_trained_with_heavy_augmentation_samples_unaugmented_images(tmp_pa
                       steps=16)
     # With p = 0.5 about 3 in 4 training images were flipped, turned, scaled or shifted. A model
     # that leaked the augmentation would draw such images as often (0.50 at 300 steps, before it
-    # learned to use the conditioning); this one draws left-to-right ramps.
+    # learned to use the conditioning); this one draws left-to-right ramps. (The default learned
+    # loss weighting gets there later than EDM's fixed one: 0.74 against 1.0 at 600 steps.)
     left_to_right = (x[..., 4:].mean((1, 2, 3)) - x[..., :4].mean((1, 2, 3))) > 0.5
     assert left_to_right.float().mean() >= 0.95
 

@@ -370,6 +370,9 @@ def config_from_dict(d: dict[str, Any]) -> RunConfig:
     family = d.pop("family", "diffusion")
     if "augment" not in d:  # written before augmentation existed: those runs trained without it
         d["augment"] = {"augment": "off"}
+    if isinstance(d.get("diffusion"), dict) and "loss_weighting" not in d["diffusion"]:
+        # written before the weighting was learned: those models have no uncertainty head
+        d["diffusion"] = {**d["diffusion"], "loss_weighting": "edm"}
     if isinstance(d.get("train"), dict) and "progress" in d["train"]:
         # written when the progress bar was a training option; it is the caller's choice now
         d["train"] = {k: v for k, v in d["train"].items() if k != "progress"}

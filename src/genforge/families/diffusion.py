@@ -63,11 +63,12 @@ def edm_loss(denoiser: nn.Module, images: torch.Tensor, labels: torch.Tensor | N
     """EDM training loss (Karras et al. 2022, eq. 8 with lambda = 1/c_out^2), with label dropout
     and, when augment_p > 0, non-leaking augmentation given to the network as conditioning.
 
-    A denoiser with an uncertainty head trains on EDM2's loss instead (Karras et al. 2024, "learned
-    uncertainty" weighting): lambda / exp(u(sigma)) * the item's mean squared error + u(sigma), which evens out
-    how much each noise level moves the weights (measured: at cpu-small on Fashion-MNIST, 1,762
-    steps, FD-fashion-mnist 0.302 against 0.411; benchmarks/README.md). Its value is EDM's loss
-    (the gradient is EDM2's), so logs, health checks and runs stay comparable."""
+    A denoiser with an uncertainty head trains on EDM2's loss instead (Karras et al. 2024):
+    lambda / exp(u(sigma)) * the item's mean squared error + u(sigma), where u learns the loss's
+    log-magnitude at each noise level, so each level pulls about as hard as the others (measured:
+    at cpu-small on Fashion-MNIST, 1,762 steps, FD-fashion-mnist 0.302 against 0.411;
+    benchmarks/README.md). Its value is EDM's loss (the gradient is EDM2's), so logs, health
+    checks and runs stay comparable."""
     b, device = images.shape[0], images.device
     augment_labels = None
     if augment_p > 0:

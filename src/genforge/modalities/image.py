@@ -280,12 +280,12 @@ class ImageModality(Modality):
     default_extractor = None  # the domain encoder trained on the data, found by fingerprint
     evaluation_samples = 10_000
     named_sources, extensions = NAMED_SOURCES, EXTENSIONS
-    # Class-conditional diffusion samples with classifier-free guidance 1.8 at noise levels in
+    # Class-conditional diffusion samples with classifier-free guidance 1.7 at noise levels in
     # (0.3, 5] only (6 of the default 20 steps; benchmarks/README.md, "Quality per CPU-minute"):
-    # at cpu-small on Fashion-MNIST, FD-fashion-mnist after 5 minutes of training 0.254 against
-    # 0.348 with guidance 1.3 at every step and 0.727 unguided; after 30 minutes CFG_N30. Guiding
-    # at every step, scales above 1.3 hurt longer-trained models. A guided step costs two
-    # evaluations, so the interval also makes sampling cheaper (26 evaluations against 40).
+    # at cpu-small on Fashion-MNIST, FD-fashion-mnist 0.269 against 0.354 with guidance 1.3 at
+    # every step after 5 minutes of training, 0.237 against 0.272 after 10, 0.141 against 0.149
+    # after 30. Guiding at every step, scales above 1.3 hurt longer-trained models. A guided step
+    # costs two evaluations, so the interval also makes sampling cheaper (26 against 40).
     sampling_presets = (SamplingPreset(
         "diffusion", "class-conditional images", lambda spec: spec.num_classes > 0,
         {"guidance": 1.7, "guidance_interval": (0.3, 5.0)}),)

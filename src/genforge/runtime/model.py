@@ -48,6 +48,8 @@ def _sha256(path: Path) -> str:
 def _interval(value: Any) -> tuple[float, ...]:
     """A guidance interval as an export or a caller gives it ([low, high], "low,high" or empty),
     checked: two finite noise levels with 0 <= low < high."""
+    if isinstance(value, str) and value.strip().lower() in ("", "none"):
+        return ()
     parts = value.split(",") if isinstance(value, str) else value
     try:
         pair = tuple(float(v) for v in parts if not isinstance(v, str) or v.strip())
