@@ -82,12 +82,12 @@ def edm_loss(denoiser: nn.Module, images: torch.Tensor, labels: torch.Tensor | N
     sd = denoiser.sigma_data
     weight = ((sigma**2 + sd**2) / (sigma * sd) ** 2)[:, None, None, None]
     denoised = denoiser(images + noise, sigma, labels, augment_labels)
-    loss = (weight * (denoised - images) ** 2).mean()
+    squared = (denoised - images) ** 2
+    loss = (weight * squared).mean()
     if getattr(denoiser, "uncertainty", None) is None:
         return loss
     u = denoiser.uncertainty(sigma)
-    error = weight.flatten() * ((denoised - images) ** 2).flatten(1).mean(1)
-    learned = (error / u.exp() + u).mean()
+    learned = (weight.flatten() * squared.flatten(1).mean(1) / u.exp() + u).mean()
     return learned + (loss - learned).detach()  # EDM2's gradient, EDM's value
 
 

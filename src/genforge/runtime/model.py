@@ -215,7 +215,7 @@ class RuntimeModel:
             model = lambda x, sigma, lab: self.run(  # noqa: E731
                 x=x, sigma=sigma, class_labels=self._labels(lab, len(x)))
             denoiser = (classifier_free(model, labels, options["guidance"],
-                                        tuple(options.get("guidance_interval") or ()))
+                                        options.get("guidance_interval", ()))
                         if labels is not None and options["guidance"] != 1.0
                         else conditional(model, labels))
             x = SAMPLERS[options["sampler"]](denoiser, x, sigmas, noise=noise)

@@ -13,12 +13,6 @@ def conditional(model: Callable, class_labels: torch.Tensor | None) -> Denoiser:
     return lambda x, sigma: model(x, sigma, class_labels)
 
 
-def in_interval(sigma: float, interval: tuple[float, ...]) -> bool:
-    """Whether guidance applies at this noise level: low < sigma <= high, or always when the
-    interval is empty."""
-    return not interval or interval[0] < sigma <= interval[1]
-
-
 def classifier_free(model: Callable, class_labels: torch.Tensor, scale: float,
                     interval: tuple[float, ...] = ()) -> Denoiser:
     """Classifier-free guidance (Ho & Salimans 2022): D_u + scale * (D_c - D_u), in one batch.
@@ -35,7 +29,7 @@ def classifier_free(model: Callable, class_labels: torch.Tensor, scale: float,
     unconditional = torch.full_like(class_labels, -1)
 
     def guided(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        if interval and not in_interval(float(sigma.reshape(-1)[0]), interval):
+        if interval and not interval[0] < float(sigma.reshape(-1)[0]) <= interval[1]:
             return model(x, sigma, class_labels)
         both = model(torch.cat([x, x]), torch.cat([sigma.reshape(-1).expand(len(x))] * 2),
                      torch.cat([class_labels, unconditional]))
