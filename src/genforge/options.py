@@ -46,6 +46,14 @@ def each(check: Check) -> Check:
     return Check(lambda v: all(check.test(x) for x in v), f"a list of values {check.expected}")
 
 
+def shown(value: Any) -> str:
+    """A default as help texts write it and the CLI reads it back: lists comma-separated, an
+    empty one as none."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else "none"
+    return str(value)
+
+
 def option(default: Any, help: str, choices: tuple | None = None,
            check: Check | None = None) -> Any:
     """A dataclass field that declares an option: default, help text, allowed values, check."""

@@ -37,10 +37,10 @@ def parse_counts(text: str | list | tuple) -> tuple[int, ...]:
 
 
 def plan(family: str, counts: tuple[int, ...],
-         samplers: tuple[str, ...] | None = None) -> list[tuple[str, int, int]]:
-    """(sampler, steps, network evaluations) per point, for the family's samplers (or those of
-    them named): Heun evaluates twice a step but once at the last, so it reaches only odd counts
-    (2 steps: 3); a consistency model only 1 and 2."""
+         samplers: tuple[str, ...] | None = None) -> list[tuple[str, int]]:
+    """(sampler, steps) per point whose unguided network evaluations are one of the counts, for
+    the family's samplers (or those of them named): Heun evaluates twice a step but once at the
+    last, so it reaches only odd counts (2 steps: 3); a consistency model only 1 and 2."""
     if family not in SWEPT:
         raise ConfigError(f"--steps-sweep applies to diffusion and consistency models, not a "
                           f"{family} model")
@@ -51,12 +51,12 @@ def plan(family: str, counts: tuple[int, ...],
                 steps = (count + 1) // 2
                 if steps < 2 or 2 * steps - 1 != count:
                     continue
-                points.append((sampler, steps, count))
+                points.append((sampler, steps))
             elif sampler == "consistency":
                 if count <= 2:
-                    points.append((sampler, count, count))
+                    points.append((sampler, count))
             else:
-                points.append((sampler, count // EVALS_PER_STEP[sampler], count))
+                points.append((sampler, count // EVALS_PER_STEP[sampler]))
     if not points:
         raise ConfigError(f"none of the counts {list(counts)} suit a {family} model "
                           "(a consistency-tuned model samples in 1 or 2 evaluations)")
@@ -89,7 +89,7 @@ def steps_sweep(model, counts: tuple[int, ...], *, reference, extractor, n: int,
     chosen = model.sampling(**sampling)
     guidance, interval = chosen.get("guidance", 1.0), list(chosen.get("guidance_interval", ()))
     rows = []
-    for sampler, steps, _ in plan(model.config.family, counts, samplers):
+    for sampler, steps in plan(model.config.family, counts, samplers):
         options = {**sampling, "sampler": sampler, "steps": steps}
         started = time.perf_counter()
         with counted_rows(model.module) as seen:

@@ -6,13 +6,7 @@ import argparse
 from collections.abc import Iterable
 
 from .. import api
-from ..options import Declaration, declarations
-
-
-def _shown(value) -> str:
-    if isinstance(value, tuple):
-        return ",".join(map(str, value)) if value else "none"
-    return str(value)
+from ..options import Declaration, declarations, shown
 
 
 def _preset_note(name: str) -> str:
@@ -21,8 +15,8 @@ def _preset_note(name: str) -> str:
     values = api.preset_values(name)
     if not values:
         return ""
-    shown = ", ".join(f"{family} {_shown(v)}" for family, v in values.items())
-    return f"default: from --preset, {api.DEFAULT_PRESET}: {shown}; otherwise {{}}; --dry-run shows yours"
+    listed = ", ".join(f"{family} {shown(v)}" for family, v in values.items())
+    return f"default: from --preset, {api.DEFAULT_PRESET}: {listed}; otherwise {{}}; --dry-run shows yours"
 
 
 def add_declared(group, items: Iterable[Declaration], *, presets: bool = False) -> None:
@@ -30,8 +24,8 @@ def add_declared(group, items: Iterable[Declaration], *, presets: bool = False) 
     one-line errors), booleans are --x/--no-x, and an option not given is not passed at all."""
     for d in items:
         note = _preset_note(d.name) if presets else ""
-        help_text = (f"{d.help} ({note.format(_shown(d.default))})" if note
-                     else f"{d.help} (default: {_shown(d.default)})")
+        help_text = (f"{d.help} ({note.format(shown(d.default))})" if note
+                     else f"{d.help} (default: {shown(d.default)})")
         help_text = help_text.replace("%", "%%")  # argparse formats help with %
         if d.is_bool:
             group.add_argument(d.flag, dest=d.name, action=argparse.BooleanOptionalAction,
@@ -72,8 +66,8 @@ def add_sampling_options(parser: argparse.ArgumentParser, *, inpainting: bool = 
                                       "the model's default)")
     for name, owners in merged.items():
         first = owners[0][1]
-        defaults = "; ".join(f"{family} {_shown(d.default)}" for family, d in owners)
-        kinds = "; ".join(f"{items} {_shown(options[name])}" for family, items, options in presets
+        defaults = "; ".join(f"{family} {shown(d.default)}" for family, d in owners)
+        kinds = "; ".join(f"{items} {shown(options[name])}" for family, items, options in presets
                           if name in options and family in by_family)
         help_text = f"{first.help} (default: {defaults}{'; ' + kinds if kinds else ''})"
         choices = sorted({c for _, d in owners for c in (d.choices or ())}, key=str)

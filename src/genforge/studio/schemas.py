@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from .. import api
-from ..options import Declaration, declarations
+from ..options import Declaration, declarations, shown
 
 # Options that name files or folders on the server. The studio names data by dataset id and
 # keeps encoders in its own cache, so these are not offered (data.legend is: a game name or a
@@ -27,9 +27,8 @@ FORBID = ConfigDict(extra="forbid")
 
 
 def _described(help_text: str, default: Any, check: Any = None, preset_note: str = "") -> str:
-    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
     text = help_text if "default" in help_text and not preset_note else \
-        f"{help_text} (default: {preset_note or shown})"
+        f"{help_text} (default: {preset_note or shown(default)})"
     return text + (f"; must be {check.expected}" if check is not None else "")
 
 
@@ -58,8 +57,8 @@ def _preset_note(name: str) -> str:
     values = api.preset_values(name)
     if not values:
         return ""
-    shown = ", ".join(f"{family} {v}" for family, v in values.items())
-    return f"from the preset; {api.DEFAULT_PRESET}: {shown}"
+    listed = ", ".join(f"{family} {v}" for family, v in values.items())
+    return f"from the preset; {api.DEFAULT_PRESET}: {listed}"
 
 
 def options_model(name: str, items: list[Declaration], *, presets: bool = False) -> type[BaseModel]:
