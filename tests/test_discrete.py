@@ -424,6 +424,32 @@ def test_sokoban_moves_undo_deadlocks_the_solver_would_find():
     assert move_of("######\n#@$ .#\n#    #\n#    #\n#    #\n######")[1] is None
 
 
+def test_rule_moves_score_every_symbol_an_edit_changes():
+    """An edit that changes two symbols is judged by the model at both (its `also` position):
+    two edits equally likely at their first square, one of them unlikely at its second."""
+    from genforge.families.discrete import apply_rule_moves
+    from genforge.sampling import SeededNoise
+    from genforge.sampling.moves import Edit, TokenMove
+
+    class Fixed(torch.nn.Module):  # logits [N, 3 symbols, 1, 3]: flat except symbol 2 at col 2
+        classes, mask_token = 3, 3
+
+        def forward(self, tokens, rate, labels):
+            logits = torch.zeros(tokens.shape[0], 3, 1, 3)
+            logits[:, 2, 0, 2] = 30.0
+            return logits
+
+    def move_of(tokens, fixed):
+        if tokens[0, 2] != 0:
+            return None
+        span = np.ones((1, 3), dtype=bool)
+        return TokenMove(span, [Edit(0, 0, 1, np.array([1, 0, 1]), ((0, 2, 1),)),
+                                Edit(0, 1, 1, np.array([0, 1, 2]), ((0, 2, 2),))])
+    start = torch.zeros(8, 1, 3, dtype=torch.long)
+    mended = apply_rule_moves(Fixed(), start, move_of, SeededNoise(range(8)))
+    assert mended.tolist() == [[[0, 1, 2]]] * 8
+
+
 def test_lode_runner_moves_bring_gold_within_reach():
     from genforge.levels.rules import lode_runner_move
     legend = formats.LODE_RUNNER
@@ -433,15 +459,20 @@ def test_lode_runner_moves_bring_gold_within_reach():
     def grid(text):
         return formats.parse_grid(text, legend).astype(np.int64)
     free = np.zeros((4, 5), dtype=bool)
-    # gold sealed in solid rock beside a reachable one: the sealed one moves onto the top floor
+    # gold sealed in solid rock beside a reachable one: the sealed one moves onto the top floor,
+    # and its old square becomes what the model judges (scored with the edit): empty or a wall,
+    # ladder or bar, none of which the runner can reach, so every edit leaves all gold in reach
     g = grid("M.G..\nBBBBB\nBGB..\nBBBBB")
     move = lode_runner_move(g, free)
     assert {(e.row, e.col, legend.chars[e.token]) for e in move.edits} == {(0, 1, "G"), (0, 3, "G"),
                                                                            (0, 4, "G")}
+    assert {(e.also[0][:2], legend.chars[e.also[0][2]]) for e in move.edits} == {
+        ((2, 1), c) for c in ".bB#-"}
     for edit in move.edits:
         after = g.copy()
         after[move.span] = edit.span_tokens
-        assert after[2, 1] == legend.index(".") and (after == legend.index("G")).sum() == 2
+        assert after[2, 1] == edit.also[0][2] and (after == legend.index("G")).sum() == 2
+        assert lode_runner_move(after, free) is None
     # with no empty square in reach, a brick beside the runner's reach opens first ...
     shut = grid("MGGGG\nBBBBB\nBGB..\nBBBBB")
     move = lode_runner_move(shut, free)
