@@ -177,6 +177,9 @@ def test_music_through_the_cli_harmonises_a_melody_exactly(tmp_path):
     record = json.loads((pieces / "generation.json").read_text())
     assert (record["sampler"], record["steps"], record["temperature"]) == ("confidence", 32, 0.9)
     assert resolve_sampling(FAMILIES["discrete"], level_spec())["sampler"] == "ancestral"
+    # levels reveal in 32 steps up to 256 squares (Sokoban's 10x10), in 100 above (Lode Runner)
+    assert resolve_sampling(FAMILIES["discrete"], level_spec((16, 16)))["steps"] == 32
+    assert resolve_sampling(FAMILIES["discrete"], level_spec((20, 28)))["steps"] == 100
     melody = "tests/fixtures/music/melody.mid"
     out = tmp_path / "settings"
     assert main(["harmonize", str(run / "model"), melody, "-n", "2", "--steps", "3",
