@@ -14,10 +14,11 @@ FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     # CPU-minute").
     # It learns how to weigh noise levels (EDM2's uncertainty): at the same 1,762 steps,
     # FD-fashion-mnist 0.302 against 0.411 with EDM's fixed weighting. With that weighting it
-    # trains on somewhat noisier levels than EDM's P_mean -1.2: at 2,413 steps 0.213 at -0.8
-    # against 0.246 at -1.2, 0.225 at -1.0 and 0.265 at -0.4 (benchmarks/README.md, "Quality per CPU-minute").
+    # trains on noisier levels, closer together, than EDM's P_mean -1.2, P_std 1.2: at 2,413
+    # steps 0.194 at (-0.8, 1.0) against 0.246 at EDM's, 0.213 at (-0.8, 1.2), 0.278 at (-0.8,
+    # 1.6), 0.265 at (-0.4, 1.2) (benchmarks/README.md, "Quality per CPU-minute").
     "diffusion": {"train": {"lr_schedule": "cosine"},
-                  "diffusion": {"loss_weighting": "learned", "p_mean": -0.8}},
+                  "diffusion": {"loss_weighting": "learned", "p_mean": -0.8, "p_std": 1.0}},
     "discrete": {},
     "gan": {"train": {"lr": 2e-3, "warmup_steps": 0, "grad_clip": 0.0, "ema_decay": 0.998}},
     # Consistency tuning (genforge distill) starts from the teacher's whole configuration, then
