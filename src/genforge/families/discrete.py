@@ -220,8 +220,9 @@ def apply_rule_moves(module: MaskedDenoiser, tokens: torch.Tensor, move_of, nois
     move_of(tokens [H, W], fixed [H, W]) -> TokenMove or None is the content kind's rule check.
     Each round hides every open move's span, asks the model once for the whole batch, and draws
     one edit per item with the sample's own noise, in proportion to p(new) / p(old) at the edited
-    position (times the same ratio at its `also` positions). Stops when no item has a move or after `rounds`; sample i still depends only on
-    seed i (every stream draws its noise every round)."""
+    position (times the same ratio at its `also` positions). Stops when no item has a move or
+    after `rounds`; sample i still depends only on seed i (every stream draws its noise every
+    round)."""
     n, h, w = tokens.shape
     tokens = tokens.clone()
     fixed = torch.zeros_like(tokens, dtype=torch.bool) if fixed is None else fixed.bool()
@@ -246,13 +247,13 @@ def apply_rule_moves(module: MaskedDenoiser, tokens: torch.Tensor, move_of, nois
             for j, i in enumerate(todo):
                 edits = moves[i].edits
                 rows, cols, new = torch.tensor([(e.row, e.col, e.token) for e in edits]).T
-                old = tokens[i].cpu()[rows, cols]
-                score = logp[j, new, rows, cols] - logp[j, old, rows, cols] + gumbel[i, new, rows, cols]
+                now = tokens[i].cpu()
+                score = logp[j, new, rows, cols] - logp[j, now[rows, cols], rows, cols] \
+                    + gumbel[i, new, rows, cols]
                 also = [(k, *place) for k, e in enumerate(edits) for place in e.also]
                 if also:  # an edit's further changed symbols count with its first
                     which, r, c, t = torch.tensor(also).T
-                    gain = logp[j, t, r, c] - logp[j, tokens[i].cpu()[r, c], r, c]
-                    score = score.index_add(0, which, gain)
+                    score = score.index_add(0, which, logp[j, t, r, c] - logp[j, now[r, c], r, c])
                 edit = edits[int(score.argmax())]
                 tokens[i][spans[j]] = torch.as_tensor(edit.span_tokens, dtype=tokens.dtype,
                                                       device=tokens.device)

@@ -304,7 +304,8 @@ LODE_RUNNER_NOT_GOLD = (lr.EMPTY, lr.DIGGABLE, lr.SOLID, lr.BAR, lr.LADDER, lr.E
 # What the old square of gold moved into reach becomes, judged by the model with the new one.
 # The runner cannot reach it, so whatever it becomes adds no way and takes none away. Left empty
 # (as before), it holed walls: on 300 validation levels 2x2-pattern KL 0.256 after the rules
-# against 0.231 as drawn; with the model's choice 0.249 (benchmarks/README.md, "Issue 25").
+# against 0.231 as drawn; with the model's choice 0.249 (benchmarks/README.md, "Lode Runner
+# again").
 VACATED = (lr.EMPTY, lr.DIGGABLE, lr.SOLID, lr.BAR, lr.LADDER)
 
 

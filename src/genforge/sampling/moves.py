@@ -3,9 +3,10 @@ its rules (parallel fifths in a chorale, a Sokoban level with more boxes than go
 
 A move names the positions to hide from the model while it judges the fix (`span`) and the
 candidate edits; the sampler draws one edit in proportion to how much more (or less) likely the
-model finds its new symbol than the old one at that position (and at the edit's further scored
-positions, `also`, where an edit changes more than one symbol the model should judge). The kind decides what is broken
-and which edits would mend it; the model decides which of them fits the music or level.
+model finds its new symbol than the old one at that position (and at the edit's `also`
+positions, where an edit changes more than one symbol the model should judge). The kind decides
+what is broken and which edits would mend it; the model decides which of them fits the music or
+level.
 """
 from __future__ import annotations
 
