@@ -57,7 +57,7 @@ def _preset_note(name: str) -> str:
     values = api.preset_values(name)
     if not values:
         return ""
-    listed = ", ".join(f"{family} {v}" for family, v in values.items())
+    listed = ", ".join(f"{family} {shown(v)}" for family, v in values.items())
     return f"from the preset; {api.DEFAULT_PRESET}: {listed}"
 
 
