@@ -55,7 +55,7 @@ def test_one_step_consistency_sampling_of_gaussian_data_returns_its_mean():
     # from sigma 80 the posterior mean is the data mean, up to std^2/80 of the noise
     assert (out - mean).abs().max() < 4 * 80 * std**2 / (std**2 + 80**2)
     two = sample_consistency(denoiser, x, consistency_sigmas(2, 80.0), noise=SeededNoise(seeds))
-    # the second evaluation, from mean + 0.821 z, pulls back towards the mean: spread < std
+    # the second evaluation, from mean + 2.5 z, pulls back towards the mean: spread < std
     assert abs(two.mean() - mean) < 0.1 and 0 < two.std() < std
 
 
@@ -78,13 +78,9 @@ def test_ect_mapping_brings_r_towards_t_stage_by_stage():
 
 
 def test_the_consistency_loss_stays_finite_at_every_stage_for_five_seeds():
-    from genforge.config import make_config
-    from genforge.families import ModelSpec
     from genforge.families.consistency import ect_loss
     from genforge.families.diffusion import build_denoiser
-    config = make_config(None, {"network": {"model_channels": 8, "channel_mult": (1,),
-                                            "num_blocks": 1}}, family="consistency")
-    spec = ModelSpec("image", (1, 8, 8), ("a", "b"))
+    config, spec = _tiny_consistency()
     for seed in range(5):
         torch.manual_seed(seed)
         denoiser = build_denoiser(spec, config)
@@ -97,6 +93,40 @@ def test_the_consistency_loss_stays_finite_at_every_stage_for_five_seeds():
             assert torch.isfinite(loss)
             assert all(torch.isfinite(p.grad).all() for p in denoiser.parameters()
                        if p.grad is not None)
+
+
+def _tiny_consistency(**consistency):
+    from genforge.config import make_config
+    from genforge.families import ModelSpec
+    return make_config(None, {"network": {"model_channels": 8, "channel_mult": (1,),
+                                          "num_blocks": 1},
+                              "consistency": consistency}, family="consistency"), \
+        ModelSpec("image", (1, 8, 8), ("a", "b"))
+
+
+def test_both_ends_of_the_loss_share_one_dropout_mask():
+    # r within 1e-3 of t: with one mask the loss is the size of df/dt, as without dropout; two
+    # masks would differ by O(1) and, divided by t - r, make it hundreds of times larger
+    from genforge.families.consistency import ect_loss
+    from genforge.families.diffusion import build_denoiser
+    config, spec = _tiny_consistency(ratio_q=10.0)
+    losses = {}
+    for dropout in (0.0, 0.5):
+        torch.manual_seed(0)
+        denoiser = build_denoiser(spec, config)
+        with torch.no_grad():  # weights as after training: the output layer is no longer zero
+            for p in denoiser.parameters():
+                p.normal_(0, 0.2)
+        for layer in denoiser.modules():
+            if isinstance(layer, torch.nn.Dropout):
+                layer.p = dropout
+        denoiser.train()
+        images, labels = torch.randn(16, 1, 8, 8), torch.randint(0, 2, (16,))
+        with torch.no_grad():
+            losses[dropout] = float(ect_loss(denoiser, images, labels,
+                                             torch.Generator().manual_seed(0), stage=2,
+                                             config=config))
+    assert losses[0.5] < 5 * losses[0.0]
 
 
 # -- genforge distill ---------------------------------------------------------------------------

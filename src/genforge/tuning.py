@@ -26,11 +26,12 @@ from .training.health import health
 from .training.loop import train as run_loop
 
 # What a tuning may change: its budget and optimiser (train), the ECT schedule and loss
-# (consistency), and the noise levels it samples t from. The network and the data are the teacher's.
+# (consistency), the noise levels it samples t from and dropout (ECT tunes with it; it changes
+# no weight). The network's shape and the data are the teacher's.
 TUNABLE_SECTIONS = ("train", "consistency")
-TUNABLE_DIFFUSION = ("p_mean", "p_std", "label_dropout")
+TUNABLE_MODEL_OPTIONS = ("p_mean", "p_std", "label_dropout", "dropout")
 TUNING_OPTIONS = {f.name for s in TUNABLE_SECTIONS for f in fields(SECTIONS[s])
-                  if f.name != "teacher_sha256"} | set(TUNABLE_DIFFUSION)
+                  if f.name != "teacher_sha256"} | set(TUNABLE_MODEL_OPTIONS)
 
 
 def default_run(model: str | Path) -> Path:
@@ -59,7 +60,8 @@ def distill_config(model: str | Path, **options: Any) -> tuple[RunConfig, dict, 
         if name not in TUNING_OPTIONS:
             raise ConfigError(f"--{name.replace('_', '-')} cannot be changed by distill: the "
                               f"network and data are {folder}'s (it takes the train and "
-                              "consistency options, and --p-mean, --p-std, --label-dropout)")
+                              "consistency options, and --p-mean, --p-std, --label-dropout, "
+                              "--dropout)")
     settings = teacher_config.to_dict()
     settings["family"] = "consistency"
     for section, values in FAMILY_DEFAULTS["consistency"].items():

@@ -16,6 +16,8 @@ Written from the paper. The EDM denoiser already is a consistency function f(x, 
 - Distance d: the pseudo-Huber sqrt(|f_t - f_r|^2 + c^2) - c (iCT's, Song & Dhariwal 2023);
   its gradient is the squared loss's scaled by 1 / sqrt(|delta|^2 + c^2): ECT's adaptive weighting
   with p = 1/2, which keeps rare large differences from dominating.
+- Dropout (ECT tunes CIFAR-10 with 0.2): both ends of the loss see the same dropout mask, so the
+  difference measures the change in t, not two draws of the mask.
 The equation numbers of the paper could not be checked offline; the sections are named instead.
 """
 from __future__ import annotations
@@ -77,8 +79,13 @@ def ect_loss(denoiser: nn.Module, images: torch.Tensor, labels: torch.Tensor | N
         drop = torch.rand(b, device=device, generator=generator) < d.label_dropout
         labels = torch.where(drop, -1, labels)  # the same labels for both ends
     per_item = [-1, *([1] * (images.dim() - 1))]
+    forked = [device] if device.type == "cuda" else []
+    dropout_state = [torch.get_rng_state()] + [torch.cuda.get_rng_state(device) for _ in forked]
     f_t = denoiser(images + t.view(per_item) * noise, t, labels, augment_labels)
-    with torch.no_grad():
+    with torch.no_grad(), torch.random.fork_rng(devices=forked):
+        torch.set_rng_state(dropout_state[0])  # the same dropout mask as f_t's (ECT)
+        for state in dropout_state[1:]:
+            torch.cuda.set_rng_state(state, device)
         # r = 0 is the boundary f(x, 0) = x: the target is the clean item itself
         f_r = denoiser(images + r.view(per_item) * noise, r.clamp(min=d.sigma_min), labels,
                        augment_labels)
