@@ -79,13 +79,10 @@ def ect_loss(denoiser: nn.Module, images: torch.Tensor, labels: torch.Tensor | N
         drop = torch.rand(b, device=device, generator=generator) < d.label_dropout
         labels = torch.where(drop, -1, labels)  # the same labels for both ends
     per_item = [-1, *([1] * (images.dim() - 1))]
-    cuda = [device] if device.type == "cuda" else []
-    cpu_state, cuda_states = torch.get_rng_state(), [torch.cuda.get_rng_state(g) for g in cuda]
-    f_t = denoiser(images + t.view(per_item) * noise, t, labels, augment_labels)
-    with torch.no_grad(), torch.random.fork_rng(devices=cuda):
-        torch.set_rng_state(cpu_state)  # the same dropout mask as f_t's (ECT)
-        for g, state in zip(cuda, cuda_states):
-            torch.cuda.set_rng_state(state, g)
+    # the generators' state comes back after f_t, so f_r draws the same dropout mask (ECT)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        f_t = denoiser(images + t.view(per_item) * noise, t, labels, augment_labels)
+    with torch.no_grad():
         # r = 0 is the boundary f(x, 0) = x: the target is the clean item itself
         f_r = denoiser(images + r.view(per_item) * noise, r.clamp(min=d.sigma_min), labels,
                        augment_labels)
