@@ -13,8 +13,9 @@ Without --tuned it runs `genforge distill` on the teacher first (timed). For eac
 measures FD-<encoder> of n samples against n training images and the sampling time per sample:
 the teacher with euler and dpmpp-2m at 1, 2, 4, 8, 16 evaluations, dpmpp-2m and Heun (18
 steps) at 35, dpmpp-2m also at 10 and 100 (--rows targets: only 1, 2, 10, 35 and 100, what
-the targets compare); the tuned model at 1 and 2. Prints the table (mean over seeds and the
-range), the targets' verdicts, and writes few_step.json, few_step.svg (FD over evaluations) and
+the targets compare; --rows ratios: only dpmpp-2m at 35, the ratio targets' denominator); the
+tuned model at 1 and 2. Prints the table (mean over seeds, their range and a 95% t
+interval), the targets' verdicts, and writes few_step.json, few_step.svg (FD over evaluations) and
 grid.png (rows: teacher Heun 35 evaluations, tuned 2, tuned 1; the same seeds, one class per
 column).
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import genforge  # noqa: E402
-from _cli import run_genforge, cpu_model  # noqa: E402
+from _cli import cpu_model, interval, run_genforge  # noqa: E402
 from genforge import io  # noqa: E402
 from genforge.config import DataConfig  # noqa: E402
 from genforge.metrics.encoder import load_encoder  # noqa: E402
@@ -47,6 +48,10 @@ TEACHER_SWEEPS = [(("euler", "dpmpp-2m"), (1, 2, 4, 8, 16)), (("dpmpp-2m", "heun
 # evaluations a sample instead of 241, for the 10,000-sample protocol
 TARGET_SWEEPS = [(("euler", "dpmpp-2m"), (1, 2)), (("dpmpp-2m", "heun"), (35,)),
                  (("dpmpp-2m",), (10, 100))]
+# --rows ratios: only the teacher's best 35-evaluation sampler (DPM-Solver++ in every run so far),
+# the denominator of the two ratio targets: 35 evaluations a sample instead of 189
+RATIO_SWEEPS = [(("dpmpp-2m",), (35,))]
+SWEEPS = {"all": TEACHER_SWEEPS, "targets": TARGET_SWEEPS, "ratios": RATIO_SWEEPS}
 
 
 def sweep_all(teacher, tuned, reference, encoder, n: int, seeds: list[int],
@@ -71,12 +76,14 @@ def sweep_all(teacher, tuned, reference, encoder, n: int, seeds: list[int],
 
 
 def summarise(rows: list[dict]) -> dict[tuple[str, str, int], dict]:
-    """(model, sampler, evaluations) -> mean FD, its range over seeds, mean ms per sample."""
+    """(model, sampler, evaluations) -> mean FD, its range and 95% t interval over seeds, mean
+    ms per sample."""
     groups: dict[tuple[str, str, int], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["model"], r["sampler"], r["evaluations"]), []).append(r)
     return {key: {"fd": statistics.mean(r["fd"] for r in group),
                   "low": min(r["fd"] for r in group), "high": max(r["fd"] for r in group),
+                  "interval": interval([r["fd"] for r in group])[1:],
                   "ms": 1000 * statistics.mean(r["seconds_per_sample"] for r in group),
                   "seeds": len(group)}
             for key, group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1]))}
@@ -99,14 +106,17 @@ def verdicts(table: dict, tuning: dict) -> list[str]:
              f"1 step: FD {one:.4g} = {one / fd35:.2f}x; target <= 2.0x: "
              f"{'met' if one <= 2.0 * fd35 else 'NOT met'}"]
     for evaluations, fd in ((1, one), (2, two)):
+        if not any(m == "teacher" and e == evaluations for m, _, e in table):
+            continue  # --rows ratios
         sampler, teacher_fd = best(table, "teacher", evaluations)
         lines.append(f"{evaluations} evaluation(s): tuned {fd:.4g} vs the teacher's best "
                      f"training-free sampler ({sampler}) {teacher_fd:.4g}: "
                      f"{'beats it' if fd < teacher_fd else 'does NOT beat it'}")
-    ten, hundred = table[("teacher", "dpmpp-2m", 10)]["fd"], table[("teacher", "dpmpp-2m", 100)]["fd"]
-    lines.append(f"teacher dpmpp-2m: FD {ten:.4g} at 10 evaluations vs {hundred:.4g} at 100 "
-                 f"({ten / hundred - 1:+.1%}); target within 10%: "
-                 f"{'met' if abs(ten / hundred - 1) <= 0.10 else 'NOT met'}")
+    if ("teacher", "dpmpp-2m", 100) in table:
+        ten, hundred = (table[("teacher", "dpmpp-2m", e)]["fd"] for e in (10, 100))
+        lines.append(f"teacher dpmpp-2m: FD {ten:.4g} at 10 evaluations vs {hundred:.4g} at 100 "
+                     f"({ten / hundred - 1:+.1%}); target within 10%: "
+                     f"{'met' if abs(ten / hundred - 1) <= 0.10 else 'NOT met'}")
     lines.append(f"tuning: {tuning['seconds']:.0f} s for {tuning['steps']} steps vs the teacher's "
                  f"{tuning['teacher_seconds']:.0f} s for {tuning['teacher_steps']} steps: "
                  f"{tuning['seconds'] / tuning['teacher_seconds']:.0%} of its time (both runs' "
@@ -152,9 +162,10 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10_000)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 2)))
-    parser.add_argument("--rows", choices=("all", "targets"), default="all",
+    parser.add_argument("--rows", choices=tuple(SWEEPS), default="all",
                         help="all: the teacher's whole curve (1-16, 35, 10, 100); targets: only "
-                             "the counts the targets compare")
+                             "the counts the targets compare; ratios: only the teacher's "
+                             "DPM-Solver++ at 35 (the two ratio targets)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     out = Path(args.out)
@@ -184,7 +195,7 @@ def main() -> None:
     rows: list[dict] = []
     for done, seed in enumerate(seeds):  # the report is rewritten after each seed
         rows += sweep_all(teacher, tuned, reference, encoder, args.n, [seed],
-                          TARGET_SWEEPS if args.rows == "targets" else TEACHER_SWEEPS)
+                          SWEEPS[args.rows])
         report(rows, seeds[:done + 1], args, teacher_folder, tuned_folder, taught, tuning, out)
 
 
@@ -198,10 +209,11 @@ def report(rows: list[dict], seeds: list[int], args, teacher_folder: Path, tuned
              f"teacher: {teacher_folder} ({taught['steps']} steps, {taught['seconds']} s); "
              f"tuned: {tuned_folder} ({tuning['steps']} steps, {tuning['seconds']} s)", "",
              f"| model | sampler | network evaluations | {label} (mean over seeds) | range | "
-             "ms per sample |", "|---|---|---|---|---|---|"]
+             "95% t interval | ms per sample |", "|---|---|---|---|---|---|---|"]
     for (model, sampler, evaluations), v in table.items():
         lines.append(f"| {model} | {sampler} | {evaluations} | {v['fd']:.4g} | "
-                     f"[{v['low']:.4g}, {v['high']:.4g}] | {v['ms']:.2f} |")
+                     f"[{v['low']:.4g}, {v['high']:.4g}] | [{v['interval'][0]:.4g}, "
+                     f"{v['interval'][1]:.4g}] | {v['ms']:.2f} |")
     lines += ["", *verdicts(table, tuning)]
     print("\n".join(lines))
     series: dict[str, list[tuple[float, float]]] = {}
