@@ -126,6 +126,29 @@ def test_both_ends_of_the_loss_share_one_dropout_mask():
     assert losses[0.5] < 5 * losses[0.0]
 
 
+def test_late_stages_compare_in_fp32_under_bf16_autocast():
+    # from FP32_FROM_STAGE on, r is so close to t that bf16's rounding of f is as large as
+    # f_t - f_r: the loss is then fp32's whatever the run's precision; before, bf16's own
+    from genforge.families.consistency import FP32_FROM_STAGE, ect_loss
+    from genforge.families.diffusion import build_denoiser
+    config, spec = _tiny_consistency(0.0)
+    torch.manual_seed(0)
+    denoiser = build_denoiser(spec, config)
+    with torch.no_grad():
+        for p in denoiser.parameters():
+            p.normal_(0, 0.2)
+    images, labels = torch.randn(16, 1, 8, 8), torch.randint(0, 2, (16,))
+
+    def loss(stage: int, bf16: bool) -> float:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return float(ect_loss(denoiser, images, labels, torch.Generator().manual_seed(0),
+                                  stage=stage, config=config))
+
+    early, late = FP32_FROM_STAGE - 1, FP32_FROM_STAGE
+    assert loss(late, bf16=True) == loss(late, bf16=False)
+    assert loss(early, bf16=True) != loss(early, bf16=False)  # autocast did reach the network
+
+
 # -- genforge distill ---------------------------------------------------------------------------
 
 def test_tuned_model_samples_in_one_and_two_evaluations_per_seed(tuned, teacher):
