@@ -26,7 +26,8 @@ FAMILY_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     # below the teacher's (the weights start good), no warm-up, and an EMA short enough to follow
     # a tuning of minutes. Dropout 0.2 while tuning (ECT's CIFAR-10 value; the teacher trained
     # without): FD-fashion-mnist at 1 step 1.22 against 1.85 without and 1.43 at 0.1, at 2 steps
-    # unchanged (0.86 against 0.87; benchmarks/README.md, "Few-step").
+    # unchanged (0.86 against 0.87; 100 steps a stage). At the default 200 a stage, 0.1 is better
+    # at 2 steps (0.58 against 0.64) and worse at 1 (1.09 against 0.90; benchmarks/README.md).
     "consistency": {"network": {"dropout": 0.2}, "diffusion": {"p_mean": -1.1, "p_std": 2.0},
                     "train": {"lr": 2e-4, "warmup_steps": 0, "ema_decay": 0.99,
                               "lr_schedule": "constant",  # as measured (bench_few_step.py)
