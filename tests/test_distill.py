@@ -104,19 +104,26 @@ def _tiny_consistency(dropout: float = 0.2, **consistency):
         ModelSpec("image", (1, 8, 8), ("a", "b"))
 
 
+def _trained_looking_denoiser(config, spec):
+    """A denoiser with seeded random weights, as after training: the output layer is no longer
+    zero, so f depends on its input."""
+    from genforge.families.diffusion import build_denoiser
+    torch.manual_seed(0)
+    denoiser = build_denoiser(spec, config)
+    with torch.no_grad():
+        for p in denoiser.parameters():
+            p.normal_(0, 0.2)
+    return denoiser
+
+
 def test_both_ends_of_the_loss_share_one_dropout_mask():
     # r within 1e-3 of t: with one mask the loss is the size of df/dt, as without dropout; two
     # masks would differ by O(1) and, divided by t - r, make it tens of times larger (40x here)
     from genforge.families.consistency import ect_loss
-    from genforge.families.diffusion import build_denoiser
     losses = {}
     for dropout in (0.0, 0.5):
         config, spec = _tiny_consistency(dropout, ratio_q=10.0)
-        torch.manual_seed(0)
-        denoiser = build_denoiser(spec, config)
-        with torch.no_grad():  # weights as after training: the output layer is no longer zero
-            for p in denoiser.parameters():
-                p.normal_(0, 0.2)
+        denoiser = _trained_looking_denoiser(config, spec)
         denoiser.train()
         images, labels = torch.randn(16, 1, 8, 8), torch.randint(0, 2, (16,))
         with torch.no_grad():
@@ -130,13 +137,8 @@ def test_late_stages_compare_in_fp32_under_bf16_autocast():
     # from FP32_FROM_STAGE on, r is so close to t that bf16's rounding of f is as large as
     # f_t - f_r: the loss is then fp32's whatever the run's precision; before, bf16's own
     from genforge.families.consistency import FP32_FROM_STAGE, ect_loss
-    from genforge.families.diffusion import build_denoiser
     config, spec = _tiny_consistency(0.0)
-    torch.manual_seed(0)
-    denoiser = build_denoiser(spec, config)
-    with torch.no_grad():
-        for p in denoiser.parameters():
-            p.normal_(0, 0.2)
+    denoiser = _trained_looking_denoiser(config, spec)
     images, labels = torch.randn(16, 1, 8, 8), torch.randint(0, 2, (16,))
 
     def loss(stage: int, bf16: bool) -> float:
