@@ -42,8 +42,9 @@ from .diffusion import build_denoiser, sampling_start
 MAX_STEPS = 2  # the tuned model is judged at 1 and 2 evaluations; more add little (ECT, table 1)
 # The stage from which the loss's two evaluations run in fp32. Measured on a 4,600-step
 # cpu-small teacher (256 images; t = 0.3, 3, 40): f_t - f_r is 1.0-1.3e-2 rms at stage 4,
-# 3.0-6.2e-3 at 5, 1.5e-3 at 7, while bf16 autocast changes that difference by 2.4-3.1e-3 at
-# every stage: from stage 5 on the loss would measure rounding (benchmarks/README.md, "Few-step").
+# 3.0-6.2e-3 at 5, 1.5e-3 at 7, while bf16 autocast changes that difference by 1.9-3.2e-3 at
+# every stage measured (2-10): from stage 5 on the loss would measure rounding
+# (benchmarks/README.md, "Few-step").
 FP32_FROM_STAGE = 5
 
 
