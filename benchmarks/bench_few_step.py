@@ -139,14 +139,23 @@ def grid(teacher, tuned, out: Path) -> None:
     io.write_with(out, lambda tmp: picture.save(tmp, format="PNG"))
 
 
-def step_cost(teacher, tuned, dataset, steps: int = 6) -> float:
-    """A tuning step's cost in teacher steps, both timed here, one after the other, in fp32 on
-    the same batches (two forward passes and one backward against one and one)."""
+def step_cost(teacher, tuned, dataset, tuned_steps: int, steps: int = 6) -> float:
+    """A tuning step's cost in teacher steps, both timed here in fp32 on the same batches: the
+    mean over the tuning's stages, each weighted by the steps it ran (a step costs less in the
+    first stages, where most targets are the clean images and need no evaluation)."""
     from genforge.families import FAMILIES
-    timed = [seconds_per_step(model.config, dataset, FAMILIES[model.config.family], IMAGE,
-                              steps=steps, precision="fp32")["seconds_per_step"]
-             for model in (teacher, tuned)]
-    return timed[1] / timed[0]
+
+    def timed(model, at: int = 0) -> float:
+        def prepare(module):  # start the tuner at optimiser step `at`: its stage
+            module.micro_batches.fill_(at * model.config.train.grad_accum)
+        return seconds_per_step(model.config, dataset, FAMILIES[model.config.family], IMAGE,
+                                steps=steps, precision="fp32",
+                                prepare=prepare if at else None)["seconds_per_step"]
+
+    per_stage = tuned.config.consistency.stage_steps
+    starts = range(0, tuned_steps, per_stage)
+    tuning = sum(timed(tuned, at) * (min(at + per_stage, tuned_steps) - at) for at in starts)
+    return tuning / tuned_steps / timed(teacher)
 
 
 def main() -> None:
@@ -188,7 +197,7 @@ def main() -> None:
     tuning = {"steps": tuned_training["steps"], "seconds": tuned_training["seconds"],
               "teacher_steps": taught["steps"], "teacher_seconds": taught["seconds"]}
     reference = IMAGE.open(DataConfig(source="fashion-mnist"))
-    tuning["step_cost"] = step_cost(teacher, tuned, reference)
+    tuning["step_cost"] = step_cost(teacher, tuned, reference, tuning["steps"])
     encoder = load_encoder(args.encoder)
     seeds = [int(s) for s in args.seeds.split(",")]
     grid(teacher, tuned, out / "grid.png")

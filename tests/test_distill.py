@@ -133,6 +133,45 @@ def test_both_ends_of_the_loss_share_one_dropout_mask():
     assert losses[0.5] < 5 * losses[0.0]
 
 
+def test_a_replayed_dropout_tape_gives_some_items_the_masks_they_had():
+    from genforge.families.consistency import DropoutTape
+    config, spec = _tiny_consistency(0.5)
+    denoiser = _trained_looking_denoiser(config, spec)
+    denoiser.train()
+    x, sigma, labels = torch.randn(6, 1, 8, 8), torch.full((6,), 2.0), torch.randint(0, 2, (6,))
+    tape = DropoutTape(denoiser)
+    with torch.no_grad():
+        with tape.record():
+            first = denoiser(x, sigma, labels)
+        items = torch.tensor([1, 4])
+        with tape.replay(items):
+            again = denoiser(x[items], sigma[items], labels[items])
+        fresh = denoiser(x[items], sigma[items], labels[items])  # the tape is closed: new masks
+    assert torch.allclose(again, first[items], atol=1e-5)
+    assert not torch.allclose(fresh, first[items], atol=1e-3)
+
+
+def test_the_target_costs_no_evaluation_where_r_is_zero():
+    # stage 0 maps most low noise levels to r = 0, whose target is the clean item itself
+    from genforge.families.consistency import ect_loss
+    config, spec = _tiny_consistency()
+    denoiser = _trained_looking_denoiser(config, spec)
+    batches = []
+    denoiser.register_forward_hook(lambda module, args, out: batches.append(len(args[0])))
+    images, labels = torch.randn(64, 1, 8, 8), torch.randint(0, 2, (64,))
+    d = config.diffusion
+    t = (torch.randn(64, generator=torch.Generator().manual_seed(0)) * d.p_std + d.p_mean).exp()
+    evaluated = {}
+    for stage in (0, 3):
+        batches.clear()
+        ect_loss(denoiser, images, labels, torch.Generator().manual_seed(0), stage=stage,
+                 config=config)
+        live = int((ect_r(t, stage, 2.0, 8.0, 1.0) > 0).sum())  # t as the loss draws it
+        assert batches == [64, live]
+        evaluated[stage] = live
+    assert evaluated[0] < 32 and evaluated[3] == 64
+
+
 def test_late_stages_compare_in_fp32_under_bf16_autocast():
     # from FP32_FROM_STAGE on, r is so close to t that bf16's rounding of f is as large as
     # f_t - f_r: the loss is then fp32's whatever the run's precision; before, bf16's own

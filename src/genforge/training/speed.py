@@ -39,11 +39,12 @@ def in_layout(x: torch.Tensor, layout: str | None) -> torch.Tensor:
 
 def seconds_per_step(config: RunConfig, dataset: Dataset, family: Family, modality: Modality,
                      steps: int = 3, precision: str | None = None,
-                     layout: str | None = None) -> dict:
+                     layout: str | None = None, prepare=None) -> dict:
     """{seconds_per_step, device, precision, measured_steps, first_loss}: wall seconds of one
     optimiser step (every phase; one that runs every k steps counts 1/k), after one warm-up step
     of each; first_loss is the first phase's loss on the first batch (the same in any precision,
-    up to rounding). precision overrides the config's; layout is the batches' (in_layout)."""
+    up to rounding). precision overrides the config's; layout is the batches' (in_layout);
+    prepare(model), if given, sets up the fresh model first (a consistency tuner's stage)."""
     t = config.train
     device = resolve_device(t.device)
     amp = autocast_dtype(precision or t.precision, device)
@@ -52,6 +53,8 @@ def seconds_per_step(config: RunConfig, dataset: Dataset, family: Family, modali
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(t.seed)
         model = family.build(spec, config).to(device)
+        if prepare is not None:
+            prepare(model)
         phases = family.phases(config, spec)
         optimizer = adamw(model.parameters(), device, lr=t.lr)
         generator = torch.Generator(device).manual_seed(t.seed + 1)
