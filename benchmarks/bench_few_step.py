@@ -9,8 +9,11 @@ The full protocol (hours on 2 idle cores):
         --encoder runs/fashion-mnist-encoder.safetensors --tune-minutes 7.5 -n 10000 \\
         --seeds 0,1,2 --rows targets --out runs/few-step
 
-Without --tuned it runs `genforge distill` on the teacher first (timed). For each seed it
-measures FD-<encoder> of n samples against n training images and the sampling time per sample:
+Without --tuned it runs `genforge distill` on the teacher first (timed), once per seed with that
+seed: two tunings with different seeds differ by more than two draws of samples (at a quarter of
+the teacher, 1-step FD 0.95-1.10 over three tunings, against +-0.03 over three sample draws of
+one), so each seed's tuned row comes from its own tuning. For each seed it measures
+FD-<encoder> of n samples against n training images and the sampling time per sample:
 the teacher with euler and dpmpp-2m at 1, 2, 4, 8, 16 evaluations, dpmpp-2m and Heun (18
 steps) at 35, dpmpp-2m also at 10 and 100 (--rows targets: only 1, 2, 10, 35 and 100, what
 the targets compare; --rows ratios: only dpmpp-2m at 35, the ratio targets' denominator); the
@@ -139,10 +142,13 @@ def grid(teacher, tuned, out: Path) -> None:
     io.write_with(out, lambda tmp: picture.save(tmp, format="PNG"))
 
 
-def step_cost(teacher, tuned, dataset, tuned_steps: int, steps: int = 6) -> float:
+def step_cost(teacher, tuned, dataset, tuned_steps: int, steps: int = 6,
+              repeats: int = 3) -> float:
     """A tuning step's cost in teacher steps, both timed here in fp32 on the same batches: the
     mean over the tuning's stages, each weighted by the steps it ran (a step costs less in the
-    first stages, where most targets are the clean images and need no evaluation)."""
+    first stages, where most targets are the clean images and need no evaluation). Each timing
+    is the median of `repeats`, the teacher's taken between the stages' (one timing of 6 steps
+    on a shared machine was seen 40% off)."""
     from genforge.families import FAMILIES
 
     def timed(model, at: int = 0) -> float:
@@ -154,15 +160,23 @@ def step_cost(teacher, tuned, dataset, tuned_steps: int, steps: int = 6) -> floa
 
     per_stage = tuned.config.consistency.stage_steps
     starts = range(0, tuned_steps, per_stage)
-    tuning = sum(timed(tuned, at) * (min(at + per_stage, tuned_steps) - at) for at in starts)
-    return tuning / tuned_steps / timed(teacher)
+    times: dict[object, list[float]] = {}
+    for _ in range(repeats):
+        for at in starts:
+            times.setdefault("teacher", []).append(timed(teacher))
+            times.setdefault(at, []).append(timed(tuned, at))
+    tuning = sum(statistics.median(times[at]) * (min(at + per_stage, tuned_steps) - at)
+                 for at in starts)
+    return tuning / tuned_steps / statistics.median(times["teacher"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--teacher", required=True, help="the teacher's model folder (RUN/model)")
-    parser.add_argument("--tuned", default=None, help="a distilled model folder (default: run "
-                        "genforge distill now, into OUT/tuned)")
+    parser.add_argument("--tuned", default=None, help="distilled model folders, comma-separated: "
+                        "one that every seed samples, or one per seed, tuned with that seed "
+                        "(default: run genforge distill now, once per seed with --seed S, into "
+                        "OUT/tuned-sS: tunings differ by more than samples do)")
     parser.add_argument("--tune-minutes", type=float, default=None)
     parser.add_argument("--tune-steps", type=int, default=None)
     parser.add_argument("--stage-steps", type=int, default=None)
@@ -180,43 +194,52 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     teacher_folder = Path(args.teacher)
+    seeds = [int(s) for s in args.seeds.split(",")]
     if args.tuned is None:
         budget = (["--minutes", str(args.tune_minutes)] if args.tune_minutes else
                   ["--steps", str(args.tune_steps or 1000)])
         stage = ["--stage-steps", str(args.stage_steps)] if args.stage_steps else []
-        run_genforge(["distill", str(teacher_folder), "--run", str(out / "tuned"), *budget,
-                      *stage, "--progress", "none"], args.threads, out / "commands.log")
-        tuned_folder = out / "tuned" / "model"
+        tuned_folders = []
+        for seed in seeds:
+            run = out / f"tuned-s{seed}"
+            run_genforge(["distill", str(teacher_folder), "--run", str(run), "--seed", str(seed),
+                          *budget, *stage, "--progress", "none"], args.threads,
+                         out / "commands.log")
+            tuned_folders.append(run / "model")
     else:
-        tuned_folder = Path(args.tuned)
+        tuned_folders = [Path(folder) for folder in args.tuned.split(",")]
+        if len(tuned_folders) not in (1, len(seeds)):
+            parser.error(f"--tuned: {len(tuned_folders)} folders for {len(seeds)} seeds "
+                         "(expected one, or one per seed)")
     import torch
     torch.set_num_threads(args.threads)
     teacher = genforge.load(teacher_folder, device="cpu")
-    tuned = genforge.load(tuned_folder, device="cpu")
+    tuned_models = [genforge.load(folder, device="cpu") for folder in tuned_folders]
+    tuned, tuned_folder = tuned_models[0], tuned_folders[0]  # its time and step cost are shown
     taught, tuned_training = teacher.manifest["training"], tuned.manifest["training"]
     tuning = {"steps": tuned_training["steps"], "seconds": tuned_training["seconds"],
               "teacher_steps": taught["steps"], "teacher_seconds": taught["seconds"]}
     reference = IMAGE.open(DataConfig(source="fashion-mnist"))
     tuning["step_cost"] = step_cost(teacher, tuned, reference, tuning["steps"])
     encoder = load_encoder(args.encoder)
-    seeds = [int(s) for s in args.seeds.split(",")]
     grid(teacher, tuned, out / "grid.png")
     rows: list[dict] = []
     for done, seed in enumerate(seeds):  # the report is rewritten after each seed
-        rows += sweep_all(teacher, tuned, reference, encoder, args.n, [seed],
-                          SWEEPS[args.rows])
-        report(rows, seeds[:done + 1], args, teacher_folder, tuned_folder, taught, tuning, out)
+        rows += sweep_all(teacher, tuned_models[done % len(tuned_models)], reference, encoder,
+                          args.n, [seed], SWEEPS[args.rows])
+        report(rows, seeds[:done + 1], args, teacher_folder, tuned_folders, taught, tuning, out)
 
 
-def report(rows: list[dict], seeds: list[int], args, teacher_folder: Path, tuned_folder: Path,
-           taught: dict, tuning: dict, out: Path) -> None:
+def report(rows: list[dict], seeds: list[int], args, teacher_folder: Path,
+           tuned_folders: list[Path], taught: dict, tuning: dict, out: Path) -> None:
     """Print the table and verdicts of the seeds done so far; write few_step.{md,json,svg}."""
     table = summarise(rows)
     label = rows[0]["label"]
     lines = [f"CPU: {cpu_model()}, {args.threads} thread(s); {args.n} samples vs {args.n} "
              f"training images per point, seeds {seeds}; extractor {label} ({args.encoder})",
              f"teacher: {teacher_folder} ({taught['steps']} steps, {taught['seconds']} s); "
-             f"tuned: {tuned_folder} ({tuning['steps']} steps, {tuning['seconds']} s)", "",
+             f"tuned: {', '.join(map(str, tuned_folders))} (the first: {tuning['steps']} steps, "
+             f"{tuning['seconds']} s)", "",
              f"| model | sampler | network evaluations | {label} (mean over seeds) | range | "
              "95% t interval | ms per sample |", "|---|---|---|---|---|---|---|"]
     for (model, sampler, evaluations), v in table.items():
