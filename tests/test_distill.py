@@ -55,7 +55,7 @@ def test_one_step_consistency_sampling_of_gaussian_data_returns_its_mean():
     # from sigma 80 the posterior mean is the data mean, up to std^2/80 of the noise
     assert (out - mean).abs().max() < 4 * 80 * std**2 / (std**2 + 80**2)
     two = sample_consistency(denoiser, x, consistency_sigmas(2, 80.0), noise=SeededNoise(seeds))
-    # the second evaluation, from mean + 2.5 z, pulls back towards the mean: spread < std
+    # the second evaluation, from mean + MID_SIGMA z, pulls back towards the mean: spread < std
     assert abs(two.mean() - mean) < 0.1 and 0 < two.std() < std
 
 
