@@ -215,7 +215,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     teacher = genforge.load(teacher_folder, device="cpu")
     tuned_models = [genforge.load(folder, device="cpu") for folder in tuned_folders]
-    tuned, tuned_folder = tuned_models[0], tuned_folders[0]  # its time and step cost are shown
+    tuned = tuned_models[0]  # the first: its time and step cost are shown
     taught, tuned_training = teacher.manifest["training"], tuned.manifest["training"]
     tuning = {"steps": tuned_training["steps"], "seconds": tuned_training["seconds"],
               "teacher_steps": taught["steps"], "teacher_seconds": taught["seconds"]}
