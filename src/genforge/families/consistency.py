@@ -155,7 +155,7 @@ def ect_loss(denoiser: nn.Module, images: torch.Tensor, labels: torch.Tensor | N
                                  r[live].clamp(min=d.sigma_min),
                                  pick(labels), pick(augment_labels)).float()
     huber_c = c.huber_c if c.huber_c is not None else 0.00054 * math.sqrt(images[0].numel())
-    distance = ((f_t.float() - f_r.float()) ** 2).flatten(1).sum(1)
+    distance = ((f_t.float() - f_r) ** 2).flatten(1).sum(1)
     distance = (distance + huber_c**2).sqrt() - huber_c
     return (distance / (t - r)).mean()
 
