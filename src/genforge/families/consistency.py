@@ -116,7 +116,6 @@ class DropoutTape:
 
     def replay(self, items: torch.Tensor):
         """While open, each dropout applies the next recorded mask, at the given batch items."""
-        tape = self
         pending = {m: list(masks) for m, masks in self.masks.items()}
 
         def forward(module, x):
