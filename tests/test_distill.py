@@ -77,6 +77,20 @@ def test_ect_mapping_brings_r_towards_t_stage_by_stage():
     assert (t - previous).div(t).max() < 5 / 2**8 + 1e-6   # by stage 7 within n(t)/q^8 of t
 
 
+def test_the_stage_stops_rising_at_the_final_stage():
+    from genforge.families.consistency import ConsistencyFamily, ConsistencyTuner
+    from genforge.families.diffusion import build_denoiser
+    config, spec = _tiny_consistency(stage_steps=2, final_stage=3)
+    tuner = ConsistencyTuner(build_denoiser(spec, config))
+    stages = []
+    for micro_batches in range(12):
+        tuner.micro_batches.fill_(micro_batches)
+        stages.append(ConsistencyFamily.stage(tuner, config))
+    assert stages == [0, 0, 1, 1, 2, 2, 3, 3, 3, 3, 3, 3]
+    # a long tuning is safe by default: later stages made the samples collapse (benchmarks)
+    assert _tiny_consistency()[0].consistency.final_stage is not None
+
+
 def test_the_consistency_loss_stays_finite_at_every_stage_for_five_seeds():
     from genforge.families.consistency import ect_loss
     from genforge.families.diffusion import build_denoiser
