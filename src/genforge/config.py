@@ -114,8 +114,9 @@ class ConsistencyConfig(Declared):
                                  "from (set by genforge distill)")
     stage_steps: int = option(200, "ECT's d: optimiser steps per stage; each stage brings r "
                               "closer to t by the factor --ratio-q", check=between(1, 10**9))
-    # Later stages made the samples collapse: one tuning past stage 10 went from FD 0.93 at
-    # 1,560 steps to 10.8 at 3,120; held at stage 4 it kept improving (benchmarks/README.md).
+    # Later stages made the samples collapse: a tuning that went on past stage 7 fell from FD
+    # 0.93 at 1,560 steps to 10.8 at 3,120; held at stage 4 it kept improving
+    # (benchmarks/README.md, "Few-step").
     final_stage: int | None = option(4, "the last stage: from there on r stays as close to t as "
                                      "that stage brings it (none: no limit)",
                                      check=between(0, 1000))

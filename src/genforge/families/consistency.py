@@ -10,9 +10,8 @@ Written from the paper. The EDM denoiser already is a consistency function f(x, 
 - t ~ lognormal(P_mean, P_std) = (-1.1, 2.0) (the paper's training distribution of t).
 - Mapping r(t) (sec. 3.3): r/t = 1 - n(t) / q^(a+1), n(t) = 1 + k sigmoid(-b t), clamped at 0;
   a is the stage (optimiser step // d), held at the final stage (4 by default: r/t at least
-  1 - 5/32 there). At stage 0 with q = 2 most small t get r = 0, where the
-  target is x itself: the diffusion model's own denoising loss, which is why tuning can start from
-  it; each stage halves t - r, tightening towards the continuous consistency condition. Past
+  1 - 5/32 there). At stage 0 with q = 2 most small t get r = 0, where the target is x itself:
+  the diffusion model's own denoising loss, which is why tuning can start from it; each stage halves t - r, tightening towards the continuous consistency condition. Past
   about stage 7 a tuning of the cpu-small teacher degraded and then collapsed (1-step FD 10.8
   after 3,120 steps), so the stage stops rising; held at 4, longer tunings kept improving.
 - Weighting w(t, r) = 1 / (t - r) (sec. 3.4), which keeps the loss the size of df/dt as r -> t.
