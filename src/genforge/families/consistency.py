@@ -11,9 +11,10 @@ Written from the paper. The EDM denoiser already is a consistency function f(x, 
 - Mapping r(t) (sec. 3.3): r/t = 1 - n(t) / q^(a+1), n(t) = 1 + k sigmoid(-b t), clamped at 0;
   a is the stage (optimiser step // d), held at the final stage (4 by default: r/t at least
   1 - 5/32 there). At stage 0 with q = 2 most small t get r = 0, where the target is x itself:
-  the diffusion model's own denoising loss, which is why tuning can start from it; each stage halves t - r, tightening towards the continuous consistency condition. Past
-  about stage 7 a tuning of the cpu-small teacher degraded and then collapsed (1-step FD 10.8
-  after 3,120 steps), so the stage stops rising; held at 4, longer tunings kept improving.
+  the diffusion model's own denoising loss, which is why tuning can start from it; each stage
+  halves t - r, tightening towards the continuous consistency condition. Past about stage 7 a
+  tuning of the cpu-small teacher degraded and then collapsed (1-step FD 10.8 after 3,120
+  steps), so the stage stops rising; held at 4, longer tunings kept improving.
 - Weighting w(t, r) = 1 / (t - r) (sec. 3.4), which keeps the loss the size of df/dt as r -> t.
 - Distance d: the pseudo-Huber sqrt(|f_t - f_r|^2 + c^2) - c (iCT's, Song & Dhariwal 2023);
   its gradient is the squared loss's scaled by 1 / sqrt(|delta|^2 + c^2): ECT's adaptive weighting
